@@ -1,0 +1,3 @@
+from hostdiag.cli import main
+
+main()

@@ -1,0 +1,119 @@
+"""The typer app: flags -> Options, run a command, render, map errors to exit statuses.
+
+No /proc reads and no rich tables here; rich is imported only by the terminal renderer.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from hostdiag import __version__
+from hostdiag.core.exit import ExitStatus
+
+app = typer.Typer(
+    name="hostdiag",
+    help="Read-only host diagnostics for incident stabilization. Changes nothing on the host.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool):
+    if value:
+        typer.echo(f"hostdiag {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")):
+    """hostdiag: what is on fire, what to stabilize first, what it could not see."""
+
+
+def _split(values: list[str] | None) -> list[str]:
+    return [x.strip() for v in values or [] for x in v.split(",") if x.strip()]
+
+
+@app.command()
+def snapshot(
+    window: float = typer.Option(5.0, "--window", "-w", min=0, help="Sampling window in seconds; 0 = point in time (no rates)."),
+    interval: float = typer.Option(1.0, "--interval", min=0.05, help="Seconds between samples in the window."),
+    timeout: float = typer.Option(2.0, "--timeout", min=0.05, help="Time bound per collector call, seconds."),
+    plain: bool = typer.Option(False, "--plain", help="No colour or box drawing, 80 columns (default when stdout is not a TTY or NO_COLOR is set)."),
+    json_: bool = typer.Option(False, "--json", help="The whole snapshot and findings as JSON."),
+    markdown: bool = typer.Option(False, "--markdown", help="Markdown, for an incident channel or postmortem."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the report to this file instead of stdout (the only file hostdiag writes)."),
+    only: Optional[list[str]] = typer.Option(None, "--only", help="Run only these collectors (comma-separated or repeated)."),
+    no_collector: Optional[list[str]] = typer.Option(None, "--no-collector", help="Skip a collector (repeatable)."),
+    threshold: Optional[list[str]] = typer.Option(None, "--threshold", "-t", help="Override a threshold: KEY=WARNING[,CRITICAL] (see `hostdiag thresholds`)."),
+    top: int = typer.Option(5, "--top", min=1, max=100, help="Rows per top-N table in the report."),
+    proc_root: str = typer.Option("/proc", "--proc-root", help="Read procfs from here (e.g. /host/proc in a container)."),
+    sys_root: str = typer.Option("/sys", "--sys-root", help="Read sysfs from here."),
+    root: str = typer.Option("/", "--root", help="Host root filesystem for /etc and mount paths."),
+    debug: bool = typer.Option(False, "--debug", help="Print tracebacks of collector failures to stderr."),
+):
+    """Sample the host for a short window and print a stabilize-first report."""
+    from hostdiag.commands import snapshot as cmd
+    from hostdiag.core.context import Context
+    from hostdiag.render import Env, render
+
+    if sum([plain, json_, markdown]) > 1:
+        raise typer.BadParameter("choose one of --plain, --json, --markdown")
+    opts = cmd.Options(window_s=window, interval_s=interval, only=_split(only) or None,
+                       skip=_split(no_collector), thresholds=_split(threshold) if threshold else [],
+                       debug=debug)
+    ctx = Context(proc=proc_root, sys=sys_root, root=root, timeout_s=timeout)
+    try:
+        report = cmd.run(opts, ctx)
+    except ValueError as e:  # unknown collector or threshold: a usage error
+        typer.echo(f"hostdiag: {e}", err=True)
+        raise typer.Exit(2) from None
+    env = Env.detect(sys.stdout if output is None else None)
+    fmt = "json" if json_ else "markdown" if markdown else "plain" if (plain or not env.pretty) else "terminal"
+    text = render(report, fmt, env, top=top)
+    if output is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    else:
+        output.write_text(text, encoding="utf-8")
+    raise typer.Exit(int(ExitStatus.for_severity(report.headline.severity)))
+
+
+@app.command("collectors")
+def collectors_cmd():
+    """List the collectors: name, what they read, default state."""
+    from hostdiag import collectors
+
+    for m in collectors.load():
+        doc = (m.__doc__ or "").strip().split("\n")[0]
+        state = "enabled" if m.DEFAULT_ENABLED else "disabled"
+        typer.echo(f"{m.NAME:<10} {state:<8} {doc}")
+        typer.echo(f"{'':<19} reads: {', '.join(m.READS)}")
+
+
+@app.command("thresholds")
+def thresholds_cmd():
+    """List every threshold with its warning/critical levels; override with --threshold."""
+    from hostdiag import collectors
+    from hostdiag.commands.snapshot import thresholds_for
+
+    for key, t in thresholds_for(collectors.load()).items():
+        cmp = ">=" if t.higher_is_worse else "<="
+        typer.echo(f"{key:<28} warning {cmp} {t.warning:g}  critical {cmp} {t.critical:g} {t.unit}: {t.help}")
+
+
+def main() -> None:
+    """Console entry point: typer's usage errors keep their code; anything else is ERROR (3)."""
+    try:
+        app(standalone_mode=True)
+    except KeyboardInterrupt:
+        sys.exit(ExitStatus.INTERRUPTED)
+    except SystemExit:
+        raise
+    except Exception as e:  # noqa: BLE001 - last resort: say it, exit 3
+        print(f"hostdiag: internal error: {type(e).__name__}: {e}", file=sys.stderr)
+        sys.exit(ExitStatus.ERROR)

@@ -1,0 +1,46 @@
+"""`hostdiag snapshot`: collect over the window, derive findings, build the Report. Prints nothing."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from hostdiag import collectors
+from hostdiag.core import report as report_mod
+from hostdiag.core import runner
+from hostdiag.core.context import Context
+from hostdiag.core.model import Report
+from hostdiag.core.thresholds import Thresholds
+
+
+@dataclass
+class Options:
+    window_s: float = 5.0
+    interval_s: float = 1.0
+    only: list[str] | None = None
+    skip: list[str] = field(default_factory=list)
+    thresholds: list[str] = field(default_factory=list)   # "KEY=WARNING[,CRITICAL]"
+    debug: bool = False
+
+
+def selected(opts: Options) -> list:
+    unknown = [n for n in (opts.only or []) + opts.skip if n not in collectors.ALL]
+    if unknown:
+        raise ValueError(f"unknown collector(s): {', '.join(unknown)}; known: {', '.join(collectors.ALL)}")
+    names = [n for n in collectors.ALL if (opts.only is None or n in opts.only) and n not in opts.skip]
+    return collectors.load(names)
+
+
+def thresholds_for(modules, overrides=()) -> Thresholds:
+    table = {}
+    for m in modules:
+        table.update(m.THRESHOLDS)
+    th = Thresholds(table)
+    for spec in overrides:
+        th.override(spec)
+    return th
+
+
+def run(opts: Options, ctx: Context) -> Report:
+    modules = selected(opts)
+    th = thresholds_for(collectors.load(), opts.thresholds)
+    snap = runner.run(ctx, modules, window_s=opts.window_s, interval_s=opts.interval_s, debug=opts.debug)
+    return report_mod.build(snap, modules, th, debug=opts.debug)

@@ -1,0 +1,109 @@
+"""Where collectors read from, and the only helpers they use to read.
+
+Every read goes through a Context so that `--proc-root/--sys-root/--root` can point
+hostdiag at a fixture tree or at /host/proc in a container (node_exporter --path.procfs,
+psutil PROCFS_PATH). Nothing here writes.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import threading
+from dataclasses import dataclass
+
+# /proc/net/tcp at 50,000 sockets is ~7.5 MB; anything bigger than this is not a /proc file
+# we want to hold in memory during an incident.
+MAX_READ_BYTES = 64 * 1024 * 1024
+
+
+class Unavailable(Exception):
+    """A collector cannot see its resource at all; the message says why and what would help."""
+
+
+@dataclass(frozen=True)
+class Context:
+    proc: str = "/proc"
+    sys: str = "/sys"
+    root: str = "/"
+    timeout_s: float = 2.0
+
+    def proc_path(self, *parts: str | int) -> str:
+        return os.path.join(self.proc, *map(str, parts))
+
+    def sys_path(self, *parts: str) -> str:
+        return os.path.join(self.sys, *parts)
+
+    def root_path(self, path: str) -> str:
+        """Map an absolute host path (a mount point, /etc/...) under --root."""
+        return os.path.join(self.root, path.lstrip("/"))
+
+    def read(self, path: str, limit: int = MAX_READ_BYTES) -> str:
+        """Read a text file, at most `limit` bytes. Raises OSError as-is."""
+        with open(path, "rb") as f:
+            data = f.read(limit)
+        return data.decode("utf-8", "backslashreplace")
+
+    def read_proc(self, rel: str, limit: int = MAX_READ_BYTES) -> str:
+        """Read a /proc file every supported kernel has; missing or unreadable -> Unavailable."""
+        path = self.proc_path(rel)
+        try:
+            return self.read(path, limit)
+        except FileNotFoundError:
+            raise Unavailable(f"{path} missing: is /proc mounted?") from None
+        except PermissionError:
+            raise Unavailable(f"permission denied reading {path}: run as root") from None
+
+    def read_optional(self, path: str, limit: int = MAX_READ_BYTES) -> str | None:
+        """Read a file that may legitimately be absent (PSI, cgroup files): None if so."""
+        try:
+            return self.read(path, limit)
+        except (FileNotFoundError, NotADirectoryError, PermissionError):
+            return None
+        except OSError as e:
+            # EOPNOTSUPP: /proc/pressure/* exists but PSI is disabled (psi=0).
+            if e.errno in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENODEV):
+                return None
+            raise
+
+
+class Deadline:
+    """A per-unit time budget that loops check, like sos's _timeout_hit."""
+
+    def __init__(self, seconds: float, clock=None):
+        import time
+
+        self._clock = clock or time.monotonic
+        self.end = self._clock() + seconds
+        self.cancelled = threading.Event()
+
+    def expired(self) -> bool:
+        return self.cancelled.is_set() or self._clock() >= self.end
+
+    def remaining(self) -> float:
+        return max(0.0, self.end - self._clock())
+
+
+def bounded(fn, timeout_s: float, *args):
+    """Run fn(*args) in a daemon thread and return its result within timeout_s.
+
+    Raises TimeoutError if it has not finished, else whatever fn raised. A daemon thread,
+    not ThreadPoolExecutor: a hung statvfs on a dead NFS mount must not keep the
+    interpreter waiting at exit (concurrent.futures joins its workers atexit).
+    """
+    box: list = []
+
+    def target():
+        try:
+            box.append((True, fn(*args)))
+        except BaseException as e:  # handed to the caller, who decides
+            box.append((False, e))
+
+    t = threading.Thread(target=target, daemon=True, name=f"hostdiag-{getattr(fn, '__name__', 'call')}")
+    t.start()
+    t.join(timeout_s)
+    if not box:
+        raise TimeoutError(f"timed out after {timeout_s:g}s")
+    ok, value = box[0]
+    if ok:
+        return value
+    raise value

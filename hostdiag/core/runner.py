@@ -1,0 +1,198 @@
+"""Runs collectors over the sampling window, each under a time bound.
+
+The only place that catches exceptions from collectors (node_exporter execute(), sos
+_collect_plugin): an Unavailable becomes a status and reason, a timeout becomes a blind
+spot, and a bug becomes "unavailable: hostdiag bug ..." instead of a traceback.
+
+Collector protocol (see collectors/__init__.py):
+  sample(ctx, state) -> {"metric[label=value]": number}  cheap readings, once per tick (optional);
+                                                      `state` is a dict private to the collector
+                                                      for this run (e.g. mounts that hung)
+  collect(job) -> dict                                 state and rates, once at the end
+"""
+from __future__ import annotations
+
+import functools
+import os
+import platform
+import socket
+import time
+import traceback
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from hostdiag import __version__
+from hostdiag.core import procscan
+from hostdiag.core.context import Context, Deadline, Unavailable, bounded
+from hostdiag.core.model import SCHEMA_VERSION, Host, Section, Series, Snapshot
+
+
+@dataclass
+class Job:
+    """What one collector's collect() sees."""
+
+    ctx: Context
+    name: str
+    series: dict[str, Series]
+    scan: procscan.Scan | None
+    window_s: float
+    deadline: Deadline
+    state: dict = field(default_factory=dict)
+    blind_spots: list[str] = field(default_factory=list)
+    now: float = field(default_factory=time.time)
+
+    def blind_spot(self, msg: str) -> None:
+        self.blind_spots.append(msg)
+
+    def s(self, key: str) -> Series | None:
+        """This collector's series by key without the collector prefix ('load1')."""
+        return self.series.get(f"{self.name}.{key}")
+
+    def labelled(self, metric: str) -> dict[str, Series]:
+        """Series of one metric keyed by their label values: {'sda': Series, ...}."""
+        full = f"{self.name}.{metric}"
+        return {",".join(s.labels.values()): s for s in self.series.values()
+                if s.metric == full and s.labels}
+
+    def bounded(self, fn, *args):
+        """Run one possibly-hanging call (statvfs on NFS) within what is left of the bound."""
+        return bounded(fn, max(0.05, min(self.ctx.timeout_s, self.deadline.remaining())), *args)
+
+
+def parse_key(key: str) -> tuple[str, dict[str, str]]:
+    """'read_bytes[device=sda]' -> ('read_bytes', {'device': 'sda'})."""
+    if not key.endswith("]") or "[" not in key:
+        return key, {}
+    metric, _, rest = key.partition("[")
+    labels = dict(kv.split("=", 1) for kv in rest[:-1].split(",") if "=" in kv)
+    return metric, labels
+
+
+def _failure(e: BaseException, debug: bool) -> tuple[str, str]:
+    if isinstance(e, Unavailable):
+        return "unavailable", str(e)
+    if isinstance(e, TimeoutError):
+        return "unavailable", str(e)
+    if isinstance(e, PermissionError):
+        return "unavailable", f"permission denied: {e.filename or e}: run as root"
+    if debug:
+        traceback.print_exception(type(e), e, e.__traceback__)
+    return "unavailable", f"hostdiag bug: {type(e).__name__}: {e} (run with --debug for a traceback)"
+
+
+def run(ctx: Context, modules, *, window_s: float, interval_s: float, debug: bool = False,
+        clock=time.monotonic, sleep=time.sleep) -> Snapshot:
+    t_start = clock()
+    series: dict[str, Series] = {}
+    failed: dict[str, tuple[str, str]] = {}     # name -> (status, reason): skipped from then on
+    states: dict[str, dict] = {m.NAME: {} for m in modules}
+    samplers = [m for m in modules if hasattr(m, "sample")]
+    need_procs = any("procs" in getattr(m, "NEEDS", ()) for m in modules)
+    need_fds = any("fds" in getattr(m, "NEEDS", ()) for m in modules)
+
+    ticks = 1 if window_s <= 0 else int(round(window_s / interval_s)) + 1
+    base = None
+    base_t = None
+    for tick in range(ticks):
+        tick_t = t_start + tick * interval_s
+        if tick:
+            sleep(max(0.0, tick_t - clock()))
+        for m in samplers:
+            if m.NAME in failed:
+                continue
+            try:
+                values = bounded(m.sample, ctx.timeout_s, ctx, states[m.NAME])
+            except BaseException as e:  # noqa: BLE001 - the runner is the one catcher
+                failed[m.NAME] = _failure(e, debug)
+                continue
+            now = clock() - t_start
+            for key, v in values.items():
+                metric, labels = parse_key(key)
+                unit, counter = m.UNITS.get(metric, ("count", False))
+                full = f"{m.NAME}.{key}"
+                s = series.get(full)
+                if s is None:
+                    s = series[full] = Series(metric=f"{m.NAME}.{metric}", unit=unit, labels=labels,
+                                              counter=counter)
+                s.t.append(now)
+                s.v.append(v)
+        if tick == 0 and ticks > 1 and need_procs:
+            try:
+                base_t = clock()
+                base = bounded(procscan.baseline, ctx.timeout_s, ctx, Deadline(ctx.timeout_s, clock))
+            except BaseException:  # noqa: BLE001 - no per-process rates then; said below
+                base = None
+
+    scan = None
+    scan_note = None
+    if need_procs:
+        scan = procscan.Scan()
+        deadline = Deadline(ctx.timeout_s * 2, clock)
+        dt = (clock() - base_t) if base_t else None
+        try:
+            bounded(functools.partial(procscan.scan, fds=need_fds, base=base, base_dt=dt),
+                    ctx.timeout_s * 2 + 0.5, ctx, deadline, scan)
+        except TimeoutError:
+            deadline.cancelled.set()
+            scan.truncated = True
+        except BaseException as e:  # noqa: BLE001
+            scan_note = _failure(e, debug)[1]
+            scan = None
+        if scan is not None and scan.truncated:
+            scan_note = (f"process scan stopped at the {ctx.timeout_s * 2:g}s bound after "
+                         f"{scan.seen_pids} processes: per-process data is incomplete")
+
+    sections: dict[str, Section] = {}
+    for m in modules:
+        t0 = clock()
+        mine = {k: s for k, s in series.items() if k.startswith(m.NAME + ".")}
+        if m.NAME in failed:
+            status, reason = failed[m.NAME]
+            sections[m.NAME] = Section(m.NAME, status, reason, 0.0)
+            continue
+        job = Job(ctx, m.NAME, mine, scan, window_s, Deadline(ctx.timeout_s, clock), states[m.NAME])
+        if scan_note and "procs" in getattr(m, "NEEDS", ()):
+            job.blind_spot(scan_note)
+        try:
+            data = bounded(m.collect, ctx.timeout_s, job)
+        except BaseException as e:  # noqa: BLE001
+            job.deadline.cancelled.set()
+            status, reason = _failure(e, debug)
+            sections[m.NAME] = Section(m.NAME, status, reason, round(clock() - t0, 4), blind_spots=job.blind_spots)
+            continue
+        status = "partial" if job.blind_spots else "ok"
+        reason = "; ".join(dict.fromkeys(job.blind_spots)) if job.blind_spots else None
+        sections[m.NAME] = Section(m.NAME, status, reason, round(clock() - t0, 4), data or {},
+                                   list(dict.fromkeys(job.blind_spots)))
+
+    return Snapshot(
+        schema_version=SCHEMA_VERSION,
+        host=host_info(ctx),
+        collected_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        window_s=window_s if ticks > 1 else 0.0,
+        interval_s=interval_s if ticks > 1 else 0.0,
+        sections=sections,
+        series=series,
+        duration_s=clock() - t_start,
+    )
+
+
+def host_info(ctx: Context) -> Host:
+    u = platform.uname()
+    os_name = "?"
+    try:
+        with open(ctx.root_path("/etc/os-release")) as f:
+            for line in f:
+                if line.startswith("PRETTY_NAME="):
+                    os_name = line.split("=", 1)[1].strip().strip('"')
+    except OSError:
+        pass
+    boot = uptime = None
+    try:
+        with open(ctx.proc_path("uptime")) as f:
+            uptime = float(f.read().split()[0])
+        boot = datetime.fromtimestamp(time.time() - uptime, timezone.utc).isoformat(timespec="seconds")
+    except (OSError, ValueError, IndexError):
+        pass
+    return Host(hostname=socket.gethostname(), kernel=u.release, os=os_name, cpus=os.cpu_count(),
+                boot_time=boot, uptime_s=uptime, euid=os.geteuid(), hostdiag_version=__version__)

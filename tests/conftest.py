@@ -1,0 +1,46 @@
+"""Shared test helpers: run a snapshot through the Python API or the real CLI."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from hostdiag.commands.snapshot import Options, run
+from hostdiag.core.context import Context
+
+HOSTDIAG = [sys.executable, "-m", "hostdiag"]
+IS_ROOT = os.geteuid() == 0
+
+
+@pytest.fixture
+def snapshot():
+    """snapshot(only=["sockets"], window=0, **ctx_kwargs) -> Report, via the Python API."""
+    def _run(only=None, window=0.0, interval=1.0, thresholds=(), **ctx_kwargs):
+        opts = Options(window_s=window, interval_s=interval, only=list(only) if only else None,
+                       thresholds=list(thresholds))
+        return run(opts, Context(**ctx_kwargs))
+    return _run
+
+
+def cli(*args, env=None, timeout=60, **kw) -> subprocess.CompletedProcess:
+    """Run the real CLI in a subprocess (python -m hostdiag ...)."""
+    e = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+    e.pop("NO_COLOR", None)
+    e.update(env or {})
+    return subprocess.run([*HOSTDIAG, *args], capture_output=True, text=True, env=e, timeout=timeout, **kw)
+
+
+def cli_json(*args, **kw) -> tuple[dict, int]:
+    p = cli("snapshot", "--json", *args, **kw)
+    assert p.returncode in (0, 1, 2), p.stderr
+    return json.loads(p.stdout), p.returncode
+
+
+def findings_by_id(report, fid: str) -> list:
+    return [f for f in report.findings if f.id == fid]
+
+
+needs_root = pytest.mark.skipif(not IS_ROOT, reason="needs root")
