@@ -54,6 +54,10 @@ def snapshot(
     proc_root: str = typer.Option("/proc", "--proc-root", help="Read procfs from here (e.g. /host/proc in a container)."),
     sys_root: str = typer.Option("/sys", "--sys-root", help="Read sysfs from here."),
     root: str = typer.Option("/", "--root", help="Host root filesystem for /etc and mount paths."),
+    journal_dir: Optional[Path] = typer.Option(None, "--journal-dir", help="Read journal files from this directory instead of the live journal."),
+    journal_file: Optional[Path] = typer.Option(None, "--journal-file", help="Read this one journal file instead of the live journal."),
+    since: Optional[str] = typer.Option(None, "--since", help="Start of the log window: '30m', '2h', '1d' ago or an ISO-8601 time (default 30m)."),
+    until: Optional[str] = typer.Option(None, "--until", help="End of the log window, same forms (default now)."),
     debug: bool = typer.Option(False, "--debug", help="Print tracebacks of collector failures to stderr."),
 ):
     """Sample the host for a short window and print a stabilize-first report."""
@@ -66,7 +70,16 @@ def snapshot(
     opts = cmd.Options(window_s=window, interval_s=interval, only=_split(only) or None,
                        skip=_split(no_collector), thresholds=_split(threshold) if threshold else [],
                        debug=debug)
-    ctx = Context(proc=proc_root, sys=sys_root, root=root, timeout_s=timeout)
+    from hostdiag.core.timeparse import parse_when
+
+    try:
+        t_since = parse_when(since) if since else None
+        t_until = parse_when(until) if until else None
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
+    journal = journal_file or journal_dir
+    ctx = Context(proc=proc_root, sys=sys_root, root=root, timeout_s=timeout,
+                  journal_path=str(journal) if journal else None, since=t_since, until=t_until)
     try:
         report = cmd.run(opts, ctx)
     except ValueError as e:  # unknown collector or threshold: a usage error

@@ -26,6 +26,11 @@ class Context:
     sys: str = "/sys"
     root: str = "/"
     timeout_s: float = 2.0
+    # Logs: read journal files from here instead of the live journal (evidence from
+    # another host, or a test fixture); the window of log time to read (epoch seconds).
+    journal_path: str | None = None
+    since: float | None = None
+    until: float | None = None
 
     def proc_path(self, *parts: str | int) -> str:
         return os.path.join(self.proc, *map(str, parts))

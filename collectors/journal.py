@@ -1,0 +1,16 @@
+"""journal: placeholder until its collector lands (being written now)."""
+from hostdiag.core.context import Unavailable
+
+NAME = "journal"
+DEFAULT_ENABLED = True
+READS: list[str] = []
+UNITS: dict = {}
+THRESHOLDS: dict = {}
+
+
+def collect(job):
+    raise Unavailable("not implemented yet")
+
+
+def findings(section, th):
+    return []
