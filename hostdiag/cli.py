@@ -11,6 +11,7 @@ from typing import Optional
 import typer
 
 from hostdiag import __version__
+from hostdiag.commands.signatures import app as signatures_app
 from hostdiag.core.exit import ExitStatus
 
 app = typer.Typer(
@@ -20,6 +21,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.add_typer(signatures_app, name="signatures")
 
 
 def _version(value: bool):
