@@ -99,7 +99,6 @@ def collect(job):
         "runnable": running,
         "tasks": total_tasks,
         "procs_blocked": state.get("last", {}).get("_", {}).get("procs_blocked"),
-        "window_s": job.window_s,
     }
     first, last = state.get("first"), state.get("last")
     if first is not None and first is not last:
@@ -110,7 +109,7 @@ def collect(job):
         data["total_pct"] = None  # --window 0: no rates rather than fake zeros
         data["per_cpu_pct"] = None
     psi = read_psi(ctx, "cpu")
-    data["psi"] = psi
+    data["psi"] = {k: v for k, v in psi.items() if "avg" in k} if psi else None
     if psi is None:
         job.blind_spot(PSI_ABSENT)
 

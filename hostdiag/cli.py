@@ -70,7 +70,7 @@ def snapshot(
     if sum([plain, json_, markdown]) > 1:
         raise typer.BadParameter("choose one of --plain, --json, --markdown")
     opts = cmd.Options(window_s=window, interval_s=interval, only=_split(only) or None,
-                       skip=_split(no_collector), thresholds=_split(threshold) if threshold else [],
+                       skip=_split(no_collector), thresholds=list(threshold or []),
                        debug=debug)
     from hostdiag.core.timeparse import parse_when
 

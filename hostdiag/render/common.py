@@ -1,0 +1,168 @@
+"""What every text renderer shares: value formatting by key suffix, the evidence layout of a
+section (facts, inline dicts, tables), and sparklines. Renderers only decide the looks.
+
+Collector data is laid out generically from its shape, so a collector needs no render code:
+scalars become facts, dicts of scalars become one inline fact, lists of dicts become tables.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+BLOCKS = "▁▂▃▄▅▆▇█"
+ASCII = " .:-=+*#%@"
+_BINARY = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
+
+
+def human_bytes(n: float) -> str:
+    n = float(n)
+    for unit in _BINARY:
+        if abs(n) < 1024 or unit == _BINARY[-1]:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f}"  # unreachable
+
+
+def fmt_value(key: str, v) -> str:
+    """Format one value for humans, by the unit suffix of its key."""
+    if v is None:
+        return "n/a"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        if isinstance(v, float) and not math.isfinite(v):
+            return "n/a"
+        k = key.lower()
+        if k.endswith("_bytes") or k in ("rss", "size", "bytes"):
+            return human_bytes(v)
+        if k.endswith("_bps"):
+            return human_bytes(v) + "/s"
+        if k.endswith("_pct") or k.endswith("pct"):
+            return f"{v:.1f}%"
+        if k.endswith("_per_s"):
+            return f"{v:.1f}/s"
+        if k.endswith("_ms"):
+            return f"{v:.1f} ms"
+        if k.endswith("_s") or k.endswith("_seconds"):
+            return human_duration(v)
+        if isinstance(v, float):
+            return f"{v:.2f}".rstrip("0").rstrip(".") if abs(v) < 1e6 else f"{v:.3g}"
+        return str(v)
+    if isinstance(v, dict):  # inner keys without a unit ("sda", "0") take the outer key's unit
+        return " ".join(f"{k}={fmt_value(k if _has_unit(str(k)) else key, x)}"
+                        for k, x in v.items() if not isinstance(x, (dict, list)))
+    if isinstance(v, list):
+        return ", ".join(fmt_value(key, x) for x in v)
+    return str(v)
+
+
+_UNITS = ("_bytes", "_bps", "_pct", "_per_s", "_ms", "_s", "_seconds")
+
+
+def _has_unit(key: str) -> bool:
+    return key.lower().endswith(_UNITS)
+
+
+def human_duration(s: float) -> str:
+    if s < 120:
+        return f"{s:.1f} s" if s < 10 else f"{s:.0f} s"
+    if s < 7200:
+        return f"{s / 60:.0f} min"
+    if s < 172800:
+        return f"{s / 3600:.1f} h"
+    return f"{s / 86400:.1f} d"
+
+
+@dataclass
+class Table:
+    title: str
+    columns: list[str]
+    rows: list[list[str]]
+    more: int = 0            # rows not shown
+
+
+@dataclass
+class Evidence:
+    facts: list[tuple[str, str]] = field(default_factory=list)
+    tables: list[Table] = field(default_factory=list)
+
+
+def evidence(data: dict, top: int = 5) -> Evidence:
+    """Lay a section's data out as facts and tables."""
+    ev = Evidence()
+    for key, v in data.items():
+        if isinstance(v, list) and v and all(isinstance(r, dict) for r in v):
+            cols = list(dict.fromkeys(k for r in v for k in r if not isinstance(r[k], (dict, list))))
+            rows = [[fmt_value(c, r.get(c)) for c in cols] for r in v[:top]]
+            ev.tables.append(Table(key, cols, rows, max(0, len(v) - top)))
+        elif isinstance(v, list):
+            if v:
+                ev.facts.append((key, fmt_value(key, v[:top]) + (f" (+{len(v) - top})" if len(v) > top else "")))
+        elif isinstance(v, dict):
+            flat = {k: x for k, x in v.items() if not isinstance(x, (dict, list))}
+            if flat:
+                ev.facts.append((key, fmt_value(key, flat)))
+            for k, x in v.items():  # one level of nesting, e.g. {"per_device": {"sda": {...}}}
+                if isinstance(x, dict) and x:
+                    ev.facts.append((f"{key}.{k}", fmt_value(k, x)))
+        elif v is not None:
+            ev.facts.append((key, fmt_value(key, v)))
+    return ev
+
+
+def sparkline(values, chars: str = BLOCKS, width: int = 24) -> str:
+    """Values (None for gaps) -> a sparkline, scaled min..max; gaps show as spaces."""
+    vals = list(values)[-width:]
+    nums = [x for x in vals if x is not None and math.isfinite(x)]
+    if not nums:
+        return ""
+    lo, hi = min(nums), max(nums)
+    span = hi - lo
+    out = []
+    for x in vals:
+        if x is None or not math.isfinite(x):
+            out.append(" ")
+        elif span == 0:
+            out.append(chars[len(chars) // 2] if hi else chars[0])
+        else:
+            out.append(chars[min(len(chars) - 1, int((x - lo) / span * (len(chars) - 1) + 0.5))])
+    return "".join(out)
+
+
+def trends(report, section: str, limit: int = 6) -> list[tuple[str, str, str]]:
+    """(label, display values as list, last value text) for a section's unlabelled series that
+    moved during the window; counters are shown as rates."""
+    out = []
+    for key, s in report.snapshot.series.items():
+        if not key.startswith(section + ".") or s.labels:
+            continue
+        vals = s.display_values()
+        nums = [x for x in vals if x is not None]
+        if len(nums) < 2 or max(nums) == min(nums):
+            continue
+        name = key[len(section) + 1:]
+        unit = s.unit + "/s" if s.counter else s.unit
+        out.append((name, vals, f"{fmt_value(name, nums[-1]) if not s.counter else f'{nums[-1]:.3g}'} {unit}".strip()))
+        if len(out) >= limit:
+            break
+    return out
+
+
+SECTION_ORDER = ("cpu", "memory", "io", "disk", "files", "sockets", "processes", "journal", "changes")
+
+
+def ordered_sections(report):
+    secs = report.snapshot.sections
+    return [secs[n] for n in SECTION_ORDER if n in secs] + [s for n, s in secs.items() if n not in SECTION_ORDER]
+
+
+def subject_text(subject: dict) -> str:
+    return " ".join(f"{k}={v}" for k, v in subject.items())
+
+
+def host_line(report) -> str:
+    h = report.snapshot.host
+    w = report.snapshot.window_s
+    window = f"window {w:g}s" if w else "point in time"
+    who = "" if h.euid == 0 else f", as uid {h.euid} (not root)"
+    return f"{h.hostname} · {h.os} · kernel {h.kernel} · {h.cpus} CPUs · {report.snapshot.collected_at} · {window}{who}"

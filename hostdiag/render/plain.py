@@ -1,0 +1,97 @@
+"""--plain: no colour, no box drawing, ASCII sparklines, 80 columns. For SSH sessions, pagers,
+pipes and `NO_COLOR`. Also the layout the markdown renderer mirrors."""
+from __future__ import annotations
+
+import textwrap
+
+from hostdiag.render import common
+
+WIDTH = 80
+
+
+def _wrap(label: str, text: str, indent: int = 3, label_w: int = 11) -> list[str]:
+    first = " " * indent + f"{label:<{label_w}}"
+    rest = " " * (indent + label_w)
+    return textwrap.wrap(text, WIDTH, initial_indent=first, subsequent_indent=rest,
+                         break_long_words=True, break_on_hyphens=False) or [first.rstrip()]
+
+
+def _table(t: common.Table, indent: int = 4) -> list[str]:
+    cols = t.columns
+    widths = [max(len(c), *(len(r[i]) for r in t.rows)) for i, c in enumerate(cols)]
+    budget = WIDTH - indent - 2 * (len(cols) - 1)
+    # Shrink the widest columns (usually cmdline/path) until the row fits.
+    while sum(widths) > budget and max(widths) > 8:
+        i = widths.index(max(widths))
+        widths[i] -= 1
+
+    def cell(s: str, w: int) -> str:
+        return s if len(s) <= w else s[: max(0, w - 1)] + "~"
+
+    lines = [" " * indent + "  ".join(cell(c, w).ljust(w) for c, w in zip(cols, widths)).rstrip()]
+    lines += [" " * indent + "  ".join(cell(x, w).ljust(w) for x, w in zip(r, widths)).rstrip() for r in t.rows]
+    if t.more:
+        lines.append(" " * indent + f"... {t.more} more")
+    return lines
+
+
+def finding_lines(i: int, f) -> list[str]:
+    out = textwrap.wrap(f"{i}. {f.severity.upper()} {f.id}: {f.title}", WIDTH, subsequent_indent="   ")
+    if f.subject:
+        out += _wrap("subject:", common.subject_text(f.subject))
+    if f.impact:
+        out += _wrap("impact:", f.impact)
+    if f.since:
+        out += _wrap("since:", f.since)
+    if f.verify:
+        out += _wrap("verify:", f.verify)
+    for j, s in enumerate(f.stabilize):
+        out += _wrap("stabilize:" if j == 0 else "", "- " + s)
+    if f.evidence:
+        out += _wrap("evidence:", common.fmt_value("", f.evidence))
+    return out
+
+
+def render(report, env=None, *, top: int = 5) -> str:
+    h = report.headline
+    lines = textwrap.wrap("hostdiag snapshot: " + common.host_line(report), WIDTH, subsequent_indent="  ")
+    lines.append("=" * WIDTH)
+    lines.append(f"STATUS: {h.severity.upper()}")
+    lines += _wrap("Condition:", h.condition, indent=0)
+    lines += _wrap("Action:", h.action, indent=0)
+    lines += _wrap("Need:", h.need, indent=0)
+    lines.append("")
+
+    serious = [f for f in report.findings if f.severity != "info"]
+    info = [f for f in report.findings if f.severity == "info"]
+    lines.append(f"FINDINGS ({len(serious)} to act on, {len(info)} informational)")
+    lines.append("-" * WIDTH)
+    if not report.findings:
+        lines.append("   none")
+    for i, f in enumerate(report.findings, 1):
+        lines += finding_lines(i, f)
+        lines.append("")
+
+    lines.append("EVIDENCE")
+    lines.append("-" * WIDTH)
+    for sec in common.ordered_sections(report):
+        if sec.status == "unavailable":
+            continue
+        lines.append(f"[{sec.name}] {sec.status}, {sec.duration_s:.2f}s")
+        ev = common.evidence(sec.data, top)
+        for k, v in ev.facts:
+            lines += _wrap(k + ":", v, indent=2, label_w=max(12, min(len(k) + 2, 24)))
+        for name, vals, last in common.trends(report, sec.name):
+            lines.append(f"  {name:<22} {common.sparkline(vals, common.ASCII):<24} {last}"[:WIDTH])
+        for t in ev.tables:
+            lines.append(f"  {t.title}:")
+            lines += _table(t)
+        lines.append("")
+
+    lines.append("BLIND SPOTS")
+    lines.append("-" * WIDTH)
+    if not report.blind_spots:
+        lines.append("   none: every collector saw its resource")
+    for b in report.blind_spots:
+        lines += textwrap.wrap(f"- {b.collector} ({b.status}): {b.reason}", WIDTH, subsequent_indent="  ")
+    return "\n".join(lines) + "\n"
