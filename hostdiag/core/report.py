@@ -30,6 +30,7 @@ def build(snap: Snapshot, modules, thresholds, *, debug: bool = False) -> Report
     findings = [_clean_finding(f) for f in findings]
     for name, sec in snap.sections.items():
         snap.sections[name] = _clean_section(sec)
+    snap.host = replace(snap.host, **{k: sanitize.clean(v) for k, v in vars(snap.host).items() if isinstance(v, str)})
     blind = [BlindSpot(s.name, s.status, s.reason or "") for s in snap.sections.values() if s.status != "ok"]
     return Report(snapshot=snap, headline=headline(findings, blind), findings=findings, blind_spots=blind)
 

@@ -10,8 +10,11 @@ WIDTH = 80
 
 
 def _wrap(label: str, text: str, indent: int = 3, label_w: int = 11) -> list[str]:
-    first = " " * indent + f"{label:<{label_w}}"
     rest = " " * (indent + label_w)
+    if len(label) >= label_w:  # a long (host-provided) label: let it wrap with the text
+        return textwrap.wrap(f"{label} {text}", WIDTH, initial_indent=" " * indent, subsequent_indent=rest,
+                             break_long_words=True, break_on_hyphens=False)
+    first = " " * indent + f"{label:<{label_w}}"
     return textwrap.wrap(text, WIDTH, initial_indent=first, subsequent_indent=rest,
                          break_long_words=True, break_on_hyphens=False) or [first.rstrip()]
 
@@ -84,7 +87,7 @@ def render(report, env=None, *, top: int = 5) -> str:
         for name, vals, last in common.trends(report, sec.name):
             lines.append(f"  {name:<22} {common.sparkline(vals, common.ASCII):<24} {last}"[:WIDTH])
         for t in ev.tables:
-            lines.append(f"  {t.title}:")
+            lines += textwrap.wrap(f"{t.title}:", WIDTH, initial_indent="  ", subsequent_indent="  ")
             lines += _table(t)
         lines.append("")
 
