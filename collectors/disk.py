@@ -1,16 +1,507 @@
-"""disk: placeholder until its collector lands (being written now)."""
-from hostdiag.core.context import Unavailable
+"""disk: per-mount size/used/free and inodes, growth and time-to-full over the window,
+filesystems read-only that should not be, space held by deleted-but-open files. Reads
+/proc/self/mountinfo, /etc/fstab, statvfs() of each mount (time-bounded), /sys/fs/ext4/*/errors_count;
+root needed to see deleted-open files of other users' processes (/proc/PID/fd)."""
+from __future__ import annotations
+
+import os
+import re
+import time
+from urllib.parse import quote, unquote
+
+from hostdiag.core import context
+from hostdiag.core.model import Finding
+from hostdiag.core.thresholds import Threshold
 
 NAME = "disk"
 DEFAULT_ENABLED = True
-READS: list[str] = []
-UNITS: dict = {}
-THRESHOLDS: dict = {}
+NEEDS = {"procs", "fds"}
+READS = ["/proc/self/mountinfo", "/etc/fstab", "statvfs(MOUNT) for each real mount",
+         "/sys/dev/block/MAJ:MIN", "/sys/fs/{ext4,ext3,ext2}/DEV/errors_count",
+         "/proc/PID/fd (via the process scan)"]
+
+UNITS = {"used_bytes": ("bytes", False)}
+THRESHOLDS = {
+    "disk.used_pct": Threshold(90, 95, "percent", "used / (used + available to non-root), as df's Use% "
+                                                  "(read-only mounts are not judged: nothing can write to them)"),
+    "disk.inodes_used_pct": Threshold(90, 97, "percent", "inodes used, as df -i's IUse%"),
+    "disk.time_to_full_s": Threshold(6 * 3600, 3600, "seconds",
+                                     "time until non-root writers get ENOSPC at the growth rate seen in the "
+                                     "window; judged only on a steady rise and once the filesystem is "
+                                     "60% (warning) / 80% (critical) used, so a burst on a roomy disk is no alarm",
+                                     higher_is_worse=False),
+    "disk.deleted_open_pct": Threshold(5, 20, "percent",
+                                       "share of a filesystem's size held by one process's deleted-but-open files"),
+}
+# Pseudo filesystems: no user data, or their size is not a disk (node_exporter's
+# defFSTypesExcluded, plus read-only images that are always 100% full by design).
+PSEUDO_FS = frozenset("""
+    autofs binfmt_misc bpf cgroup cgroup2 configfs debugfs devpts devtmpfs efivarfs fusectl hugetlbfs
+    mqueue nsfs proc procfs pstore rpc_pipefs securityfs selinuxfs sysfs tracefs ramfs nfsd
+    squashfs iso9660 erofs cramfs fuse.lxcfs fuse.gvfsd-fuse fuse.portal fuse.snapfuse rootfs
+""".split())
+# Mounts below these belong to the kernel or the runtime. tmpfs elsewhere (/tmp, /run, /dev/shm,
+# /run/user/N, a user's scratch tmpfs) is kept: when it fills, writers fail exactly as on a disk.
+PSEUDO_PREFIXES = ("/proc", "/sys", "/dev")
+KEEP_UNDER_PSEUDO = ("/dev/shm",)
+# ext4/xfs & co: a superblock flipped to ro on a live host means errors=remount-ro fired.
+DATA_FS = frozenset("ext2 ext3 ext4 xfs btrfs f2fs jfs reiserfs zfs bcachefs".split())
+TTF_WARN_MIN_USED_PCT = 60   # node-mixin NodeFilesystemSpaceFillingUp: < 40% avail and 24 h
+TTF_CRIT_MIN_USED_PCT = 80   # < 20% avail and 4 h
+MIN_GROWTH_BYTES = 1 << 20   # less than 1 MiB of growth in the window is noise, not a trend
+DELETED_INFO_BYTES = 10 << 20
+DELETED_STAT_MAX = 64        # stat() only the largest deleted files to find their filesystem
+TOP = 5
+MAX_FS_SHOWN = 15
+
+
+# ---------------------------------------------------------------- parsers (pure)
+
+def _unescape(s: str) -> str:
+    """mountinfo/fstab escape space, tab, newline and backslash as \\040 \\011 \\012 \\134."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), s)
+
+
+def parse_mountinfo(text: str) -> list[dict]:
+    """/proc/PID/mountinfo (proc(5)) -> [{'id', 'dev': '8:1', 'root', 'mount', 'opts', 'fstype',
+    'source', 'super_opts'}]; malformed lines are skipped."""
+    out = []
+    for line in text.splitlines():
+        left, sep, right = line.partition(" - ")
+        if not sep:
+            continue
+        a, b = left.split(), right.split()
+        if len(a) < 6 or len(b) < 2:
+            continue
+        out.append({
+            "id": a[0], "dev": a[2], "root": _unescape(a[3]), "mount": _unescape(a[4]),
+            "opts": a[5].split(","), "fstype": b[0], "source": _unescape(b[1]),
+            "super_opts": b[2].split(",") if len(b) > 2 else [],
+        })
+    return out
+
+
+def parse_fstab(text: str) -> dict[str, dict]:
+    """/etc/fstab -> {mount point: {'spec', 'fstype', 'opts', 'ro'}}; comments, swap and
+    malformed lines skipped; the last entry for a mount point wins, as mount -a does."""
+    out: dict[str, dict] = {}
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        parts = line.split()
+        if len(parts) < 3 or parts[2] == "swap" or not parts[1].startswith("/"):
+            continue
+        opts = parts[3].split(",") if len(parts) > 3 else ["defaults"]
+        mp = _unescape(parts[1])
+        mp = mp.rstrip("/") or "/"
+        out[mp] = {"spec": _unescape(parts[0]), "fstype": parts[2], "opts": opts, "ro": "ro" in opts}
+    return out
+
+
+def is_real(m: dict) -> bool:
+    """A filesystem that can hold user data: not a pseudo fs, not below /proc, /sys, /dev (but /dev/shm)."""
+    if m["fstype"] in PSEUDO_FS:
+        return False
+    mp = m["mount"]
+    if any(mp == p or mp.startswith(p + "/") for p in KEEP_UNDER_PSEUDO):
+        return True
+    return not any(mp == p or mp.startswith(p + "/") for p in PSEUDO_PREFIXES)
+
+
+def trend(ts: list[float], vs: list[float]) -> float | None:
+    """Least-squares growth in units/s if the series rises steadily, else None.
+
+    Steady: >= 3 points, >= MIN_GROWTH_BYTES risen, rising in >= 2/3 of the intervals, no
+    fall bigger than 5% of the rise, and a linear fit with R^2 >= 0.8. A temp file written and
+    deleted, or one burst, is not a trend."""
+    pts = [(t, v) for t, v in zip(ts, vs) if v is not None]
+    if len(pts) < 3:
+        return None
+    rise = pts[-1][1] - pts[0][1]
+    if rise < MIN_GROWTH_BYTES:
+        return None
+    steps = [b[1] - a[1] for a, b in zip(pts, pts[1:])]
+    if sum(s > 0 for s in steps) * 3 < len(steps) * 2 or min(steps) < -0.05 * rise:
+        return None
+    n = len(pts)
+    mt = sum(t for t, _ in pts) / n
+    mv = sum(v for _, v in pts) / n
+    sxx = sum((t - mt) ** 2 for t, _ in pts)
+    sxy = sum((t - mt) * (v - mv) for t, v in pts)
+    syy = sum((v - mv) ** 2 for _, v in pts)
+    if sxx <= 0 or syy <= 0:
+        return None
+    slope = sxy / sxx
+    r2 = sxy * sxy / (sxx * syy)
+    return slope if slope > 0 and r2 >= 0.8 else None
+
+
+def usage(st) -> dict:
+    """statvfs result -> df's numbers (df -P / df -iP); inode fields None where the fs has none (btrfs)."""
+    size = st.f_blocks * st.f_frsize
+    free = st.f_bfree * st.f_frsize
+    avail = st.f_bavail * st.f_frsize
+    used = size - free
+    out = {"size_bytes": size, "used_bytes": used, "avail_bytes": avail,
+           # df rounds Use% up; keep one decimal instead so 90.0 is not shown as 91
+           "used_pct": round(used / (used + avail) * 100, 1) if used + avail > 0 else None,
+           "inodes_total": None, "inodes_used": None, "inodes_used_pct": None}
+    if st.f_files > 0:
+        iused = st.f_files - st.f_ffree
+        out.update(inodes_total=st.f_files, inodes_used=iused,
+                   inodes_used_pct=round(iused / st.f_files * 100, 1))
+    return out
+
+
+# ---------------------------------------------------------------- sampling
+
+statvfs = os.statvfs   # module attribute so tests can put a blocking call on the bounded path
+
+
+def _label(mount: str) -> str:
+    # Series keys are 'metric[k=v,k=v]': keep ',', '=', ']' and '%' out of label values.
+    return quote(mount, safe="/ :@+-._~")
+
+
+def _load_mounts(ctx, state) -> None:
+    if "mounts" in state:
+        return
+    mounts = parse_mountinfo(ctx.read_proc("self/mountinfo"))
+    # A mount stacked on the same mount point hides the one below (only the last is reachable
+    # by path, so statvfs of the path would measure it twice).
+    visible = {m["mount"]: m for m in mounts}
+    real = [m for m in mounts if is_real(m) and visible[m["mount"]] is m]
+    # One row per filesystem: bind mounts share the superblock (same dev). Prefer the mount of
+    # the filesystem's own root, then the shortest path (the original, not a container bind).
+    by_dev: dict[str, dict] = {}
+    for m in real:
+        cur = by_dev.get(m["dev"])
+        key = (m["root"] != "/", len(m["mount"]))
+        if cur is None or key < (cur["root"] != "/", len(cur["mount"])):
+            by_dev[m["dev"]] = m
+    state["mounts"] = real
+    state["fs"] = list(by_dev.values())
+    state.setdefault("stat", {})
+    state.setdefault("stuck", {})
+    state.setdefault("errors", {})
+
+
+def _bound(ctx) -> float:
+    return max(0.05, ctx.timeout_s / 4)
+
+
+def sample(ctx, state):
+    _load_mounts(ctx, state)
+    per_call = _bound(ctx)
+    # The runner bounds the whole sample() at ctx.timeout_s; stop starting statvfs calls
+    # well before that so several hung mounts cost this tick at most ~60% of it.
+    budget_end = time.monotonic() + ctx.timeout_s * 0.6
+    out = {}
+    for m in state["fs"]:
+        mp = m["mount"]
+        if mp in state["stuck"]:
+            continue  # hung once: never again this run (node_exporter stuckMounts)
+        if time.monotonic() + per_call > budget_end:
+            break
+        try:
+            st = context.bounded(statvfs, per_call, ctx.root_path(mp))
+        except TimeoutError:
+            state["stuck"][mp] = per_call
+            continue
+        except OSError as e:  # ENOTCONN (dead FUSE), ESTALE (NFS), EACCES
+            state["errors"][mp] = f"{type(e).__name__}: {e.strerror or e}"
+            continue
+        state["stat"][mp] = usage(st)
+        out[f"used_bytes[mount={_label(mp)}]"] = state["stat"][mp]["used_bytes"]
+    return out
+
+
+# ---------------------------------------------------------------- collect
+
+def _fs_rows(job) -> list[dict]:
+    state = job.state
+    series = {unquote(k): s for k, s in job.labelled("used_bytes").items()}
+    rows = []
+    for m in state["fs"]:
+        mp = m["mount"]
+        u = state["stat"].get(mp)
+        if u is None:
+            continue
+        row = {"mount": mp, "fstype": m["fstype"], "source": m["source"],
+               "ro": "ro" in m["opts"], **u, "growth_bps": None, "time_to_full_s": None}
+        s = series.get(mp)
+        if s is not None and job.window_s > 0:
+            g = trend(s.t, s.v)
+            if g is not None:
+                row["growth_bps"] = round(g)
+                row["time_to_full_s"] = round(u["avail_bytes"] / g) if u["avail_bytes"] > 0 else 0
+        rows.append(row)
+    return rows
+
+
+def _errors_count(ctx, m: dict) -> int | None:
+    """ext2/3/4 count filesystem errors in /sys/fs/ext4/<dev>/errors_count (kernel >= 3.6)."""
+    if not m["fstype"].startswith("ext"):
+        return None
+    try:
+        dev = os.path.basename(os.readlink(ctx.sys_path("dev", "block", m["dev"])))
+    except OSError:
+        return None
+    text = ctx.read_optional(ctx.sys_path("fs", m["fstype"], dev, "errors_count"), limit=64)
+    try:
+        return int(text) if text else None
+    except ValueError:
+        return None
+
+
+def _readonly(ctx, mounts: list[dict], fstab: dict[str, dict]) -> list[dict]:
+    """Mounts read-only that should not be: fstab says rw, or a data filesystem's superblock
+    went ro (errors=remount-ro). A ro bind mount of a rw superblock with no fstab entry is
+    deliberate sandboxing (systemd ProtectSystem, container volumes) and is not reported."""
+    out = []
+    for m in mounts:
+        if "ro" not in m["opts"]:
+            continue
+        entry = fstab.get(m["mount"])
+        if entry and entry["ro"]:
+            continue
+        super_ro = "ro" in m["super_opts"]
+        fstab_rw = entry is not None and not entry["ro"]
+        if not fstab_rw and not (super_ro and m["fstype"] in DATA_FS):
+            continue
+        errors = _errors_count(ctx, m)
+        why = ("fstab says rw" if fstab_rw else "the filesystem itself is read-only")
+        if "errors=remount-ro" in m["super_opts"] and super_ro:
+            why += " (errors=remount-ro is set: an I/O or metadata error probably flipped it)"
+        out.append({"mount": m["mount"], "fstype": m["fstype"], "source": m["source"],
+                    "super_ro": super_ro, "fstab_rw": fstab_rw, "errors_count": errors, "why": why})
+    return out
+
+
+def _mount_of(path: str, mounts: list[dict]) -> dict | None:
+    best = None
+    for m in mounts:
+        mp = m["mount"]
+        if path == mp or path.startswith(mp.rstrip("/") + "/"):
+            if best is None or len(mp) > len(best["mount"]):
+                best = m
+    return best
+
+
+def _deleted(job, fs_rows: list[dict]) -> list[dict] | None:
+    scan = job.scan
+    if scan is None or not scan.fds_scanned:
+        return None
+    state = job.state
+    by_dev = {m["dev"]: m for m in state["fs"]}
+    size_of = {r["mount"]: r["size_bytes"] for r in fs_rows}
+    groups: dict[tuple[int, str], dict] = {}
+    entries = sorted(scan.deleted_open, key=lambda e: e.size_bytes, reverse=True)
+    for i, e in enumerate(entries):
+        if job.deadline.expired():
+            break
+        fs = None
+        if i < DELETED_STAT_MAX:
+            try:
+                st = context.bounded(os.stat, _bound(job.ctx), job.ctx.proc_path(e.pid, "fd", e.fd))
+                fs = by_dev.get(f"{os.major(st.st_dev)}:{os.minor(st.st_dev)}")
+                if fs is None:
+                    continue  # memfd, SysV shm, a pseudo fs: memory, not disk space
+            except (OSError, TimeoutError):
+                fs = None
+        if fs is None:
+            if e.path.startswith(("/memfd:", "/SYSV", "/dev/zero", "/[")):
+                continue
+            m = _mount_of(e.path, state["mounts"])
+            fs = by_dev.get(m["dev"]) if m else None
+            if fs is None:
+                continue
+        g = groups.setdefault((e.pid, fs["mount"]), {"pid": e.pid, "mount": fs["mount"], "held_bytes": 0,
+                                                     "files": 0, "paths": [], "fds": []})
+        g["held_bytes"] += e.size_bytes
+        g["files"] += 1
+        if len(g["paths"]) < 3:
+            g["paths"].append(e.path)
+            g["fds"].append(e.fd)
+    rows = sorted(groups.values(), key=lambda g: g["held_bytes"], reverse=True)
+    for g in rows:
+        proc = scan.procs.get(g["pid"])
+        g["name"] = proc.name if proc else "?"
+        size = size_of.get(g["mount"])
+        g["held_pct"] = round(g["held_bytes"] / size * 100, 2) if size else None
+    return rows
 
 
 def collect(job):
-    raise Unavailable("not implemented yet")
+    ctx, state = job.ctx, job.state
+    _load_mounts(ctx, state)
+    if not state["stat"] and not state["stuck"] and not state["errors"] and state["fs"]:
+        sample(ctx, state)  # collect() called without a sampling pass (tests, replays)
+    data: dict = {"window_s": job.window_s}
+
+    rows = _fs_rows(job)
+    for mp, bound in state["stuck"].items():
+        job.blind_spot(f"statvfs {mp} did not return within {bound:g}s (hung NFS/FUSE server?): "
+                       "its size and inodes are unknown; skipped for the rest of the run")
+    for mp, err in state["errors"].items():
+        job.blind_spot(f"statvfs {mp} failed: {err}")
+    measured = set(state["stat"]) | set(state["stuck"]) | set(state["errors"])
+    unmeasured = [m["mount"] for m in state["fs"] if m["mount"] not in measured]
+    if unmeasured:
+        job.blind_spot(f"{len(unmeasured)} mounts not measured within the time bound (after hung ones): "
+                       + ", ".join(unmeasured[:5]))
+    rows.sort(key=lambda r: max(r["used_pct"] or 0, r["inodes_used_pct"] or 0), reverse=True)
+    data["filesystems"] = rows[:MAX_FS_SHOWN]
+    if len(rows) > MAX_FS_SHOWN:
+        data["filesystems_not_shown"] = len(rows) - MAX_FS_SHOWN
+    data["stuck_mounts"] = sorted(state["stuck"]) or None
+
+    fstab_text = ctx.read_optional(ctx.root_path("/etc/fstab"))
+    fstab = parse_fstab(fstab_text) if fstab_text else {}
+    data["readonly"] = _readonly(ctx, state["mounts"], fstab)
+
+    deleted = _deleted(job, rows)
+    if deleted is None:
+        data["deleted_open"] = None
+        if job.scan is not None:
+            job.blind_spot("process fd tables were not scanned: deleted-but-open files unknown")
+    else:
+        data["deleted_open_bytes"] = sum(g["held_bytes"] for g in deleted)
+        data["deleted_open"] = deleted[:TOP * 2]
+        unreadable = job.scan.fd_unreadable
+        if unreadable and os.geteuid() != 0:
+            job.blind_spot(f"/proc/PID/fd of {unreadable} processes not readable: run as root to see "
+                           "space held by their deleted-but-open files")
+        elif unreadable > max(1, len(job.scan.procs) // 10):
+            job.blind_spot(f"/proc/PID/fd of {unreadable} processes not readable even as root: "
+                           "grant CAP_SYS_PTRACE or run in the host's namespaces")
+    return data
+
+
+# ---------------------------------------------------------------- findings
+
+def _worst(*levels: str | None) -> str | None:
+    return "critical" if "critical" in levels else ("warning" if "warning" in levels else None)
+
+
+def _fmt_bytes(n: float | None) -> str:
+    if n is None:
+        return "?"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def _fmt_s(s: float) -> str:
+    if s < 120:
+        return f"{s:.0f} s"
+    if s < 7200:
+        return f"{s / 60:.0f} min"
+    return f"{s / 3600:.1f} h"
+
+
+def _ttf_level(row: dict, th) -> str | None:
+    ttf, used = row.get("time_to_full_s"), row.get("used_pct") or 0
+    level = th.level("disk.time_to_full_s", ttf)
+    if level == "critical" and used < TTF_CRIT_MIN_USED_PCT:
+        level = "warning"
+    if level == "warning" and used < TTF_WARN_MIN_USED_PCT:
+        level = None
+    return level
 
 
 def findings(section, th):
-    return []
+    d = section.data
+    out: list[Finding] = []
+    nearly_full: dict[str, str] = {}
+    for r in d.get("filesystems") or []:
+        mp = r["mount"]
+        if r.get("ro"):
+            continue  # nothing can write to it; squashfs-like images are full by design
+        level = _worst(th.level("disk.used_pct", r.get("used_pct")), _ttf_level(r, th))
+        if level:
+            nearly_full[mp] = level
+            ttf = r.get("time_to_full_s")
+            ttf_txt = (f", full in ~{_fmt_s(ttf)} at {_fmt_bytes(r['growth_bps'])}/s" if ttf is not None
+                       else "")
+            out.append(Finding(
+                id="disk.nearly_full", category="disk", severity=level,
+                title=f"{mp} is {r['used_pct']}% full ({_fmt_bytes(r['avail_bytes'])} free of "
+                      f"{_fmt_bytes(r['size_bytes'])}){ttf_txt}",
+                subject={"mount": mp},
+                evidence={k: r.get(k) for k in ("used_pct", "size_bytes", "used_bytes", "avail_bytes",
+                                                "growth_bps", "time_to_full_s", "fstype", "source")},
+                impact="writes fail with ENOSPC when it fills: databases stop, logs are lost, services crash",
+                verify=f"df -h {mp}; du -xh --max-depth=2 {mp} 2>/dev/null | sort -h | tail -20",
+                stabilize=["Check deleted-but-open files first (disk.deleted_open_space): lsof -nP +L1",
+                           "Free space that is safe to lose: rotated/compressed logs, package caches "
+                           "(apt-get clean), old core dumps, container images (docker system prune)",
+                           "If one writer is growing it fast, throttle or stop that writer",
+                           "Extend the volume/filesystem if the platform allows it online",
+                           "Do not delete files a process still holds open (the space is not freed), "
+                           "and do not rm database or journal files to make room"],
+                score=max(r.get("used_pct") or 0, 100 - min(100, (ttf or 1e9) / 3600))))
+        ilevel = th.level("disk.inodes_used_pct", r.get("inodes_used_pct"))
+        if ilevel:
+            out.append(Finding(
+                id="disk.inodes_exhausted", category="disk", severity=ilevel,
+                title=f"{mp} has used {r['inodes_used_pct']}% of its inodes "
+                      f"({r['inodes_total'] - r['inodes_used']} left of {r['inodes_total']})",
+                subject={"mount": mp},
+                evidence={k: r.get(k) for k in ("inodes_used_pct", "inodes_used", "inodes_total", "used_pct",
+                                                "fstype")},
+                impact="no new file can be created even though space is free: ENOSPC on create",
+                verify=f"df -i {mp}; find {mp} -xdev -type d -size +1M 2>/dev/null | head   # huge dirs",
+                stabilize=["Find the directory with millions of small files (session files, mail queue, "
+                           "cache shards): for d in {mp}/*; do echo $(find $d -xdev | wc -l) $d; done | sort -n",
+                           "Remove or archive the small files that are safe to lose",
+                           "Do not delete them with rm * in one huge directory (argument list too long, "
+                           "and it can hang for hours): use find -delete in batches"],
+                score=r["inodes_used_pct"]))
+
+    for r in d.get("readonly") or []:
+        severity = "critical" if (r.get("fstab_rw") or r.get("errors_count") or r["mount"] == "/") else "warning"
+        errs = f", {r['errors_count']} filesystem errors recorded" if r.get("errors_count") else ""
+        out.append(Finding(
+            id="disk.readonly_remount", category="disk", severity=severity,
+            title=f"{r['mount']} ({r['fstype']}) is mounted read-only: {r['why']}{errs}",
+            subject={"mount": r["mount"]},
+            evidence={k: r.get(k) for k in ("fstype", "source", "super_ro", "fstab_rw", "errors_count")},
+            impact="every write to it fails with EROFS: services that log, spool or store data there fail",
+            verify=f"findmnt {r['mount']}; dmesg | grep -iE 'remount|I/O error|EXT4-fs error|XFS' | tail",
+            stabilize=["Read dmesg for the error that caused it before anything else (a failing disk or a "
+                       "storage path going away)",
+                       "Move writers off this filesystem or fail over the service to a healthy host",
+                       "Plan an fsck/xfs_repair in a maintenance window, after a backup",
+                       "Do not mount -o remount,rw before understanding the error: writing to a damaged "
+                       "filesystem can destroy the data that is still readable"],
+            score=float(r.get("errors_count") or 0)))
+
+    for g in d.get("deleted_open") or []:
+        held, pct = g["held_bytes"], g.get("held_pct")
+        level = th.level("disk.deleted_open_pct", pct)
+        if level is None and nearly_full.get(g["mount"]) and pct is not None and pct >= 1:
+            level = "warning"  # freeing it is the quickest fix for the full filesystem
+        if level is None:
+            if held < DELETED_INFO_BYTES:
+                continue
+            level = "info"
+        pid, fd = g["pid"], (g.get("fds") or ["N"])[0]
+        pct_txt = f" ({pct}% of it)" if pct is not None else ""
+        out.append(Finding(
+            id="disk.deleted_open_space", category="disk", severity=level,
+            title=f"{g['name']} (pid {pid}) holds {_fmt_bytes(held)} of deleted files open on "
+                  f"{g['mount']}{pct_txt}",
+            subject={"pid": pid, "name": g["name"], "mount": g["mount"]},
+            evidence={"held_bytes": held, "held_pct": pct, "files": g["files"], "paths": g["paths"],
+                      "fds": g["fds"]},
+            impact="the space stays used until the process closes the file: df shows full, du does not",
+            verify=f"ls -l /proc/{pid}/fd | grep '(deleted)'   # or: lsof -nP +L1 -p {pid}",
+            stabilize=[f"Truncate the deleted file in place to free the space now: : > /proc/{pid}/fd/{fd}",
+                       "Make the holder reopen its files (reload / logrotate postrotate signal) or restart it "
+                       "at a quiet moment",
+                       "Do not delete the log file the process still holds open; truncate it via "
+                       "/proc/PID/fd/N or restart the holder instead"],
+            score=float(pct if pct is not None else held / (1 << 30))))
+    return out
