@@ -111,14 +111,16 @@ def _user(names: dict[int, str], uid: int | None) -> str | None:
     return names.get(uid, str(uid))
 
 
-def _read_nproc(ctx, pid: int) -> tuple[bool, int | None]:
-    """(readable, soft RLIMIT_NPROC or None for unlimited) from /proc/PID/limits."""
+def _read_nproc(ctx, pid: int) -> tuple[str, int | None]:
+    """('ok'|'gone'|'denied', soft RLIMIT_NPROC or None for unlimited) from /proc/PID/limits."""
     try:
         with open(ctx.proc_path(pid, "limits")) as f:
             limits = procscan.parse_limits(f.read())
-    except OSError:
-        return False, None
-    return "Max processes" in limits, limits.get("Max processes")
+    except PermissionError:
+        return "denied", None
+    except OSError:  # exited (ENOENT/ESRCH) between the scan and now: skip quietly
+        return "gone", None
+    return ("ok" if "Max processes" in limits else "gone"), limits.get("Max processes")
 
 
 def per_user(ctx, procs, names, deadline=None) -> tuple[list[dict], int]:
@@ -132,7 +134,8 @@ def per_user(ctx, procs, names, deadline=None) -> tuple[list[dict], int]:
     for uid, ps in by_uid.items():
         threads = sum(p.threads or 1 for p in ps)
         row = {"uid": uid, "user": _user(names, uid), "processes": len(ps), "threads": threads,
-               "nproc_soft": None, "nproc_pct": None, "pid": None, "name": None}
+               "nproc_soft": None, "nproc_pct": None, "pid": None, "name": None,
+               "nproc_exempt": uid == 0}   # the kernel skips the RLIMIT_NPROC check for root
         if uid != 0:
             best = None
             # Newest first: they carry the limit currently configured for this user's services.
@@ -141,9 +144,9 @@ def per_user(ctx, procs, names, deadline=None) -> tuple[list[dict], int]:
                 if reads >= LIMITS_MAX or (deadline is not None and deadline.expired()):
                     break
                 reads += 1
-                ok, soft = _read_nproc(ctx, p.pid)
-                if not ok:
-                    unreadable += 1
+                how, soft = _read_nproc(ctx, p.pid)
+                if how != "ok":
+                    unreadable += how == "denied"
                     continue
                 # Ties go to the oldest holder: usually the parent that forks.
                 if soft is not None and (best is None or soft < best[0] or
