@@ -1,0 +1,476 @@
+"""Shape detectors: name the shape of one series (stair_step, ramp, cliff_drop, flatline,
+oscillating, spike_then_settle, plateau_under_peak; steady = nothing found).
+
+Pipeline: clean (drop NaN/None, sort, de-duplicate timestamps, counters -> rates with resets
+dropped) -> put on a uniform grid of <= GRID points (bin means when longer, linear
+interpolation when irregular/gappy) -> estimate the noise from first differences (robust MAD)
+-> each detector scores [0, 1] on the grid. All thresholds are relative to the series' own
+range and noise, so the result does not change with scale or offset.
+
+Change points come from a small vectorised binary segmentation on cumulative sums (O(N) per
+split, <= KMAX splits on <= GRID points). ruptures was considered and not used: it costs
+~0.3 s of import (scipy/sklearn-style dependencies) and its Binseg/Pelt run a Python-level cost
+function per candidate, ~100x slower than this for 1,000 series/s; on 256 points the
+closed-form split gain is all we need.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+SHAPES = ("stair_step", "ramp", "cliff_drop", "flatline", "oscillating", "spike_then_settle",
+          "plateau_under_peak")
+GRID = 256          # grid points; shapes of interest span >= ~1 % of the window
+MIN_POINTS = 8      # fewer usable points: "too short to judge"
+MIN_SCORE = 0.5     # a shape below this is not reported
+KMAX = 8            # change points searched by the segmentation
+
+
+@dataclass
+class ShapeHit:
+    shape: str
+    score: float
+    start: float
+    end: float
+    why: str
+    facts: dict = field(default_factory=dict)   # direction (+1/-1), change, slope_per_s, period_s...
+
+
+@dataclass
+class Analysis:
+    status: str                 # "ok" | "too_short" | "constant"
+    note: str                   # human reason for a non-ok status, or a summary
+    hits: list[ShapeHit]        # best first, score >= MIN_SCORE
+    points: int                 # usable points after cleaning
+    all_scores: dict = field(default_factory=dict)   # every shape's score, for benchmarks/debugging
+
+
+# ---------------------------------------------------------------- formatting
+
+def fmt_num(x: float) -> str:
+    """Compact unit-agnostic number: 1234567 -> '1.23M', 0.00123 -> '0.00123'."""
+    if x is None or not math.isfinite(x):
+        return "?"
+    a = abs(x)
+    for div, suf in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if a >= div:
+            return f"{x / div:.3g}{suf}"
+    return f"{x:.3g}"
+
+
+def fmt_dur(s: float, index: bool = False) -> str:
+    """Seconds -> '45 s', '12 min', '3.4 h', '2.1 d' (or 'N points' for index time)."""
+    if index:
+        return f"{s:.0f} points"
+    s = abs(s)
+    if s < 120:
+        return f"{s:.0f} s"
+    if s < 7200:
+        return f"{s / 60:.0f} min"
+    if s < 172800:
+        return f"{s / 3600:.1f} h"
+    return f"{s / 86400:.1f} d"
+
+
+# ---------------------------------------------------------------- cleaning
+
+def clean(t, v, counter: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Finite, time-sorted, unique-timestamp (t, v); counters become per-second rates."""
+    if isinstance(v, np.ndarray) and v.dtype.kind == "f":
+        va = v.astype(float, copy=False)
+    else:
+        va = np.array([np.nan if x is None else x for x in v], dtype=float)
+    ta = np.arange(len(va), dtype=float) if t is None else np.asarray(
+        [np.nan if x is None else x for x in t] if not isinstance(t, np.ndarray) else t, dtype=float)
+    if len(ta) != len(va):
+        raise ValueError(f"{len(ta)} timestamps for {len(va)} values")
+    ok = np.isfinite(ta) & np.isfinite(va)
+    if not ok.all():
+        ta, va = ta[ok], va[ok]
+    if len(ta) > 1:
+        dt = np.diff(ta)
+        if (dt <= 0).any():
+            order = np.argsort(ta, kind="stable")
+            ta, va = ta[order], va[order]
+            keep = np.r_[np.diff(ta) > 0, True]    # duplicate timestamps: keep the last value
+            ta, va = ta[keep], va[keep]
+    if counter and len(ta) > 1:
+        dt, dv = np.diff(ta), np.diff(va)
+        good = dv >= 0                              # a reset (or wrap) interval is dropped
+        ta, va = ta[1:][good], dv[good] / dt[good]
+    return ta, va
+
+
+def to_grid(t: np.ndarray, v: np.ndarray, size: int = GRID) -> tuple[np.ndarray, np.ndarray]:
+    """Uniform grid: bin means when longer than `size`, interpolation when irregular."""
+    n = len(t)
+    t0, t1 = t[0], t[-1]
+    if n > size:
+        idx = np.minimum(((t - t0) * (size / (t1 - t0))).astype(np.int64), size - 1)
+        cnt = np.bincount(idx, minlength=size)
+        sums = np.bincount(idx, v, minlength=size)
+        tg = t0 + (np.arange(size) + 0.5) * ((t1 - t0) / size)
+        full = cnt > 0
+        if full.all():
+            return tg, sums / cnt
+        return tg, np.interp(tg, tg[full], sums[full] / cnt[full])   # gaps: interpolate
+    tg = np.linspace(t0, t1, n)
+    dt = np.diff(t)
+    if dt.max() - dt.min() <= 1e-6 * (t1 - t0):
+        return tg, v
+    return tg, np.interp(tg, t, v)
+
+
+# ---------------------------------------------------------------- helpers
+
+def _lin(x: float, lo: float, hi: float) -> float:
+    """0 below lo, 1 above hi, linear between."""
+    return min(1.0, max(0.0, (x - lo) / (hi - lo)))
+
+
+def _noise(d: np.ndarray, tol: float) -> float:
+    """Robust noise sd from first differences, ignoring exactly-flat steps."""
+    nz = d[np.abs(d) > tol]
+    if len(nz) < 3:
+        return 0.0
+    return 1.4826 * float(np.median(np.abs(nz - np.median(nz)))) / math.sqrt(2)
+
+
+def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end (exclusive) indices of the True runs of a boolean array."""
+    m = np.r_[False, mask, False].astype(np.int8)
+    d = np.diff(m)
+    return np.flatnonzero(d == 1), np.flatnonzero(d == -1)
+
+
+def _binseg(y: np.ndarray, pen: float, minseg: int, kmax: int = KMAX) -> list[int]:
+    """Breakpoints [0, b1, ..., N] of a piecewise-constant fit by binary segmentation."""
+    n = len(y)
+    s = np.r_[0.0, np.cumsum(y)]
+    i = np.arange(1, n)
+    bps = [0, n]
+    for _ in range(kmax):
+        b_arr = np.asarray(bps)
+        seg = np.searchsorted(b_arr, i, side="right") - 1
+        a, b = b_arr[seg], b_arr[seg + 1]
+        la, lb = i - a, b - i
+        sa, sb, si = s[a], s[b], s[i]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            gain = (si - sa) ** 2 / la + (sb - si) ** 2 / lb - (sb - sa) ** 2 / (b - a)
+        gain[(la < minseg) | (lb < minseg)] = -1.0
+        k = int(np.argmax(gain))
+        if gain[k] < pen:
+            break
+        bps.append(int(i[k]))
+        bps.sort()
+    return bps
+
+
+# ---------------------------------------------------------------- the analysis
+
+class _Ctx:
+    """Everything the detectors share for one series on the grid."""
+
+    def __init__(self, tg, y, index_time):
+        self.t, self.y, self.index = tg, y, index_time
+        self.n = n = len(y)
+        self.x = np.linspace(0.0, 1.0, n)
+        self.lo, self.hi = float(y.min()), float(y.max())
+        self.r = self.hi - self.lo
+        self.span = float(tg[-1] - tg[0]) or 1.0
+        self.tol = 1e-9 * (abs(self.hi) + abs(self.lo)) + 1e-300
+        self.d = np.diff(y)
+        self.sigma = max(_noise(self.d, self.tol), 0.01 * self.r)
+        self.minseg = max(2, n // 40)
+        self.bps = _binseg(y, 12.0 * self.sigma ** 2 * math.log(n), self.minseg)
+        bp = np.asarray(self.bps)
+        self.seglen = np.diff(bp)
+        s = np.r_[0.0, np.cumsum(y)]
+        self.means = (s[bp[1:]] - s[bp[:-1]]) / self.seglen
+        self.segid = np.repeat(np.arange(len(self.seglen)), self.seglen)
+        # linear fit over the whole window
+        xc = self.x - 0.5
+        self.slope = float(xc @ (y - y.mean()) / (xc @ xc))
+
+    def ts(self, i: int) -> float:
+        return float(self.t[min(max(i, 0), self.n - 1)])
+
+    def dur(self, npts: float) -> str:
+        return fmt_dur(npts * self.span / max(self.n - 1, 1), self.index)
+
+    def within_slope_ratio(self) -> float:
+        """Pooled slope inside the inner segments / slope across them: ~0 for stairs, ~1 for a
+        ramp. The first and last segments are left out: a ramp's flat lead-in or a stair's
+        end levels would drag the ratio to 0."""
+        k = len(self.seglen)
+        if k >= 3:
+            a, b = int(self.seglen[0]), self.n - int(self.seglen[-1])
+        else:
+            a, b = 0, self.n
+        x, y, sid = self.x[a:b], self.y[a:b], self.segid[a:b]
+        xm = np.bincount(self.segid, self.x, minlength=k) / self.seglen
+        if k < 2 or xm[-1] <= xm[0]:
+            return 1.0
+        g = float(self.means[-1] - self.means[0]) / float(xm[-1] - xm[0])   # mean rate of change
+        if g == 0:
+            return 1.0
+        xc = x - xm[sid]
+        den = float(xc @ xc)
+        return float(xc @ (y - self.means[sid])) / den / g if den > 0 else 1.0
+
+
+def _stair_and_cliff(c: _Ctx) -> tuple[ShapeHit | None, ShapeHit | None]:
+    steps = np.diff(c.means)
+    if not len(steps):
+        return None, None
+    # a step is significant by its t statistic across the two segments it separates
+    tstat = np.abs(steps) / (c.sigma * np.sqrt(1.0 / c.seglen[:-1] + 1.0 / c.seglen[1:]))
+    big = (np.abs(steps) >= 0.1 * c.r) & (tstat >= 5)
+    stair = cliff = None
+    # cliff: one dominant sudden drop, sustained to the end
+    k = int(np.argmin(steps))
+    drop = -steps[k]
+    if drop >= 0.5 * c.r:
+        pre_level, post = c.means[k], c.means[k + 1:]
+        b = int(np.sum(c.seglen[:k + 1]))
+        pre_y, post_y = c.y[:b], c.y[b:]
+        others = float(np.sum(-steps[big & (steps < 0)])) - drop
+        sustained = float(post.max()) <= pre_level - 0.6 * drop
+        quiet = max(float(np.std(c.y[b - c.seglen[k]:b])), float(np.std(post_y))) / drop
+        frac_post, frac_pre = len(post_y) / c.n, len(pre_y) / c.n
+        # the level before the drop was established, not the top of a spike
+        established = float(np.median(pre_y)) >= pre_level - 0.3 * drop
+        if sustained and established and frac_post >= 0.08 and frac_pre >= 0.1:
+            score = (0.55 + 0.45 * _lin(drop / c.r, 0.5, 0.8)) * (1 - 0.8 * _lin(quiet, 0.2, 0.4)) \
+                * (1 - _lin(others / c.r, 0.2, 0.5)) * _lin(drop / c.sigma, 4, 8)
+            pct = 100.0 * drop / abs(pre_level) if pre_level else float("inf")
+            cliff = ShapeHit("cliff_drop", score, c.ts(b), c.ts(c.n - 1),
+                             f"dropped {fmt_num(drop)} ({pct:.0f} %) from {fmt_num(pre_level)} to "
+                             f"{fmt_num(float(np.mean(post_y)))} at once; still down "
+                             f"{c.dur(c.n - b)} later",
+                             {"direction": -1, "change": -drop, "level_before": float(pre_level),
+                              "level_after": float(np.mean(post_y))})
+    # stairs: >= 2 sizeable level shifts the same way, flat between, no way back
+    up, down = int(np.sum(big & (steps > 0))), int(np.sum(big & (steps < 0)))
+    direction = 1 if up >= down else -1
+    nsteps = up if direction > 0 else down
+    against = up if direction < 0 else down
+    net = direction * (c.means[-1] - c.means[0])
+    if nsteps >= 1 and against == 0 and net >= 0.6 * c.r:
+        ratio = c.within_slope_ratio()
+        bigk = np.flatnonzero(big & (np.sign(steps) == direction))
+        # first/last segments must be real levels, not a sliver
+        edges = np.cumsum(c.seglen)[:-1]
+        level_ok = c.seglen[bigk[-1] + 1:].sum() >= 0.06 * c.n and c.seglen[:bigk[0] + 1].sum() >= 0.06 * c.n
+        if level_ok:
+            sizes = direction * steps[bigk]
+            base = 0.55 if nsteps == 1 else (0.85 if nsteps == 2 else 1.0)
+            score = base * (1 - _lin(ratio, 0.25, 0.6)) * _lin(float(tstat[bigk].min()), 5, 10)
+            # one big step that is mostly a drop is a cliff, not a stair
+            if direction < 0 and nsteps == 1:
+                score *= 0.5
+            at = edges[bigk]
+            gaps = np.diff(at)
+            gap_txt = f", {c.dur(float(np.median(gaps)))} apart" if len(gaps) else ""
+            stair = ShapeHit("stair_step", score, c.ts(int(at[0]) - 1), c.ts(c.n - 1),
+                             f"{nsteps} step{'s' if nsteps > 1 else ''} of "
+                             f"{'+' if direction > 0 else '-'}{fmt_num(float(np.median(sizes)))} each"
+                             f"{gap_txt}, no recovery ({fmt_num(float(c.means[0]))} -> "
+                             f"{fmt_num(float(c.means[-1]))})",
+                             {"direction": direction, "change": float(c.means[-1] - c.means[0]),
+                              "steps": nsteps, "level_before": float(c.means[0]),
+                              "level_after": float(c.means[-1])})
+    return stair, cliff
+
+
+_HINGES = np.linspace(0.0, 0.65, 14)
+
+
+def _ramp(c: _Ctx) -> ShapeHit | None:
+    y, x, n = c.y, c.x, c.n
+    u = np.maximum(0.0, x[None, :] - _HINGES[:, None])          # (H, N)
+    um = u.mean(1)
+    suu = np.einsum("ij,ij->i", u, u) - n * um ** 2
+    yc = y - y.mean()
+    syy = float(yc @ yc)
+    if syy <= 0:
+        return None
+    suy = u @ yc
+    sse = syy - suy ** 2 / suu
+    h = int(np.argmin(sse))
+    slope = float(suy[h] / suu[h])                              # per unit of x
+    resid = math.sqrt(max(float(sse[h]), 0.0) / n)
+    rise = slope * (1 - _HINGES[h])
+    if abs(rise) < 0.5 * c.r:
+        return None
+    direction = 1 if rise > 0 else -1
+    fit = resid / c.sigma
+    ratio = c.within_slope_ratio()
+    score = (1 - _lin(fit, 1.4, 2.2)) * _lin(ratio, 0.35, 0.7) * _lin(abs(rise) / c.sigma, 5, 10)
+    i0 = int(round(_HINGES[h] * (n - 1)))
+    per_s = slope / c.span if not c.index else slope / (n - 1)
+    start_level = float(y[:max(i0, 1)].mean()) if i0 > 0 else float(y[0] + 0 * slope)
+    unit = "point" if c.index else "s"
+    mult, mname = (1, unit) if c.index else ((3600, "h") if abs(per_s) * 3600 < 1e15 else (1, "s"))
+    return ShapeHit("ramp", score, c.ts(i0), c.ts(n - 1),
+                    f"{'rising' if direction > 0 else 'falling'} steadily by "
+                    f"{fmt_num(per_s * mult)}/{mname} for {c.dur(n - 1 - i0)} "
+                    f"({fmt_num(start_level)} -> {fmt_num(float(y[-max(1, n // 20):].mean()))})",
+                    {"direction": direction, "change": rise, "slope_per_s": per_s,
+                     "level_before": start_level, "level_after": float(y[-1])})
+
+
+def _flat_and_plateau(c: _Ctx) -> tuple[ShapeHit | None, ShapeHit | None]:
+    y, n = c.y, c.n
+    flat = plateau = None
+    # flatline: the longest run of exactly repeated values, where it varied before
+    starts, ends = _runs(np.abs(c.d) <= c.tol)
+    if len(starts):
+        lens = ends - starts                      # in differences; points = lens + 1
+        k = int(np.argmax(lens))
+        a, b = int(starts[k]), int(ends[k]) + 1   # point indices [a, b)
+        run = b - a
+        others = np.delete(lens, k)
+        other_max = int(others.max()) if len(others) else 0
+        outside = np.r_[c.d[:max(a - 1, 0)], c.d[b:]]
+        varied = float(np.mean(np.abs(outside) > c.tol)) if len(outside) else 0.0
+        if run >= max(4, 0.12 * n) and a >= 0.1 * n and other_max < 0.35 * run:
+            level = float(y[a])
+            score = (0.6 + 0.4 * _lin(run / n, 0.12, 0.35)) * _lin(varied, 0.4, 0.7)
+            if b < n - 1:
+                score *= 0.85                     # it came back: a stall rather than dead
+            before = y[:a]
+            at_ceiling = level >= c.hi - c.tol and float(np.mean(before)) <= level - 0.3 * c.r
+            if at_ceiling:
+                score *= 0.6                      # clipped at the top: plateau_under_peak
+            flat = ShapeHit("flatline", score, c.ts(a), c.ts(b - 1),
+                            f"stuck at exactly {fmt_num(level)} for {c.dur(run - 1)} "
+                            f"({100 * run / n:.0f} % of the window) after varying "
+                            f"{fmt_num(float(before.min()))}..{fmt_num(float(before.max()))}",
+                            {"direction": 0, "level_after": level,
+                             "level_before": float(np.mean(before))})
+    # plateau under peak: rose, then clipped at the ceiling with the noise squashed
+    near = y >= c.hi - max(0.03 * c.r, 0.5 * c.sigma, c.tol)
+    starts, ends = _runs(near)
+    k = int(np.argmax(ends - starts))
+    a, b = int(starts[k]), int(ends[k])
+    run = b - a
+    if run >= 0.1 * n and a >= 0.1 * n:
+        outside_d = np.r_[c.d[:max(a - 1, 0)], c.d[b:]]
+        s_out = max(_noise(outside_d, c.tol), 0.01 * c.r)
+        s_in = float(np.std(y[a:b]))
+        before = float(np.mean(y[:max(1, a // 2)]))
+        rose = (c.hi - before) / c.r
+        score = (0.6 + 0.4 * _lin(run / n, 0.1, 0.3)) * (1 - _lin(s_in / s_out, 0.3, 0.6)) \
+            * _lin(rose, 0.4, 0.6)
+        plateau = ShapeHit("plateau_under_peak", score, c.ts(a), c.ts(b - 1),
+                           f"rose from {fmt_num(before)} and held at a ceiling of {fmt_num(c.hi)} "
+                           f"for {c.dur(run - 1)} ({100 * run / n:.0f} % of the window), "
+                           f"noise squashed {fmt_num(s_in)} vs {fmt_num(s_out)}",
+                           {"direction": 1, "level_before": before, "level_after": c.hi,
+                            "change": c.hi - before})
+    return flat, plateau
+
+
+_DAY, _WEEK = 86400.0, 604800.0
+
+
+def _oscillating(c: _Ctx) -> ShapeHit | None:
+    n = c.n
+    if n < 12:
+        return None
+    r = c.y - c.y.mean() - c.slope * (c.x - 0.5)
+    f = np.fft.rfft(r, 2 * n)
+    ac = np.fft.irfft(f.real ** 2 + f.imag ** 2)[:n]
+    if ac[0] <= 0:
+        return None
+    ac = ac / ac[0] * (n / (n - np.arange(n)))                 # unbiased
+    lim = n // 3
+    neg = np.flatnonzero(ac[:lim] < 0)
+    if not len(neg):
+        return None
+    z = int(neg[0])
+    lag = z + int(np.argmax(ac[z:lim + 1]))
+    if lag >= lim or lag < 2:
+        return None
+    rho = float(ac[lag])
+    amp = float(np.std(r))
+    period = lag * c.span / (n - 1)
+    if not c.index and any(abs(period - p) <= 0.15 * p for p in (_DAY, _WEEK)):
+        return None                                # daily/weekly cycle: normal periodicity
+    # peak-to-trough of one cycle, robustly
+    p2p = float(np.percentile(r, 95) - np.percentile(r, 5))
+    score = _lin(rho, 0.2, 0.5) * _lin(amp / c.sigma, 1.5, 3.0)
+    cycles = (n - 1) / lag
+    return ShapeHit("oscillating", score, c.ts(0), c.ts(n - 1),
+                    f"{cycles:.0f} cycles every {c.dur(lag)}, swinging {fmt_num(p2p)} peak to trough "
+                    f"(autocorrelation {rho:.2f})",
+                    {"direction": 0, "period_s": period, "cycles": cycles, "swing": p2p})
+
+
+def _spike(c: _Ctx) -> ShapeHit | None:
+    y, n = c.y, c.n
+    base = float(np.median(y))
+    dev = y - base
+    p = int(np.argmax(np.abs(dev)))
+    amp = abs(float(dev[p]))
+    if amp < 0.75 * c.r or amp <= 0:
+        return None
+    s = 1.0 if dev[p] > 0 else -1.0
+    above = s * dev > 0.25 * amp
+    starts, ends = _runs(above)
+    k = int(np.searchsorted(starts, p, side="right") - 1)
+    a, b = int(starts[k]), int(ends[k])
+    w = b - a
+    pre, post = y[:a], y[b:]
+    if len(pre) < max(2, 0.05 * n) or len(post) < max(2, 0.1 * n):
+        return None
+    outside = np.r_[s * dev[:a], s * dev[b:]]
+    second = float(outside.max()) / amp
+    settle = abs(float(np.median(post)) - float(np.median(pre))) / amp
+    score = (1 - _lin(w / n, 0.15, 0.3)) * (1 - _lin(settle, 0.2, 0.4)) * (1 - _lin(second, 0.4, 0.6)) \
+        * _lin(amp / c.sigma, 5, 10)
+    return ShapeHit("spike_then_settle", score, c.ts(a), c.ts(b - 1),
+                    f"{'spiked' if s > 0 else 'dipped'} {'+' if s > 0 else '-'}{fmt_num(amp)} "
+                    f"from a baseline of {fmt_num(base)} for {c.dur(max(w - 1, 1))}, "
+                    f"back within {100 * settle:.0f} % of the excursion",
+                    {"direction": int(s), "change": s * amp, "level_before": base,
+                     "level_after": float(np.median(post))})
+
+
+def analyse(t, v, *, counter: bool = False) -> Analysis:
+    """Score every shape on one series; hits are the shapes scoring >= MIN_SCORE, best first."""
+    index_time = t is None
+    ta, va = clean(t, v, counter)
+    n = len(va)
+    if n < MIN_POINTS:
+        return Analysis("too_short", f"too short to judge: {n} usable point{'s' if n != 1 else ''}"
+                        f" (need {MIN_POINTS})", [], n)
+    tg, y = to_grid(ta, va)
+    if float(y.max() - y.min()) <= 1e-9 * (abs(float(y.max())) + abs(float(y.min()))) + 1e-300:
+        return Analysis("constant", f"constant at {fmt_num(float(y[0]))} for the whole window", [], n)
+    c = _Ctx(tg, y, index_time)
+    stair, cliff = _stair_and_cliff(c)
+    flat, plateau = _flat_and_plateau(c)
+    found = [h for h in (stair, cliff, _ramp(c), flat, _oscillating(c), _spike(c), plateau) if h]
+    by = {h.shape: h for h in found}
+    for h in found:
+        h.score = float(min(1.0, max(0.0, h.score)))
+    # precedence: the more specific description wins a tie with the generic one it implies
+    #   plateau_under_peak = a rise (stair/ramp) whose top is clipped
+    #   flatline at the end = a drop (cliff) into a dead, exactly constant signal
+    #   spike_then_settle = a rise and a drop that cancel out
+    for specific, generic in (("plateau_under_peak", "stair_step"), ("plateau_under_peak", "ramp"),
+                              ("flatline", "cliff_drop"), ("spike_then_settle", "cliff_drop"),
+                              ("spike_then_settle", "stair_step")):
+        if specific in by and generic in by and by[specific].score >= MIN_SCORE:
+            by[generic].score = min(by[generic].score, by[specific].score - 0.05)
+    scores = {s: 0.0 for s in SHAPES}
+    for h in found:
+        h.score = round(max(0.0, h.score), 3)
+        scores[h.shape] = h.score
+    hits = sorted((h for h in found if h.score >= MIN_SCORE), key=lambda h: -h.score)
+    note = "steady: no shape above the noise" if not hits else hits[0].why
+    return Analysis("ok", note, hits, n, scores)
