@@ -148,6 +148,14 @@ def _dm_name(ctx, dev: str) -> str | None:
     return text.strip() or None if text else None
 
 
+def _window_rate(s) -> float | None:
+    """Rate over the whole window; None if the counter went backwards at any tick (device
+    re-attached, counter wrap), since first-to-last would then hide the I/O in between."""
+    if any(r is None for r in s.rates()):
+        return None
+    return s.rate()
+
+
 def _devices(job) -> list[dict]:
     per_dev: dict[str, dict[str, float | None]] = {}
     flights: dict[str, float | None] = {}
@@ -155,8 +163,9 @@ def _devices(job) -> list[dict]:
     for metric in ("reads", "writes", "read_bytes", "write_bytes", "read_time_s", "write_time_s",
                    "io_time_s", "queue_time_s"):
         for dev, s in job.labelled(metric).items():
-            per_dev.setdefault(dev, {})[metric] = s.rate() if job.window_s > 0 else None
-            if metric in ("reads", "writes") and job.window_s > 0 and len(s.v) > 1 and s.v[-1] >= s.v[0]:
+            rate = _window_rate(s) if job.window_s > 0 else None
+            per_dev.setdefault(dev, {})[metric] = rate
+            if metric in ("reads", "writes") and rate is not None:
                 ios[dev] = ios.get(dev, 0) + (s.v[-1] - s.v[0])
     for dev, s in job.labelled("in_flight").items():
         per_dev.setdefault(dev, {})
