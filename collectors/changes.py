@@ -1,16 +1,380 @@
-"""changes: placeholder until its collector lands (being written now)."""
+"""changes: what changed on the host in the last 24 hours, newest first: package installs/upgrades/
+removals (dpkg, apt, dnf/yum logs), files modified under /etc, crontab changes, systemd unit
+starts/stops/failures and kernel module loads (journal), recently started processes, boots and
+logins (wtmp). Reads files under --root and the journal; root helps (wtmp, journal, /etc/shadow-
+adjacent directories)."""
+from __future__ import annotations
+
+import os
+import re
+import stat
+import struct
+import time
+from collections import Counter
+from datetime import datetime, timezone
+
 from hostdiag.core.context import Unavailable
 
 NAME = "changes"
 DEFAULT_ENABLED = True
-READS: list[str] = []
+NEEDS = {"procs"}
+READS = ["/var/log/dpkg.log{,.1}", "/var/log/apt/history.log{,.1}", "/var/log/dnf.rpm.log", "/var/log/yum.log",
+         "/etc/** (mtimes)", "/etc/crontab", "/etc/cron.d/*", "/var/spool/cron/**", "/var/log/wtmp",
+         "/proc/uptime", "journal (unit and module-load messages)"]
 UNITS: dict = {}
 THRESHOLDS: dict = {}
 
+WINDOW_S = 24 * 3600
+MAX_TIMELINE = 40           # entries shown, newest first
+MAX_PER_KIND = 200          # entries kept per kind before merging
+MAX_ETC_FILES = 20_000      # /etc entries visited before the walk stops
+MAX_ETC_SHOWN = 10
+MAX_LOG_BYTES = 8 << 20     # tail of each package log read
+MAX_WTMP_RECORDS = 20_000
+MAX_PROCS_SHOWN = 10
+
+# systemd catalog MESSAGE_IDs (systemd/catalog/systemd.catalog.in) for unit life-cycle events.
+UNIT_MESSAGE_IDS = {
+    "39f53479d3a045ac8e11786248231fbf": "started",
+    "9d1aaa27d60140bd96365438aad20286": "stopped",
+    "be02cf6855d2428ba40df7e9d022f03d": "failed",
+    "7ad2d189f7e94e70a38c781354912448": "failed",     # "Failed with result ..."
+    "7b05ebc668384222baa8881179cfda54": "reloaded",
+    "5eb03494b6584870a536b337290809b3": "restart scheduled",
+}
+
+
+def rfc3339(t: float) -> str:
+    return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="seconds")
+
+
+def _local(text: str, fmt: str) -> float | None:
+    try:
+        return datetime.strptime(text, fmt).astimezone().timestamp()   # naive: host local time
+    except ValueError:
+        return None
+
+
+# ---------------------------------------------------------------------------- parsers (pure)
+
+_DPKG = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) (install|upgrade|remove|purge) (\S+) (\S+) (\S+)\s*$")
+
+
+def parse_dpkg_log(text: str) -> list[tuple[float, str, str]]:
+    """dpkg.log -> [(t, action, 'pkg old → new')]; status/trigproc lines are skipped."""
+    out = []
+    for line in text.splitlines():
+        m = _DPKG.match(line)
+        if not m:
+            continue
+        t = _local(m[1], "%Y-%m-%d %H:%M:%S")
+        if t is None:
+            continue
+        action, pkg, old, new = m[2], m[3].split(":")[0], m[4], m[5]
+        if action == "install":
+            what = f"{pkg} {new}" if old == "<none>" else f"{pkg} {old} → {new}"
+        elif action == "upgrade":
+            what = f"{pkg} {old} → {new}"
+        else:
+            what = f"{pkg} {old}"
+        out.append((t, action, what))
+    return out
+
+
+def parse_apt_history(text: str) -> list[tuple[float, str, str]]:
+    """apt history.log -> [(start time, 'apt', command line or a summary)] per transaction."""
+    out = []
+    for block in re.split(r"\n\s*\n", text):
+        fields = {}
+        for line in block.strip().splitlines():
+            k, sep, v = line.partition(": ")
+            if sep:
+                fields[k.strip()] = v.strip()
+        start = fields.get("Start-Date")
+        if not start:
+            continue
+        t = _local(re.sub(r"\s+", " ", start), "%Y-%m-%d %H:%M:%S")
+        if t is None:
+            continue
+        what = fields.get("Commandline") or ", ".join(k for k in ("Install", "Upgrade", "Remove", "Purge") if k in fields)
+        who = fields.get("Requested-By")
+        out.append((t, "apt", what + (f" (by {who})" if who else "")))
+    return out
+
+
+_DNF = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:[+-]\d{4}|Z)?) \w+ (Installed|Upgrade|Upgraded|Erase|Installed|Downgrade|Reinstall|Install|Obsolete\w*): (\S+)")
+_YUM = re.compile(r"^([A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d) (Installed|Updated|Erased): (\S+)")
+
+
+def parse_rpm_logs(text: str, year: int) -> list[tuple[float, str, str]]:
+    """dnf.rpm.log ('2024-01-02T10:00:00+0000 SUBDEBUG Upgrade: pkg-1.2') and yum.log lines."""
+    out = []
+    for line in text.splitlines():
+        m = _DNF.match(line)
+        if m:
+            ts = m[1]
+            try:
+                dt = datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S%z") if re.search(r"[+-]\d{4}$", ts) else \
+                    datetime.fromisoformat(ts.replace("Z", "+00:00"))
+                t = dt.timestamp() if dt.tzinfo else dt.astimezone().timestamp()
+            except ValueError:
+                continue
+            out.append((t, m[2].lower(), m[3]))
+            continue
+        m = _YUM.match(line)
+        if m:
+            t = _local(f"{year} {m[1]}", "%Y %b %d %H:%M:%S")
+            if t is not None:
+                out.append((t, m[2].lower(), m[3]))
+    return out
+
+
+# struct utmp on Linux x86-64/aarch64 (glibc bits/utmp.h): 384 bytes.
+_UTMP = struct.Struct("hi32s4s32s256shhiii4i20s")
+BOOT_TIME, USER_PROCESS = 2, 7
+
+
+def parse_wtmp(data: bytes) -> list[tuple[float, str, str]]:
+    """wtmp records -> [(t, 'boot'|'login', what)]."""
+    out = []
+    n = len(data) // _UTMP.size
+    for i in range(n):
+        rec = _UTMP.unpack_from(data, i * _UTMP.size)
+        typ, pid, line, _id, user, host = rec[:6]
+        sec, usec = rec[9], rec[10]
+        s = lambda b: b.split(b"\0", 1)[0].decode("utf-8", "backslashreplace")  # noqa: E731
+        if typ == BOOT_TIME:
+            out.append((sec + usec / 1e6, "boot", f"system boot ({s(host) or 'kernel'})"))
+        elif typ == USER_PROCESS:
+            h = s(host)
+            out.append((sec + usec / 1e6, "login", f"{s(user)} on {s(line)}" + (f" from {h}" if h else "")))
+    return out
+
+
+# ---------------------------------------------------------------------------- readers
+
+def _tail(path: str, limit: int) -> str:
+    with open(path, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        f.seek(max(0, size - limit))
+        data = f.read(limit)
+    if size > limit:
+        data = data.split(b"\n", 1)[-1]
+    return data.decode("utf-8", "backslashreplace")
+
+
+def _read_logs(job, paths, parse, kind_of, source) -> list[dict]:
+    out: list[dict] = []
+    for p in paths:
+        full = job.ctx.root_path(p)
+        if not os.path.exists(full):
+            continue
+        try:
+            for t, action, what in parse(_tail(full, MAX_LOG_BYTES)):
+                out.append(_entry(t, kind_of(action), f"{action} {what}" if action not in ("apt",) else what,
+                                  source or p))
+        except PermissionError:
+            job.blind_spot(f"permission denied reading {p}: run as root")
+        except OSError as e:
+            job.blind_spot(f"{p}: {e.strerror}")
+    return out
+
+
+def _entry(t: float, kind: str, what: str, source: str) -> dict:
+    return {"_t": t, "time": rfc3339(t), "kind": kind, "what": what, "source": source}
+
+
+def packages(job, since: float) -> list[dict]:
+    """Package changes from dpkg (+ rotated .1), apt history and dnf/yum logs."""
+    year = datetime.fromtimestamp(job.now).year
+    out = _read_logs(job, ["/var/log/dpkg.log.1", "/var/log/dpkg.log"], parse_dpkg_log, lambda a: "package", None)
+    out += _read_logs(job, ["/var/log/apt/history.log.1", "/var/log/apt/history.log"], parse_apt_history,
+                      lambda a: "apt", None)
+    out += _read_logs(job, ["/var/log/dnf.rpm.log", "/var/log/yum.log"], lambda s: parse_rpm_logs(s, year),
+                      lambda a: "package", None)
+    return [e for e in out if e["_t"] >= since]
+
+
+def etc_changes(job, since: float) -> tuple[list[dict], int, bool]:
+    """Files under /etc modified since `since`: (newest entries, count, walk complete?)."""
+    root = job.ctx.root_path("/etc")
+    found: list[tuple[float, str]] = []
+    visited = 0
+    stack = [root]
+    complete = True
+    denied = 0
+    while stack:
+        if visited >= MAX_ETC_FILES or job.deadline.expired():
+            complete = False
+            break
+        d = stack.pop()
+        try:
+            it = os.scandir(d)
+        except PermissionError:
+            denied += 1
+            continue
+        except OSError:
+            continue
+        with it:
+            for de in it:
+                visited += 1
+                try:
+                    st = de.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                if stat.S_ISDIR(st.st_mode):
+                    stack.append(de.path)
+                elif st.st_mtime >= since:
+                    found.append((max(st.st_mtime, st.st_ctime if stat.S_ISREG(st.st_mode) else 0), de.path))
+    if denied:
+        job.blind_spot(f"{denied} directories under /etc not readable: run as root")
+    if not complete:
+        job.blind_spot(f"/etc walk stopped after {visited} entries: the list of changed files is incomplete")
+    found.sort(reverse=True)
+    rel = lambda p: "/" + os.path.relpath(p, job.ctx.root_path("/")).lstrip("./")  # noqa: E731
+    return [_entry(min(t, job.now), "config", f"{rel(p)} modified", "/etc mtime") for t, p in found[:MAX_ETC_SHOWN]], \
+        len(found), complete
+
+
+def crontabs(job, since: float) -> list[dict]:
+    """crontab files changed since `since` (mtime)."""
+    out = []
+    paths = ["/etc/crontab"]
+    for d in ("/etc/cron.d", "/var/spool/cron", "/var/spool/cron/crontabs"):
+        full = job.ctx.root_path(d)
+        try:
+            names = sorted(os.listdir(full))[:500]
+        except PermissionError:
+            job.blind_spot(f"permission denied listing {d}: run as root")
+            continue
+        except OSError:
+            continue
+        paths += [f"{d}/{n}" for n in names]
+    for p in paths:
+        try:
+            st = os.stat(job.ctx.root_path(p), follow_symlinks=False)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode) and st.st_mtime >= since:
+            out.append(_entry(st.st_mtime, "crontab", f"{p} changed", "mtime"))
+    return out
+
+
+def boots_logins(job, since: float) -> list[dict]:
+    """Boots and logins from wtmp; the current boot from /proc/uptime when wtmp says nothing."""
+    out = []
+    path = job.ctx.root_path("/var/log/wtmp")
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell() - f.tell() % _UTMP.size
+            start = max(0, size - MAX_WTMP_RECORDS * _UTMP.size)
+            f.seek(start)
+            data = f.read(size - start)
+        out += [_entry(t, k, w, "/var/log/wtmp") for t, k, w in parse_wtmp(data) if t >= since]
+    except PermissionError:
+        job.blind_spot("permission denied reading /var/log/wtmp: run as root (no logins or reboots from it)")
+    except OSError:
+        pass
+    if not any(e["kind"] == "boot" for e in out):
+        try:
+            up = float(job.ctx.read(job.ctx.proc_path("uptime")).split()[0])
+            boot = job.now - up
+            if boot >= since:
+                out.append(_entry(boot, "boot", f"system boot (up {up / 3600:.1f} h)", "/proc/uptime"))
+        except (OSError, ValueError, IndexError):
+            pass
+    return out
+
+
+def processes(job, since: float) -> tuple[list[dict], int]:
+    """Processes that started since `since` (the shared scan's create times)."""
+    scan = job.scan
+    if scan is None:
+        return [], 0
+    until = job.ctx.until if job.ctx.until is not None else job.now
+    new = [p for p in scan.procs.values() if p.create_time and since <= p.create_time <= until + 60]
+    new.sort(key=lambda p: p.create_time, reverse=True)
+    return [_entry(p.create_time, "process", f"{p.name} (pid {p.pid}) started", "process scan")
+            for p in new[:MAX_PROCS_SHOWN]], len(new)
+
+
+def _journal_read(job, since, until, matches, budget):
+    from hostdiag.collectors import journal
+
+    end = time.monotonic() + budget
+    rd = journal.open_journal(job.ctx, since, until, cap=MAX_PER_KIND * 5, matches=matches,
+                              expired=lambda: time.monotonic() >= end or job.deadline.expired(),
+                              backends=("systemd-python", "journalctl"))
+    return rd.backend, list(rd.entries)
+
+
+def unit_event(e) -> tuple[str, str] | None:
+    """(kind, what) for a pid-1 unit life-cycle journal entry, else None."""
+    state = UNIT_MESSAGE_IDS.get((e.msgid or "").lower())
+    if state is None:
+        return None
+    unit = e.ufield or e.unit or "?"
+    return "unit", f"{unit} {state}"
+
+
+_MODLOAD = re.compile(r"Inserted module '([^']+)'")
+
+
+def journal_changes(job, since: float, until: float) -> list[dict]:
+    """Unit starts/stops/failures and module loads, from the journal (when there is one)."""
+    out: list[dict] = []
+    if job.ctx.journal_path is None:
+        from hostdiag.collectors import journal
+        if journal.find_source(job.ctx) is None:
+            job.blind_spot("no journal: unit starts/stops and module loads not seen")
+            return out
+    budget = max(0.2, job.deadline.remaining() * 0.3)
+    try:
+        backend, entries = _journal_read(job, since, until, [f"MESSAGE_ID={m}" for m in UNIT_MESSAGE_IDS], budget)
+        for e in entries:
+            ue = unit_event(e)
+            if ue:
+                out.append(_entry(e.t, ue[0], ue[1], f"journal ({backend})"))
+        backend, entries = _journal_read(job, since, until, ["SYSLOG_IDENTIFIER=systemd-modules-load"], budget / 2)
+        for e in entries:
+            m = _MODLOAD.search(e.msg)
+            if m:
+                out.append(_entry(e.t, "module", f"kernel module {m[1]} loaded", f"journal ({backend})"))
+    except Unavailable as e:
+        job.blind_spot(f"journal: {e}")
+    return out
+
 
 def collect(job):
-    raise Unavailable("not implemented yet")
+    ctx = job.ctx
+    until = ctx.until if ctx.until is not None else job.now
+    since = until - WINDOW_S
+    timeline: list[dict] = []
+    timeline += packages(job, since)
+    etc, etc_count, _ = etc_changes(job, since)
+    timeline += etc
+    timeline += crontabs(job, since)
+    timeline += boots_logins(job, since)
+    procs, procs_count = processes(job, since)
+    timeline += procs
+    timeline += journal_changes(job, since, until)
+    timeline = [e for e in timeline if e["_t"] <= until + 60]
+    counts = Counter(e["kind"] for e in timeline)
+    counts["config"] = etc_count
+    counts["process"] = procs_count
+    timeline.sort(key=lambda e: e["_t"], reverse=True)
+    for e in timeline:
+        del e["_t"]
+    return {
+        "since": rfc3339(since), "until": rfc3339(until), "window_h": WINDOW_S / 3600,
+        "counts": {k: v for k, v in sorted(counts.items()) if v},
+        "timeline": timeline[:MAX_TIMELINE],
+        "timeline_total": len(timeline),
+    }
 
 
 def findings(section, th):
+    # The timeline is context, not a condition: correlate.correlate() ties it to other findings.
     return []
