@@ -421,6 +421,9 @@ def _ephemeral(port_range, eph_local, eph_dest) -> dict | None:
     return out
 
 
+_DELTAS = ("listen_overflows", "listen_drops", "retrans_segs", "out_segs", "syn_retrans", "tw_overflow")
+
+
 def _rates(job) -> dict | None:
     """Counter deltas and rates over the window; None with --window 0 (no fake zeros)."""
     if job.window_s <= 0:
@@ -433,7 +436,8 @@ def _rates(job) -> dict | None:
         r = s.rate()
         first, last = s.v[0], s.last()
         out[f"{name}_per_s"] = None if r is None else round(r, 2)
-        out[f"{name}_delta"] = None if r is None or first is None or last is None else last - first
+        if name in _DELTAS:
+            out[f"{name}_delta"] = None if r is None or first is None or last is None else last - first
     return out or None
 
 
