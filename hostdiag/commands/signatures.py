@@ -8,3 +8,180 @@ import typer
 
 app = typer.Typer(help="The signature catalog: failure archetypes kept as reviewed data files.",
                   no_args_is_help=True)
+
+_CATALOG_HELP = "Add a user catalog directory on top of the shipped one (repeatable; $HOSTDIAG_SIGNATURES does the same)."
+
+
+def _load(extra):
+    from hostdiag import catalog
+
+    return catalog.load(list(extra or []))
+
+
+def _clean(s) -> str:
+    """Catalog text is reviewed data, but still keep control characters off the terminal."""
+    try:
+        from hostdiag.core.sanitize import sanitize
+        return sanitize(str(s))
+    except Exception:   # pragma: no cover - sanitiser missing or renamed: fall back to repr-ish
+        return "".join(ch if ch.isprintable() or ch in "\n\t" else f"\\x{ord(ch):02x}" for ch in str(s))
+
+
+@app.command("list")
+def list_(catalog_dir: list[str] = typer.Option(None, "--catalog", help=_CATALOG_HELP),
+          kind: str = typer.Option(None, "--kind", help="Only 'shape' or 'log' entries.")):
+    """List every archetype and log pattern: id, kind, shapes or severity, title."""
+    cat = _load(catalog_dir)
+    rows = sorted(cat.entries.values(), key=lambda e: (e.kind != "shape", e.id))
+    for e in rows:
+        if kind and e.kind != kind:
+            continue
+        what = ",".join(e.data.get("shapes") or []) if e.kind == "shape" else str(e.data.get("severity", ""))
+        typer.echo(_clean(f"{e.id:40s} {e.kind:5s} {what:30s} {e.data.get('title', '')}"))
+    for err in cat.errors:
+        typer.echo(_clean(f"error: {err}"), err=True)
+
+
+@app.command()
+def show(entry_id: str = typer.Argument(..., metavar="ID"),
+         catalog_dir: list[str] = typer.Option(None, "--catalog", help=_CATALOG_HELP)):
+    """Show one entry in full, with the file it came from."""
+    cat = _load(catalog_dir)
+    e = cat.entries.get(entry_id)
+    if e is None:
+        close = [i for i in cat.entries if entry_id.split(".")[-1] in i]
+        typer.echo(f"no entry {entry_id!r}" + (f"; did you mean: {', '.join(close[:5])}" if close else ""), err=True)
+        raise typer.Exit(1)
+    typer.echo(_clean(f"# {e.path}"))
+    order = ["id", "kind", "title", "owner", "shapes", "metrics", "category", "severity", "pattern",
+             "thresholds", "looks_like", "likely_causes", "verify", "first_checks", "stabilize", "avoid",
+             "runbook", "seen_before"]
+    for k in order + [k for k in e.data if k not in order and k != "examples"]:
+        if k not in e.data:
+            continue
+        v = e.data[k]
+        if isinstance(v, list) and v and not all(isinstance(x, (int, float)) for x in v):
+            typer.echo(f"{k}:")
+            for item in v:
+                if isinstance(item, dict):
+                    item = ", ".join(f"{a}={b}" for a, b in item.items())
+                typer.echo(_clean(f"  - {item}"))
+        else:
+            typer.echo(_clean(f"{k}: {v}"))
+    for i, ex in enumerate(e.data.get("examples") or [], 1):
+        if isinstance(ex, dict):
+            body = ex.get("line") if e.kind == "log" else ex.get("values")
+            typer.echo(_clean(f"example {i}: {body}"))
+
+
+def _targets(path, catalog_dir):
+    from hostdiag import catalog
+
+    if path:
+        return [path]
+    return [str(d) for d in catalog.catalog_dirs(list(catalog_dir or []))]
+
+
+@app.command()
+def lint(path: str = typer.Argument(None, help="A catalog file or directory (default: every catalog in use)."),
+         catalog_dir: list[str] = typer.Option(None, "--catalog", help=_CATALOG_HELP)):
+    """Validate catalog files: schema, unknown fields, duplicate ids, missing runbook/owner, bad examples."""
+    from hostdiag.matcher.lint import lint_paths
+
+    errs, n = lint_paths(_targets(path, catalog_dir))
+    for e in errs:
+        typer.echo(_clean(e))
+    if errs:
+        typer.echo(f"{len(errs)} error{'s' if len(errs) != 1 else ''} in {n} files", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"{n} files ok", err=True)
+
+
+@app.command()
+def test(path: str = typer.Argument(None, help="Test only the entries in this file or directory (matched against the whole catalog)."),
+         catalog_dir: list[str] = typer.Option(None, "--catalog", help=_CATALOG_HELP)):
+    """Run every entry's examples: each must match its own archetype (or log pattern) best."""
+    from pathlib import Path
+
+    from hostdiag.matcher.lint import files_of, run_examples
+
+    extra = list(catalog_dir or [])
+    only = None
+    if path:
+        p = Path(path)
+        only = files_of([p])
+        d = p if p.is_dir() else p.parent
+        if d.resolve() not in {x.resolve() for x in _catalog_dirs(extra)}:
+            extra.append(str(d))
+    cat = _load(extra)
+    fails, n = run_examples(cat, only)
+    for err in cat.errors:
+        if only is None or any(err.startswith(str(f)) for f in only):
+            fails.insert(0, err)
+    for f in fails:
+        typer.echo(_clean(f))
+    if fails:
+        typer.echo(f"{len(fails)} failure{'s' if len(fails) != 1 else ''} in {n} examples", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"{n} examples ok", err=True)
+
+
+def _catalog_dirs(extra):
+    from hostdiag import catalog
+
+    return catalog.catalog_dirs(extra)
+
+
+@app.command()
+def match(file: str = typer.Argument(..., metavar="FILE|-", help="CSV (timestamp,value or one value column) or JSON {\"timestamps\":[...],\"values\":[...]}; - for stdin."),
+          metric: str = typer.Option(None, "--metric", help="What the series is, e.g. memory.available_bytes or 'disk.used_bytes[mount=/var]'."),
+          counter: bool = typer.Option(False, "--counter", help="The values are a monotonically increasing counter: match its rate."),
+          json_: bool = typer.Option(False, "--json", help="Print {\"matches\": [...]} best first; [] means steady."),
+          catalog_dir: list[str] = typer.Option(None, "--catalog", help=_CATALOG_HELP)):
+    """Name the shape of one series and the archetypes it matches, best first."""
+    import json
+    import sys
+
+    from hostdiag.matcher.series_io import SeriesError, read_series
+
+    try:
+        text = sys.stdin.read() if file == "-" else open(file, encoding="utf-8").read()
+        t, v = read_series(text)
+    except (OSError, UnicodeDecodeError, SeriesError) as e:
+        typer.echo(_clean(f"{file}: {e}"), err=True)
+        raise typer.Exit(2)
+    from hostdiag.matcher import analyse, match_analysis
+
+    cat = _load(catalog_dir)
+    for err in cat.errors:
+        typer.echo(_clean(f"warning: catalog entry skipped: {err}"), err=True)
+    an = analyse(t, v, counter=counter)
+    ms = match_analysis(an, metric=metric, catalog=cat)
+    if json_:
+        out = {"matches": [m.to_dict() for m in ms]}
+        if an.status != "ok":
+            out["note"] = an.note
+        typer.echo(json.dumps(out))
+        return
+    if not ms:
+        typer.echo(_clean(f"no match: {an.note} ({an.points} points)"))
+        return
+    epoch = t is not None and t and min(x for x in t if x is not None) > 1e8
+
+    def when(x):
+        if not epoch:
+            return f"{x:g}"
+        import datetime as dt
+        return dt.datetime.fromtimestamp(x, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    for i, m in enumerate(ms, 1):
+        typer.echo(_clean(f"{i}. {m.score:.2f} {m.shape:18s} {m.signature or '-'}"
+                          + (f"  {m.title}" if m.title else "")))
+        typer.echo(_clean(f"   {when(m.start)} .. {when(m.end)}: {m.why}"))
+        if i == 1:
+            for c in m.first_checks[:3]:
+                typer.echo(_clean(f"   check: {c}"))
+            for s in m.stabilize[:3]:
+                typer.echo(_clean(f"   stabilize: {s}"))
+            if m.runbook:
+                typer.echo(_clean(f"   runbook: {m.runbook}"))

@@ -20,11 +20,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-SHAPES = ("stair_step", "ramp", "cliff_drop", "flatline", "oscillating", "spike_then_settle",
-          "plateau_under_peak")
+from hostdiag.matcher import MIN_SCORE, SHAPES  # noqa: F401  (re-exported)
+
 GRID = 256          # grid points; shapes of interest span >= ~1 % of the window
 MIN_POINTS = 8      # fewer usable points: "too short to judge"
-MIN_SCORE = 0.5     # a shape below this is not reported
 KMAX = 8            # change points searched by the segmentation
 
 
@@ -397,6 +396,8 @@ def _oscillating(c: _Ctx) -> ShapeHit | None:
         return None
     rho = float(ac[lag])
     amp = float(np.std(r))
+    if amp ** 2 < 0.5 * float(np.var(c.y)):
+        return None                                # mostly trend: stairs/ramps detrend to a sawtooth
     period = lag * c.span / (n - 1)
     if not c.index and any(abs(period - p) <= 0.15 * p for p in (_DAY, _WEEK)):
         return None                                # daily/weekly cycle: normal periodicity

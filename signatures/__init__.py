@@ -1,0 +1,1 @@
+"""The shipped signature catalog: data files only (installed as hostdiag.signatures)."""
