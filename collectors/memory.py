@@ -148,7 +148,8 @@ def cgroups_near_limit(ctx, before: dict | None, after: dict, window_s: float) -
 
 
 def sample(ctx, state):
-    vm = parse_flat_kv(ctx.read_proc("vmstat"))
+    # vmstat unreadable still leaves meminfo worth reporting: collect() names the blind spot.
+    vm = parse_flat_kv(ctx.read_optional(ctx.proc_path("vmstat")) or "")
     out: dict[str, float] = {}
     for key, name in (("pswpin", "swap_in_pages"), ("pswpout", "swap_out_pages"),
                       ("pgmajfault", "major_faults"), ("oom_kill", "oom_kills")):
@@ -197,7 +198,8 @@ def collect(job):
     vm_text = ctx.read_optional(ctx.proc_path("vmstat"))
     vm = parse_flat_kv(vm_text) if vm_text else {}
     if vm_text is None:
-        job.blind_spot(f"{ctx.proc_path('vmstat')} not readable: no swap/fault rates or OOM kill count")
+        job.blind_spot(f"{ctx.proc_path('vmstat')} missing or not readable (run as root?): "
+                       "no swap/fault rates or OOM kill count")
     oom_total = vm.get("oom_kill")
     if vm_text is not None and oom_total is None:
         job.blind_spot("/proc/vmstat has no oom_kill (kernel < 4.13): OOM kills not counted")
@@ -222,7 +224,9 @@ def collect(job):
     psi = read_psi(ctx, "memory")
     data["psi"] = psi
     if psi is None:
-        job.blind_spot(PSI_ABSENT)
+        path = ctx.proc_path("pressure", "memory")
+        job.blind_spot(PSI_ABSENT if not os.path.exists(path) or os.access(path, os.R_OK)
+                       else f"permission denied reading {path}: run as root")
 
     after = read_cgroups(ctx, job.deadline)
     data["cgroups"], data["cgroups_limited"] = cgroups_near_limit(ctx, state.get("cg0"), after, job.window_s)

@@ -131,6 +131,7 @@ def per_user(ctx, procs, names, deadline=None) -> tuple[list[dict], int]:
         if p.uid is not None and not _is_kthread(p):
             by_uid[p.uid].append(p)
     rows, reads, unreadable = [], 0, 0
+    parents = {p.ppid for p in procs}
     for uid, ps in by_uid.items():
         threads = sum(p.threads or 1 for p in ps)
         row = {"uid": uid, "user": _user(names, uid), "processes": len(ps), "threads": threads,
@@ -138,8 +139,10 @@ def per_user(ctx, procs, names, deadline=None) -> tuple[list[dict], int]:
                "nproc_exempt": uid == 0}   # the kernel skips the RLIMIT_NPROC check for root
         if uid != 0:
             best = None
-            # Newest first: they carry the limit currently configured for this user's services.
-            cands = sorted((p for p in ps if p.status != "zombie"), key=lambda p: -(p.create_time or 0))
+            # Parents first (the ones that fork), then the newest: they carry the limit currently
+            # configured for this user's services.
+            cands = sorted((p for p in ps if p.status != "zombie"),
+                           key=lambda p: (p.pid in parents, p.create_time or 0), reverse=True)
             for p in cands[:LIMITS_PER_USER]:
                 if reads >= LIMITS_MAX or (deadline is not None and deadline.expired()):
                     break

@@ -201,15 +201,20 @@ def test_missing_meminfo_is_unavailable(tmp_path):
         memory.collect(job)
 
 
-def test_missing_vmstat_fails_sample_and_is_partial_in_collect(tmp_path):
+def test_missing_vmstat_is_partial(tmp_path):
     root = tree(tmp_path, "memory_v2_pressure")
     (root / "proc/vmstat").unlink()
-    ctx = ctx_for(root)
-    with pytest.raises(Unavailable, match="vmstat missing"):
-        memory.sample(ctx, {})
-    sec = collect(Job(ctx, "memory", {}, procscan.Scan(), 0.0, Deadline(5), {}))
-    assert sec.status == "partial" and "vmstat not readable" in sec.reason
-    assert sec.data["oom_kills_total"] is None
+    sec = collect(run_ticks(ctx_for(root), [lambda: None], scan=procscan.Scan()))
+    assert sec.status == "partial" and "vmstat missing or not readable" in sec.reason
+    assert sec.data["oom_kills_total"] is None and sec.data["swap_in_pages_per_s"] is None
+    assert sec.data["available_pct"] == 3.7
+
+
+def test_missing_meminfo_fails_sample(tmp_path):
+    root = tree(tmp_path, "memory_v2_pressure")
+    (root / "proc/meminfo").unlink()
+    with pytest.raises(Unavailable, match="meminfo missing"):
+        memory.sample(ctx_for(root), {})
 
 
 def test_missing_psi_and_cgroups_is_partial_not_error(tmp_path):
