@@ -10,7 +10,6 @@ import sys
 from collections import Counter, defaultdict
 from typing import Iterator, NamedTuple
 
-from hostdiag.core.context import Unavailable
 from hostdiag.core.model import Finding
 from hostdiag.core.thresholds import Threshold
 

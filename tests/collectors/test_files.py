@@ -133,7 +133,7 @@ def test_system_edges(pct, sev):
     assert [f.severity for f in fs] == ([sev] if sev else [])
 
 
-def test_fd_count_live_and_sample(tmp_path):
+def test_fd_count_live_and_sample():
     fds = [os.open(os.devnull, os.O_RDONLY) for _ in range(70)]
     try:
         me = os.getpid()

@@ -239,7 +239,7 @@ def _series(name, values, counter=True):
                   v=list(values), counter=counter)
 
 
-def test_sample_then_collect_rates_and_sustained_depth(tmp_path):
+def test_sample_then_collect_rates_attribute_overflows_to_busiest_listener():
     proc = FIX / "sockets_closewait" / "proc"
     state: dict = {}
     out = S.sample(Context(proc=str(proc)), state)
@@ -373,3 +373,21 @@ def test_sample_is_cheap_at_20k_lines():
     text = "\n".join(lines)
     assert sum(S.count_states(text).values()) == 20000
     assert sum(1 for _ in S.parse_tcp(text)) == 20000
+
+
+def test_netlink_refused_is_a_blind_spot_not_a_failure(monkeypatch):
+    # Mocked: a seccomp profile or container that forbids AF_NETLINK cannot be created here.
+    def refuse(*a, **kw):
+        raise PermissionError(1, "Operation not permitted")
+    monkeypatch.setattr(S, "listen_backlogs", refuse)
+    srv = socket.socket()
+    try:
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(5)
+        job = Job(Context(), "sockets", {}, Scan(fds_scanned=True), 0.0, Deadline(5.0), {})
+        d = S.collect(job)
+        row = next(r for r in d["listeners"] if r["port"] == srv.getsockname()[1])
+        assert row["backlog"] is None and row["queue_pct"] is None
+        assert any("sock_diag" in b and "ss -ltn" in b for b in job.blind_spots)
+    finally:
+        srv.close()
