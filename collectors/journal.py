@@ -227,6 +227,8 @@ def run_bounded(cmd: list[str], timeout_s: float) -> tuple[subprocess.Popen | No
         return None, f"{cmd[0]}: command not found (127)"
     except PermissionError:
         return None, f"{cmd[0]}: permission denied (126)"
+    except OSError as e:   # ENOEXEC and friends: found but cannot be run
+        return None, f"{cmd[0]}: cannot execute: {e.strerror} (126)"
     timer = threading.Timer(timeout_s, _kill_timed_out, (p,))
     timer.daemon = True
     timer.start()
@@ -557,10 +559,11 @@ def parse_oom_context(msg: str) -> dict[str, str] | None:
 _FOLDS = [
     (re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"), "<uuid>"),
     (re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b"), "<ip>"),
-    (re.compile(r"\b(?:[0-9a-fA-F]{0,4}:){2,7}[0-9a-fA-F]{0,4}\b"), "<ip6>"),
+    (re.compile(r"(?<![\w:])(?:[0-9a-fA-F]{1,4}:){1,7}:(?:[0-9a-fA-F]{1,4}(?::[0-9a-fA-F]{1,4})*)?"
+                r"|\b(?:[0-9a-fA-F]{1,4}:){4,7}[0-9a-fA-F]{1,4}\b"), "<ip>"),
     (re.compile(r"\b0x[0-9a-fA-F]+\b|\b[0-9a-fA-F]*\d[0-9a-fA-F]*[a-fA-F][0-9a-fA-F]*\b(?<=\w{8})"
                 r"|\b[0-9a-fA-F]*[a-fA-F][0-9a-fA-F]*\d[0-9a-fA-F]*\b(?<=\w{8})"), "<hex>"),
-    (re.compile(r"\d+(?:\.\d+)?"), "<n>"),
+    (re.compile(r"(?<![A-Za-z_])\d+(?:\.\d+)?"), "<n>"),   # not the digit in sda1, v6, eth0
 ]
 
 
