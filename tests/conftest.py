@@ -44,3 +44,9 @@ def findings_by_id(report, fid: str) -> list:
 
 
 needs_root = pytest.mark.skipif(not IS_ROOT, reason="needs root")
+
+
+def pytest_collection_modifyitems(items):
+    """Run `first`-marked tests (the idle-host check) before anything loads the machine:
+    load averages and PSI decay over minutes, so a fault test would leave them raised."""
+    items.sort(key=lambda it: 0 if it.get_closest_marker("first") else 1)

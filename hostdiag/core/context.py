@@ -14,6 +14,7 @@ from dataclasses import dataclass
 # /proc/net/tcp at 50,000 sockets is ~7.5 MB; anything bigger than this is not a /proc file
 # we want to hold in memory during an incident.
 MAX_READ_BYTES = 64 * 1024 * 1024
+READ_CHUNK = 256 * 1024
 
 
 class Unavailable(Exception):
@@ -43,10 +44,21 @@ class Context:
         return os.path.join(self.root, path.lstrip("/"))
 
     def read(self, path: str, limit: int = MAX_READ_BYTES) -> str:
-        """Read a text file, at most `limit` bytes. Raises OSError as-is."""
-        with open(path, "rb") as f:
-            data = f.read(limit)
-        return data.decode("utf-8", "backslashreplace")
+        """Read a text file, at most `limit` bytes. Raises OSError as-is.
+
+        In chunks: procfs sysctl handlers allocate a buffer of the requested size, so one
+        read(64 MiB) of /proc/sys/fs/file-nr fails with ENOMEM.
+        """
+        chunks = []
+        left = limit
+        with open(path, "rb", buffering=0) as f:
+            while left > 0:
+                b = f.read(min(left, READ_CHUNK))
+                if not b:
+                    break
+                chunks.append(b)
+                left -= len(b)
+        return b"".join(chunks).decode("utf-8", "backslashreplace")
 
     def read_proc(self, rel: str, limit: int = MAX_READ_BYTES) -> str:
         """Read a /proc file every supported kernel has; missing or unreadable -> Unavailable."""

@@ -75,11 +75,22 @@ class Scan:
         return raw.rstrip(b"\0").replace(b"\0", b" ").decode("utf-8", "backslashreplace") or None
 
 
+def _iter(ctx: Context, attrs):
+    """psutil.process_iter over ctx.proc; nothing for a tree without pids (a fixture host,
+    where psutil 7.2's pids() raises IndexError)."""
+    psutil.PROCFS_PATH = ctx.proc
+    try:
+        if not any(n.isdigit() for n in os.listdir(ctx.proc)):
+            return iter(())
+    except OSError:
+        return iter(())
+    return psutil.process_iter(attrs, ad_value=None)
+
+
 def baseline(ctx: Context, deadline: Deadline) -> dict[int, tuple[float, float, int | None, int | None]]:
     """pid -> (create_time, cpu_s, read_bytes, write_bytes) at the start of the window."""
-    psutil.PROCFS_PATH = ctx.proc
     out = {}
-    for p in psutil.process_iter(["create_time", "cpu_times", "io_counters"], ad_value=None):
+    for p in _iter(ctx, ["create_time", "cpu_times", "io_counters"]):
         if deadline.expired():
             break
         i = p.info
@@ -94,9 +105,8 @@ def scan(ctx: Context, deadline: Deadline, result: Scan, *, fds: bool,
          base: dict | None = None, base_dt: float | None = None) -> Scan:
     """Fill `result` with every process (and its fd table when `fds`). Never raises per pid."""
     t0 = time.monotonic()
-    psutil.PROCFS_PATH = ctx.proc
     result.fds_scanned = fds
-    for p in psutil.process_iter(_ATTRS, ad_value=None):
+    for p in _iter(ctx, _ATTRS):
         if deadline.expired():
             result.truncated = True
             break
