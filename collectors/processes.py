@@ -215,7 +215,7 @@ def collect(job):
     })
 
     by_cpu = [p for p in procs if (p.cpu_pct if job.window_s > 0 else p.cpu_s) is not None]
-    by_cpu.sort(key=lambda p: p.cpu_pct if job.window_s > 0 else p.cpu_s, reverse=True)
+    by_cpu.sort(key=lambda p: (p.cpu_pct, p.cpu_s or 0) if job.window_s > 0 else (p.cpu_s, 0), reverse=True)
     data["top_cpu"] = [{"pid": p.pid, "name": p.name, "user": _user(names, p.uid),
                         "cpu_pct": None if p.cpu_pct is None else round(p.cpu_pct, 1),
                         "cpu_s": round(p.cpu_s or 0, 1), "cmdline": scan.cmdline(p.pid)} for p in by_cpu[:TOP]]
