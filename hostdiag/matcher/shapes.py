@@ -356,13 +356,15 @@ def _flat_and_plateau(c: _Ctx) -> tuple[ShapeHit | None, ShapeHit | None]:
     k = int(np.argmax(ends - starts))
     a, b = int(starts[k]), int(ends[k])
     run = b - a
-    if run >= 0.1 * n and a >= 0.1 * n:
-        outside_d = np.r_[c.d[:max(a - 1, 0)], c.d[b:]]
-        s_out = max(_noise(outside_d, c.tol), 0.01 * c.r)
+    if run >= max(5, 0.1 * n) and a >= 0.1 * n:
+        # noise outside the run = residual of the piecewise-constant fit (steps removed)
+        res = c.y - c.means[c.segid]
+        out_res = np.r_[res[:a], res[b:]]
+        s_out = max(float(np.sqrt(np.mean(out_res ** 2))), 0.005 * c.r)
         s_in = float(np.std(y[a:b]))
         before = float(np.mean(y[:max(1, a // 2)]))
         rose = (c.hi - before) / c.r
-        score = (0.6 + 0.4 * _lin(run / n, 0.1, 0.3)) * (1 - _lin(s_in / s_out, 0.3, 0.6)) \
+        score = (0.6 + 0.4 * _lin(run / n, 0.1, 0.3)) * (1 - _lin(s_in / s_out, 0.15, 0.4)) \
             * _lin(rose, 0.4, 0.6)
         plateau = ShapeHit("plateau_under_peak", score, c.ts(a), c.ts(b - 1),
                            f"rose from {fmt_num(before)} and held at a ceiling of {fmt_num(c.hi)} "
