@@ -204,6 +204,7 @@ def etc_changes(job, since: float) -> tuple[list[dict], int, bool]:
     stack = [root]
     complete = True
     denied = 0
+    cron_d, crontab = os.path.join(root, "cron.d"), os.path.join(root, "crontab")
     while stack:
         if visited >= MAX_ETC_FILES or job.deadline.expired():
             complete = False
@@ -224,9 +225,12 @@ def etc_changes(job, since: float) -> tuple[list[dict], int, bool]:
                 except OSError:
                     continue
                 if stat.S_ISDIR(st.st_mode):
-                    stack.append(de.path)
+                    if de.path != cron_d:
+                        stack.append(de.path)
+                elif de.path == crontab:
+                    continue   # crontabs() reports these as kind "crontab"
                 elif st.st_mtime >= since:
-                    found.append((max(st.st_mtime, st.st_ctime if stat.S_ISREG(st.st_mode) else 0), de.path))
+                    found.append((st.st_mtime, de.path))
     if denied:
         job.blind_spot(f"{denied} directories under /etc not readable: run as root")
     if not complete:
