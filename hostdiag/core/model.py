@@ -117,6 +117,7 @@ class Snapshot:
     sections: dict[str, Section]
     series: dict[str, Series]
     duration_s: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)   # phase -> seconds (sampling, procscan...)
 
 
 @dataclass
@@ -153,6 +154,7 @@ class Report:
             "window_s": snap.window_s,
             "interval_s": snap.interval_s,
             "duration_s": round(snap.duration_s, 3),
+            "timings": {k: round(v, 4) for k, v in snap.timings.items()},
             "headline": asdict(self.headline),
             "findings": [asdict(f) for f in self.findings],
             "sections": {k: asdict(s) for k, s in snap.sections.items()},

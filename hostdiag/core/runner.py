@@ -123,8 +123,10 @@ def run(ctx: Context, modules, *, window_s: float, interval_s: float, debug: boo
             except BaseException:  # noqa: BLE001 - no per-process rates then; said below
                 base = None
 
+    timings = {"sampling_s": clock() - t_start}
     scan = None
     scan_note = None
+    t_scan = clock()
     if need_procs:
         scan = procscan.Scan()
         deadline = Deadline(ctx.timeout_s * 2, clock)
@@ -142,6 +144,8 @@ def run(ctx: Context, modules, *, window_s: float, interval_s: float, debug: boo
             scan_note = (f"process scan stopped at the {ctx.timeout_s * 2:g}s bound after "
                          f"{scan.seen_pids} processes: per-process data is incomplete")
 
+    timings["procscan_s"] = clock() - t_scan
+    t_collect = clock()
     sections: dict[str, Section] = {}
     for m in modules:
         t0 = clock()
@@ -165,6 +169,7 @@ def run(ctx: Context, modules, *, window_s: float, interval_s: float, debug: boo
         sections[m.NAME] = Section(m.NAME, status, reason, round(clock() - t0, 4), data or {},
                                    list(dict.fromkeys(job.blind_spots)))
 
+    timings["collect_s"] = clock() - t_collect
     return Snapshot(
         schema_version=SCHEMA_VERSION,
         host=host_info(ctx),
@@ -174,6 +179,7 @@ def run(ctx: Context, modules, *, window_s: float, interval_s: float, debug: boo
         sections=sections,
         series=series,
         duration_s=clock() - t_start,
+        timings=timings,
     )
 
 
