@@ -307,7 +307,10 @@ def _ramp(c: _Ctx) -> ShapeHit | None:
     direction = 1 if rise > 0 else -1
     fit = resid / c.sigma
     ratio = c.within_slope_ratio()
-    score = (1 - _lin(fit, 1.4, 2.2)) * _lin(ratio, 0.35, 0.7) * _lin(abs(rise) / c.sigma, 5, 10)
+    # the line explains the series down to the noise, or leaves only a small wobble
+    # (a daily cycle on top of a fill is still a fill)
+    fit_ok = max(1 - _lin(fit, 1.4, 2.2), 1 - _lin(resid / abs(rise), 0.08, 0.15))
+    score = fit_ok * _lin(ratio, 0.35, 0.7) * _lin(abs(rise) / c.sigma, 5, 10)
     i0 = int(round(_HINGES[h] * (n - 1)))
     per_s = slope / c.span if not c.index else slope / (n - 1)
     start_level = float(y[:max(i0, 1)].mean()) if i0 > 0 else float(y[0] + 0 * slope)
