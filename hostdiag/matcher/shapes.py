@@ -363,11 +363,13 @@ def _flat_and_plateau(c: _Ctx) -> tuple[ShapeHit | None, ShapeHit | None]:
         # noise outside the run = residual of the piecewise-constant fit (steps removed)
         res = c.y - c.means[c.segid]
         out_res = np.r_[res[:a], res[b:]]
-        s_out = max(float(np.sqrt(np.mean(out_res ** 2))), 0.005 * c.r)
+        s_out = float(np.sqrt(np.mean(out_res ** 2))) if len(out_res) else 0.0
         s_in = float(np.std(y[a:b]))
+        if s_out <= 2 * s_in or s_out <= c.tol:
+            s_out = 0.0       # nothing squashed: noiseless steps, or as noisy as the rest
         before = float(np.mean(y[:max(1, a // 2)]))
         rose = (c.hi - before) / c.r
-        score = (0.6 + 0.4 * _lin(run / n, 0.1, 0.3)) * (1 - _lin(s_in / s_out, 0.15, 0.4)) \
+        score = (0.6 + 0.4 * _lin(run / n, 0.1, 0.3)) * (1 - _lin(s_in / s_out, 0.15, 0.4) if s_out > 0 else 0.0) \
             * _lin(rose, 0.4, 0.6)
         plateau = ShapeHit("plateau_under_peak", score, c.ts(a), c.ts(b - 1),
                            f"rose from {fmt_num(before)} and held at a ceiling of {fmt_num(c.hi)} "
