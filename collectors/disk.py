@@ -141,10 +141,12 @@ def usage(st) -> dict:
     free = st.f_bfree * st.f_frsize
     avail = st.f_bavail * st.f_frsize
     used = size - free
-    out = {"size_bytes": size, "used_bytes": used, "avail_bytes": avail,
-           # df rounds Use% up; keep one decimal instead so 90.0 is not shown as 91
-           "used_pct": round(used / (used + avail) * 100, 1) if used + avail > 0 else None,
-           "inodes_total": None, "inodes_used": None, "inodes_used_pct": None}
+    # Key order is column order in the rendered table: what a responder reads first.
+    out = {
+        # df rounds Use% up; keep one decimal instead so 90.0 is not shown as 91
+        "used_pct": round(used / (used + avail) * 100, 1) if used + avail > 0 else None,
+        "avail_bytes": avail, "size_bytes": size, "inodes_used_pct": None,
+        "used_bytes": used, "inodes_used": None, "inodes_total": None}
     if st.f_files > 0:
         iused = st.f_files - st.f_ffree
         out.update(inodes_total=st.f_files, inodes_used=iused,
@@ -226,8 +228,12 @@ def _fs_rows(job) -> list[dict]:
         u = state["stat"].get(mp)
         if u is None:
             continue
-        row = {"mount": mp, "fstype": m["fstype"], "source": m["source"],
-               "ro": "ro" in m["opts"], **u, "growth_bps": None, "time_to_full_s": None}
+        row = {"mount": mp, **u, "growth_bps": None, "time_to_full_s": None,
+               "fstype": m["fstype"], "source": m["source"], "ro": "ro" in m["opts"]}
+        # usage() order puts used_pct..inodes_used_pct first; growth/ttf belong right after them
+        row = {k: row[k] for k in ("mount", "used_pct", "avail_bytes", "size_bytes", "inodes_used_pct",
+                                   "growth_bps", "time_to_full_s", "fstype", "source", "ro", "used_bytes",
+                                   "inodes_used", "inodes_total")}
         s = series.get(mp)
         if s is not None and job.window_s > 0:
             g = trend(s.t, s.v)

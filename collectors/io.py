@@ -127,16 +127,17 @@ def device_stats(rates: dict[str, float | None], in_flight: float | None) -> dic
 
     r, w = rates.get("reads"), rates.get("writes")
     util = rates.get("io_time_s")
+    # Key order is column order in the rendered table: the saturation signals first.
     return {
+        # io_ticks can exceed wall time by a rounding tick; iostat caps at 100 too.
+        "util_pct": None if util is None else round(min(100.0, util * 100), 1),
+        "r_await_ms": ratio_ms(rates.get("read_time_s"), r),
+        "w_await_ms": ratio_ms(rates.get("write_time_s"), w),
+        "aqu_sz": None if rates.get("queue_time_s") is None else round(rates["queue_time_s"], 2),
         "r_per_s": None if r is None else round(r, 2),
         "w_per_s": None if w is None else round(w, 2),
         "read_bps": None if rates.get("read_bytes") is None else round(rates["read_bytes"]),
         "write_bps": None if rates.get("write_bytes") is None else round(rates["write_bytes"]),
-        "r_await_ms": ratio_ms(rates.get("read_time_s"), r),
-        "w_await_ms": ratio_ms(rates.get("write_time_s"), w),
-        "aqu_sz": None if rates.get("queue_time_s") is None else round(rates["queue_time_s"], 2),
-        # io_ticks can exceed wall time by a rounding tick; iostat caps at 100 too.
-        "util_pct": None if util is None else round(min(100.0, util * 100), 1),
         "in_flight": None if in_flight is None else int(in_flight),
     }
 
@@ -173,11 +174,11 @@ def _devices(job) -> list[dict]:
     out = []
     for dev, rates in per_dev.items():
         row = {"device": dev}
+        row.update(device_stats(rates, flights.get(dev)))
+        row["ios"] = int(ios[dev]) if dev in ios else None   # completed in the window: gates await
         dm = _dm_name(job.ctx, dev)
         if dm:
             row["dm_name"] = dm
-        row.update(device_stats(rates, flights.get(dev)))
-        row["ios"] = int(ios[dev]) if dev in ios else None
         out.append(row)
     out.sort(key=lambda d: (d["util_pct"] or 0, (d["read_bps"] or 0) + (d["write_bps"] or 0)), reverse=True)
     return out
