@@ -60,7 +60,12 @@ def _signal(shape: str, x: np.ndarray, rng: np.random.Generator, noise: float):
         quiet[i:] = True
         return z, eps, quiet
     if shape == "oscillating":
-        cyc = rng.uniform(4, 20)
+        # >= 8 samples per cycle (fewer is aliasing, not a shape) and never a ~24 h period,
+        # which the matcher deliberately calls normal daily seasonality
+        cyc = rng.uniform(4, max(5.0, min(20.0, n / 8)))
+        span_h = n * STEP_S / 3600
+        while abs(span_h / cyc - 24) < 0.2 * 24:
+            cyc = rng.uniform(4, max(5.0, min(20.0, n / 8)))
         ph = 2 * np.pi * cyc * x + rng.uniform(0, 6.3)
         kind = rng.integers(0, 4)
         if kind == 0:
