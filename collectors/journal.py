@@ -702,6 +702,9 @@ def collect(job):
             "entries_read": rd.read, "truncated": rd.truncated, "skipped": rd.skipped or None}
     head.update(data)
     head["error_burst"] = burst(errs, head["per_minute"]["t"])
+    minutes = head["per_minute"]["t"]
+    if minutes:  # errors per minute as a series: a spike or a flatline is a shape too
+        job.add_series("errors_per_min", minutes[0], [t - minutes[0] for t in minutes], errs, "count")
     return head
 
 

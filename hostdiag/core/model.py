@@ -20,7 +20,7 @@ CATEGORIES = ("cpu", "memory", "io", "disk", "files", "sockets", "network", "pro
 
 @dataclass
 class Series:
-    """One sampled metric over the window: raw values at monotonic offsets t (seconds)."""
+    """One metric over time: raw values at offsets t (seconds) from t0 (epoch seconds)."""
 
     metric: str                       # "io.read_bytes"
     unit: str                         # "bytes", "percent", "count", "seconds"...
@@ -28,6 +28,7 @@ class Series:
     v: list[float | None] = field(default_factory=list)
     labels: dict[str, str] = field(default_factory=dict)   # {"device": "sda"}
     counter: bool = False             # monotonically increasing: use rate()
+    t0: float | None = None           # epoch seconds of t == 0 (window start, or a log series' first minute)
 
     @property
     def key(self) -> str:

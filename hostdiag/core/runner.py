@@ -44,6 +44,11 @@ class Job:
     def blind_spot(self, msg: str) -> None:
         self.blind_spots.append(msg)
 
+    def add_series(self, metric: str, t0: float, t: list[float], v: list, unit: str, **labels: str) -> None:
+        """A series found in collect() rather than sampled (e.g. journal errors per minute)."""
+        s = Series(metric=f"{self.name}.{metric}", unit=unit, t=list(t), v=list(v), labels=labels, t0=t0)
+        self.series[s.key] = s
+
     def s(self, key: str) -> Series | None:
         """This collector's series by key without the collector prefix ('load1')."""
         return self.series.get(f"{self.name}.{key}")
@@ -83,6 +88,7 @@ def _failure(e: BaseException, debug: bool) -> tuple[str, str]:
 def run(ctx: Context, modules, *, window_s: float, interval_s: float, debug: bool = False,
         clock=time.monotonic, sleep=time.sleep) -> Snapshot:
     t_start = clock()
+    epoch_start = time.time()
     series: dict[str, Series] = {}
     failed: dict[str, tuple[str, str]] = {}     # name -> (status, reason): skipped from then on
     states: dict[str, dict] = {m.NAME: {} for m in modules}
@@ -113,7 +119,7 @@ def run(ctx: Context, modules, *, window_s: float, interval_s: float, debug: boo
                 s = series.get(full)
                 if s is None:
                     s = series[full] = Series(metric=f"{m.NAME}.{metric}", unit=unit, labels=labels,
-                                              counter=counter)
+                                              counter=counter, t0=epoch_start)
                 s.t.append(now)
                 s.v.append(v)
         if tick == 0 and ticks > 1 and need_procs:
@@ -159,6 +165,7 @@ def run(ctx: Context, modules, *, window_s: float, interval_s: float, debug: boo
             job.blind_spot(scan_note)
         try:
             data = bounded(m.collect, ctx.timeout_s, job)
+            series.update({k: v for k, v in job.series.items() if k not in mine})
         except BaseException as e:  # noqa: BLE001
             job.deadline.cancelled.set()
             status, reason = _failure(e, debug)
