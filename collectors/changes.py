@@ -298,7 +298,14 @@ def processes(job, since: float) -> tuple[list[dict], int]:
     if scan is None:
         return [], 0
     until = job.ctx.until if job.ctx.until is not None else job.now
-    new = [p for p in scan.procs.values() if p.create_time and since <= p.create_time <= until + 60]
+    # Not changes: kernel threads (children of kthreadd) come and go, and hostdiag's own
+    # process and the shell that started it are the responder, not the incident.
+    own, pid = set(), os.getpid()
+    while pid in scan.procs and pid not in own:
+        own.add(pid)
+        pid = scan.procs[pid].ppid or 0
+    new = [p for p in scan.procs.values() if p.create_time and since <= p.create_time <= until + 60
+           and p.pid not in own and p.ppid != 2 and p.pid != 2]
     new.sort(key=lambda p: p.create_time, reverse=True)
     return [_entry(p.create_time, "process", f"{p.name} (pid {p.pid}) started", "process scan")
             for p in new[:MAX_PROCS_SHOWN]], len(new)

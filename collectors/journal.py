@@ -491,15 +491,15 @@ _REQUIRED = ("id", "kind", "title", "owner", "category", "severity", "pattern", 
 _cat_cache: dict = {}
 
 
-def log_patterns() -> tuple[list[LogPattern], list[str]]:
+def log_patterns(dirs=()) -> tuple[list[LogPattern], list[str]]:
     """Compiled kind="log" catalog entries and the catalog's errors (as 'file:line: message')."""
     from hostdiag import catalog
 
-    key = os.environ.get(catalog.ENV_VAR, "")
+    key = (os.environ.get(catalog.ENV_VAR, ""), tuple(dirs))
     if key in _cat_cache:
         return _cat_cache[key]
     try:
-        cat = catalog.load()
+        cat = catalog.load(dirs)
     except ImportError as e:   # the shipped catalog package is not installed: no patterns, said as a blind spot
         return [], [f"signature catalog not loadable: {e}"]
     pats, errors = [], list(cat.errors)
@@ -677,7 +677,7 @@ def window(ctx, now: float | None = None) -> tuple[float, float]:
 def collect(job):
     ctx = job.ctx
     since, until = window(ctx, job.now)
-    patterns, cat_errors = log_patterns()
+    patterns, cat_errors = log_patterns(ctx.catalog_dirs)
     for err in cat_errors[:5]:
         job.blind_spot(f"signature catalog: {err}")
     notes: list[str] = []

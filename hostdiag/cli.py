@@ -60,6 +60,7 @@ def snapshot(
     journal_file: Optional[Path] = typer.Option(None, "--journal-file", help="Read this one journal file instead of the live journal."),
     since: Optional[str] = typer.Option(None, "--since", help="Start of the log window: '30m', '2h', '1d' ago or an ISO-8601 time (default 30m)."),
     until: Optional[str] = typer.Option(None, "--until", help="End of the log window, same forms (default now)."),
+    catalog_dir: Optional[list[Path]] = typer.Option(None, "--catalog", help="Add a signature catalog directory on top of the shipped one (repeatable; also $HOSTDIAG_SIGNATURES)."),
     debug: bool = typer.Option(False, "--debug", help="Print tracebacks of collector failures to stderr."),
 ):
     """Sample the host for a short window and print a stabilize-first report."""
@@ -81,7 +82,8 @@ def snapshot(
         raise typer.BadParameter(str(e)) from None
     journal = journal_file or journal_dir
     ctx = Context(proc=proc_root, sys=sys_root, root=root, timeout_s=timeout,
-                  journal_path=str(journal) if journal else None, since=t_since, until=t_until)
+                  journal_path=str(journal) if journal else None, since=t_since, until=t_until,
+                  catalog_dirs=tuple(str(d) for d in catalog_dir or ()))
     try:
         report = cmd.run(opts, ctx)
     except ValueError as e:  # unknown collector or threshold: a usage error

@@ -40,7 +40,9 @@ def thresholds_for(modules, overrides=()) -> Thresholds:
 
 
 def run(opts: Options, ctx: Context) -> Report:
+    from hostdiag import catalog
+
     modules = selected(opts)
     th = thresholds_for(collectors.load(), opts.thresholds)
     snap = runner.run(ctx, modules, window_s=opts.window_s, interval_s=opts.interval_s, debug=opts.debug)
-    return report_mod.build(snap, modules, th, debug=opts.debug)
+    return report_mod.build(snap, modules, th, catalog=catalog.load(ctx.catalog_dirs), debug=opts.debug)

@@ -32,6 +32,8 @@ class Context:
     journal_path: str | None = None
     since: float | None = None
     until: float | None = None
+    # User signature catalogs laid over the shipped one (--catalog; $HOSTDIAG_SIGNATURES too).
+    catalog_dirs: tuple[str, ...] = ()
 
     def proc_path(self, *parts: str | int) -> str:
         return os.path.join(self.proc, *map(str, parts))

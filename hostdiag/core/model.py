@@ -144,6 +144,7 @@ class Report:
     headline: Headline
     findings: list[Finding]           # ranked, most severe first
     blind_spots: list[BlindSpot]
+    shapes: list[dict[str, Any]] = field(default_factory=list)   # matcher hits on the series, best first
 
     def to_dict(self) -> dict[str, Any]:
         """The --json document. Top-level keys are documented in the README."""
@@ -160,6 +161,7 @@ class Report:
             "findings": [asdict(f) for f in self.findings],
             "sections": {k: asdict(s) for k, s in snap.sections.items()},
             "blind_spots": [asdict(b) for b in self.blind_spots],
+            "shapes": self.shapes,
             "series": {k: _series_dict(s) for k, s in snap.series.items()},
         }
 

@@ -9,9 +9,12 @@ from dataclasses import fields, replace
 
 from hostdiag.core import sanitize
 from hostdiag.core.model import BlindSpot, Finding, Headline, Report, Section, Snapshot
+from hostdiag.correlate import correlate
+from hostdiag.matcher.snapshot import attach, match_snapshot
 
 
-def build(snap: Snapshot, modules, thresholds, *, debug: bool = False) -> Report:
+def build(snap: Snapshot, modules, thresholds, *, catalog=None, debug: bool = False) -> Report:
+    """`catalog` (hostdiag.catalog.Catalog) enables shape matching of the sampled series."""
     findings: list[Finding] = []
     for m in modules:
         sec = snap.sections.get(m.NAME)
@@ -26,13 +29,24 @@ def build(snap: Snapshot, modules, thresholds, *, debug: bool = False) -> Report
             note = f"findings failed: hostdiag bug: {type(e).__name__}: {e}"
             sec.blind_spots.append(note)
             sec.reason = "; ".join(filter(None, [sec.reason, note]))
+    shapes: list[dict] = []
+    if catalog is not None:
+        shapes = match_snapshot(snap, catalog)
+        findings = attach(findings, shapes)
+    changes = snap.sections.get("changes")
+    findings = correlate(findings, changes.data.get("timeline") if changes else None)
     findings.sort(key=lambda f: f.rank, reverse=True)
     findings = [_clean_finding(f) for f in findings]
     for name, sec in snap.sections.items():
         snap.sections[name] = _clean_section(sec)
     snap.host = replace(snap.host, **{k: sanitize.clean(v) for k, v in vars(snap.host).items() if isinstance(v, str)})
     blind = [BlindSpot(s.name, s.status, s.reason or "") for s in snap.sections.values() if s.status != "ok"]
-    return Report(snapshot=snap, headline=headline(findings, blind), findings=findings, blind_spots=blind)
+    if catalog is not None and catalog.errors:
+        blind.append(BlindSpot("signatures", "partial", sanitize.clean(
+            f"{len(catalog.errors)} catalog file(s) invalid and skipped (hostdiag signatures lint): "
+            + "; ".join(catalog.errors[:3]))))
+    return Report(snapshot=snap, headline=headline(findings, blind), findings=findings, blind_spots=blind,
+                  shapes=sanitize.deep(shapes))
 
 
 def _clean_finding(f: Finding) -> Finding:

@@ -87,10 +87,17 @@ class Evidence:
     tables: list[Table] = field(default_factory=list)
 
 
-def evidence(data: dict, top: int = 5) -> Evidence:
+# Data drawn in its own report block, not repeated in the section's evidence.
+SHOWN_ELSEWHERE = {"changes": ("timeline",), "journal": ("per_minute",)}
+
+
+def evidence(data: dict, top: int = 5, section: str = "") -> Evidence:
     """Lay a section's data out as facts and tables."""
     ev = Evidence()
+    skip = SHOWN_ELSEWHERE.get(section, ())
     for key, v in data.items():
+        if key in skip:
+            continue
         if isinstance(v, list) and v and all(isinstance(r, dict) for r in v):
             cols = list(dict.fromkeys(k for r in v for k in r if not isinstance(r[k], (dict, list))))
             rows = [[fmt_value(c, r.get(c)) for c in cols] for r in v[:top]]
@@ -166,3 +173,26 @@ def host_line(report) -> str:
     window = f"window {w:g}s" if w else "point in time"
     who = "" if h.euid == 0 else f", as uid {h.euid} (not root)"
     return f"{h.hostname} · {h.os} · kernel {h.kernel} · {h.cpus} CPUs · {report.snapshot.collected_at} · {window}{who}"
+
+
+def what_changed(report, limit: int = 10) -> tuple[list[dict], int]:
+    """The newest `limit` changes (time, kind, what, source) and how many there were in all."""
+    sec = report.snapshot.sections.get("changes")
+    rows = (sec.data.get("timeline") or []) if sec else []
+    total = (sec.data.get("timeline_total") or len(rows)) if sec else 0
+    return rows[:limit], total
+
+
+def shape_line(report, shape: dict, chars: str = BLOCKS, width: int = 32) -> tuple[str, str]:
+    """(sparkline, marker) for a matched series: the marker has '^' under the matched interval."""
+    s = report.snapshot.series.get(shape["series"])
+    if s is None:
+        return "", ""
+    vals = s.display_values()
+    ts = s.t[1:] if s.counter else s.t
+    if len(vals) > width:  # keep the picture to `width` columns: take evenly spaced points
+        idx = [round(i * (len(vals) - 1) / (width - 1)) for i in range(width)]
+        vals, ts = [vals[i] for i in idx], [ts[i] for i in idx]
+    line = sparkline(vals, chars, width=width)
+    mark = "".join("^" if shape["start"] <= t <= shape["end"] else " " for t in ts)
+    return line, mark.rstrip()

@@ -53,12 +53,23 @@ def render(report, env=None, *, top: int = 5) -> str:
             out.append(f"   - Stabilize: {md(s)}")
         if f.evidence:
             out.append(f"   - Evidence: {code(common.fmt_value('', f.evidence))}")
+    rows, total = common.what_changed(report)
+    if rows or "changes" in report.snapshot.sections:
+        out += ["", f"### What changed (newest first, {len(rows)} of {total})", ""]
+        out += [f"- {md(r.get('time', '?'))} **{md(r.get('kind', '?'))}** {md(r.get('what', ''))} _({md(r.get('source', ''))})_"
+                for r in rows] or ["Nothing seen in the changes window."]
+    if report.shapes:
+        out += ["", "### Shapes", ""]
+        for sh in report.shapes:
+            spark, mark = common.shape_line(report, sh)
+            out.append(f"- {code(sh['series'])}: **{md(sh['shape'])}** → {code(sh['signature'] or sh['shape'])} "
+                       f"({sh['score']:.2f}): {md(sh['why'])}" + (f"  \n  {code(spark)}" if spark else ""))
     out += ["", "### Evidence", ""]
     for sec in common.ordered_sections(report):
         if sec.status == "unavailable":
             continue
         out += [f"#### {sec.name} ({sec.status})", ""]
-        ev = common.evidence(sec.data, top)
+        ev = common.evidence(sec.data, top, sec.name)
         out += [f"- {md(k)}: {md(v)}" for k, v in ev.facts]
         out += [f"- {md(n)}: {code(common.sparkline(vals))} {md(last)}" for n, vals, last in common.trends(report, sec.name)]
         for t in ev.tables:

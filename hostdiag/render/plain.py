@@ -75,13 +75,36 @@ def render(report, env=None, *, top: int = 5) -> str:
         lines += finding_lines(i, f)
         lines.append("")
 
+    rows, total = common.what_changed(report)
+    if rows or "changes" in report.snapshot.sections:
+        lines.append(f"WHAT CHANGED (newest first, {len(rows)} of {total})")
+        lines.append("-" * WIDTH)
+        if not rows:
+            lines.append("   nothing seen in the changes window")
+        for r in rows:
+            lines += textwrap.wrap(f"{r.get('time', '?')}  {r.get('kind', '?'):<8} {r.get('what', '')}  [{r.get('source', '')}]",
+                                   WIDTH, initial_indent="   ", subsequent_indent="      ")
+        lines.append("")
+
+    if report.shapes:
+        lines.append("SHAPES (sampled series that match a known failure shape)")
+        lines.append("-" * WIDTH)
+        for sh in report.shapes:
+            name = sh["signature"] or sh["shape"]
+            lines += textwrap.wrap(f"{sh['series']}: {sh['shape']} -> {name} ({sh['score']:.2f}): {sh['why']}",
+                                   WIDTH, initial_indent="   ", subsequent_indent="      ")
+            spark, mark = common.shape_line(report, sh, common.ASCII)
+            if spark:
+                lines += ["      " + spark, "      " + mark]
+        lines.append("")
+
     lines.append("EVIDENCE")
     lines.append("-" * WIDTH)
     for sec in common.ordered_sections(report):
         if sec.status == "unavailable":
             continue
         lines.append(f"[{sec.name}] {sec.status}, {sec.duration_s:.2f}s")
-        ev = common.evidence(sec.data, top)
+        ev = common.evidence(sec.data, top, sec.name)
         for k, v in ev.facts:
             lines += _wrap(k + ":", v, indent=2, label_w=max(12, min(len(k) + 2, 24)))
         for name, vals, last in common.trends(report, sec.name):

@@ -58,13 +58,33 @@ def render(report, env, *, top: int = 5) -> str:
             con.print(Text("   ").append_text(r))
         con.print()
 
+    rows, total = common.what_changed(report)
+    if rows or "changes" in report.snapshot.sections:
+        con.print(Text(f"What changed (newest first, {len(rows)} of {total})", style="bold underline"))
+        if not rows:
+            con.print(Text("  nothing seen in the changes window", style="dim"))
+        for r in rows:
+            con.print(Text.assemble("  ", (str(r.get("time", "?")), "dim"), "  ", (f"{r.get('kind', '?'):<8}", "bold"),
+                                    " ", str(r.get("what", "")), (f"  [{r.get('source', '')}]", "dim")))
+        con.print()
+    if report.shapes:
+        con.print(Text("Shapes", style="bold underline"))
+        for sh in report.shapes:
+            spark, mark = common.shape_line(report, sh)
+            styled = Text()
+            for ch, m in zip(spark, mark.ljust(len(spark))):
+                styled.append(ch, "bold red" if m == "^" else "magenta")
+            con.print(Text.assemble("  ", (sh["series"], "bold"), "  ", styled, "  ",
+                                    (sh["signature"] or sh["shape"], "cyan"), f" ({sh['score']:.2f}) ", sh["why"]))
+        con.print()
+
     con.print(Text("Evidence", style="bold underline"))
     for sec in common.ordered_sections(report):
         if sec.status == "unavailable":
             continue
         con.print(Text.assemble((sec.name, "bold"), " ", (sec.status, STATUS_STYLE[sec.status]),
                                 (f"  {sec.duration_s:.2f}s", "dim")))
-        ev = common.evidence(sec.data, top)
+        ev = common.evidence(sec.data, top, sec.name)
         for k, v in ev.facts:
             con.print(Text.assemble("  ", (f"{k}: ", "dim"), v))
         for name, vals, last in common.trends(report, sec.name):
