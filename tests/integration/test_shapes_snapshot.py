@@ -2,6 +2,8 @@
 archetype file (--catalog) is matched without touching code."""
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -13,16 +15,19 @@ from hostdiag.core.model import Series
 from hostdiag.matcher.snapshot import material
 
 SPAWNER = textwrap.dedent("""
-    import subprocess, sys, time
+    import signal, subprocess, sys, time
+    signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))  # so `finally` kills and reaps the kids
     kids = []
     try:
-        for _ in range(30):  # one more sleeping child every 0.3 s: processes.tasks ramps up
-            kids.append(subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]))
-            time.sleep(0.3)
+        for _ in range(45):  # one more sleeping child every 0.15 s: processes.tasks ramps up
+            kids.append(subprocess.Popen(["sleep", "60"]))
+            time.sleep(0.15)
         time.sleep(60)
     finally:
         for k in kids:
             k.kill()
+        for k in kids:
+            k.wait()
 """)
 
 USER_ARCHETYPE = textwrap.dedent("""
@@ -48,8 +53,14 @@ USER_ARCHETYPE = textwrap.dedent("""
 def spawner():
     p = subprocess.Popen([sys.executable, "-c", SPAWNER], start_new_session=True)
     yield p
-    p.terminate()
-    p.wait(timeout=20)
+    p.terminate()  # the spawner kills and reaps its children: no zombies left to PID 1
+    try:
+        p.wait(timeout=20)
+    finally:
+        try:
+            os.killpg(p.pid, signal.SIGKILL)  # anything left in its process group
+        except ProcessLookupError:
+            pass
 
 
 def test_user_archetype_is_matched_in_snapshot(tmp_path, spawner):
