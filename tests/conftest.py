@@ -39,6 +39,31 @@ def cli_json(*args, **kw) -> tuple[dict, int]:
     return json.loads(p.stdout), p.returncode
 
 
+def drive(module, ctx, mutate=(), scan=None, dt: float = 1.0):
+    """Drive module.sample() as the runner does (one tick, then one per mutation callable),
+    recording with the runner's own code, and return the Job that collect() would see."""
+    from hostdiag.core.context import Deadline
+    from hostdiag.core.runner import Job, record
+
+    state: dict = {}
+    series: dict = {}
+    steps = [None, *mutate]
+    for i, step in enumerate(steps):
+        if step:
+            step()
+        record(series, module, module.sample(ctx, state), i * dt)
+    return Job(ctx, module.NAME, series, scan, dt * (len(steps) - 1), Deadline(5.0), state)
+
+
+def section(module, job):
+    """module.collect(job) wrapped in a Section the way the runner builds it."""
+    from hostdiag.core.model import Section
+
+    data = module.collect(job)
+    return Section(module.NAME, "partial" if job.blind_spots else "ok", "; ".join(job.blind_spots) or None,
+                   0.0, data, list(job.blind_spots))
+
+
 def findings_by_id(report, fid: str) -> list:
     return [f for f in report.findings if f.id == fid]
 

@@ -73,6 +73,20 @@ def parse_key(key: str) -> tuple[str, dict[str, str]]:
     return metric, labels
 
 
+def record(series: dict[str, Series], m, values: dict, now: float, t0: float | None = None) -> None:
+    """Append one sample() result of collector `m` at offset `now` to the series it feeds."""
+    for key, v in values.items():
+        metric, labels = parse_key(key)
+        unit, counter = m.UNITS.get(metric, ("count", False))
+        full = f"{m.NAME}.{key}"
+        s = series.get(full)
+        if s is None:
+            s = series[full] = Series(metric=f"{m.NAME}.{metric}", unit=unit, labels=labels,
+                                      counter=counter, t0=t0)
+        s.t.append(now)
+        s.v.append(v)
+
+
 def _failure(e: BaseException, debug: bool) -> tuple[str, str]:
     if isinstance(e, Unavailable):
         return "unavailable", str(e)
@@ -111,17 +125,7 @@ def run(ctx: Context, modules, *, window_s: float, interval_s: float, debug: boo
             except BaseException as e:  # noqa: BLE001 - the runner is the one catcher
                 failed[m.NAME] = _failure(e, debug)
                 continue
-            now = clock() - t_start
-            for key, v in values.items():
-                metric, labels = parse_key(key)
-                unit, counter = m.UNITS.get(metric, ("count", False))
-                full = f"{m.NAME}.{key}"
-                s = series.get(full)
-                if s is None:
-                    s = series[full] = Series(metric=f"{m.NAME}.{metric}", unit=unit, labels=labels,
-                                              counter=counter, t0=epoch_start)
-                s.t.append(now)
-                s.v.append(v)
+            record(series, m, values, clock() - t_start, epoch_start)
         if tick == 0 and ticks > 1 and need_procs:
             try:
                 base_t = clock()

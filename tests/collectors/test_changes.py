@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import struct
-import time
 from datetime import datetime
 from pathlib import Path
 

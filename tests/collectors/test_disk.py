@@ -12,13 +12,14 @@ from pathlib import Path
 
 import psutil
 import pytest
+from conftest import drive, section
 from hypothesis import given
 from hypothesis import strategies as st
 
 from hostdiag.collectors import disk
 from hostdiag.core import runner
 from hostdiag.core.context import Context, Deadline, Unavailable
-from hostdiag.core.model import Section, Series
+from hostdiag.core.model import Section
 from hostdiag.core.procscan import DeletedOpen, Proc, Scan
 from hostdiag.core.runner import Job, parse_key
 from hostdiag.core.thresholds import Thresholds
@@ -70,27 +71,11 @@ class FakeStatvfs:
         return v() if callable(v) else v
 
 
-def run_ticks(ctx: Context, mutate=(), scan=None, dt: float = 1.0) -> Job:
-    state: dict = {}
-    series: dict[str, Series] = {}
-    steps = [None, *mutate]
-    for i, step in enumerate(steps):
-        if step:
-            step()
-        for key, v in disk.sample(ctx, state).items():
-            metric, labels = parse_key(key)
-            unit, counter = disk.UNITS.get(metric, ("count", False))
-            s = series.setdefault(f"disk.{key}", Series(f"disk.{metric}", unit, labels=labels, counter=counter))
-            s.t.append(i * dt)
-            s.v.append(v)
-    return Job(ctx, "disk", series, scan, dt * (len(steps) - 1), Deadline(5.0), state)
+def run_ticks(ctx, mutate=(), scan=None, dt=1.0):
+    return drive(disk, ctx, mutate, scan, dt)
 
-
-def collect(job: Job) -> Section:
-    data = disk.collect(job)
-    status = "partial" if job.blind_spots else "ok"
-    return Section("disk", status, "; ".join(job.blind_spots) or None, 0.0, data, list(job.blind_spots))
-
+def collect(job):
+    return section(disk, job)
 
 # ---------------------------------------------------------------- parsers
 

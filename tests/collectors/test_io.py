@@ -10,15 +10,15 @@ from pathlib import Path
 
 import psutil
 import pytest
+from conftest import drive, section
 from hypothesis import given
 from hypothesis import strategies as st
 
 from hostdiag.collectors import io
-from hostdiag.core.context import Context, Deadline, Unavailable
-from hostdiag.core.model import Section, Series
+from hostdiag.core.context import Context, Unavailable
+from hostdiag.core.model import Section
 from hostdiag.core.procfs import PSI_ABSENT
 from hostdiag.core.procscan import Proc, Scan
-from hostdiag.core.runner import Job, parse_key
 from hostdiag.core.thresholds import Thresholds
 
 FIX = Path(__file__).resolve().parent.parent / "fixtures" / "hosts"
@@ -42,28 +42,11 @@ def ctx_for(root: Path) -> Context:
     return Context(proc=str(root / "proc"), sys=str(root / "sys"), root=str(root))
 
 
-def run_ticks(ctx: Context, mutate=(), scan=None, dt: float = 1.0) -> Job:
-    """Drive sample() like the runner (one tick, then one per mutation) and build the Job."""
-    state: dict = {}
-    series: dict[str, Series] = {}
-    steps = [None, *mutate]
-    for i, step in enumerate(steps):
-        if step:
-            step()
-        for key, v in io.sample(ctx, state).items():
-            metric, labels = parse_key(key)
-            unit, counter = io.UNITS.get(metric, ("count", False))
-            s = series.setdefault(f"io.{key}", Series(f"io.{metric}", unit, labels=labels, counter=counter))
-            s.t.append(i * dt)
-            s.v.append(v)
-    return Job(ctx, "io", series, scan, dt * (len(steps) - 1), Deadline(5.0), state)
+def run_ticks(ctx, mutate=(), scan=None, dt=1.0):
+    return drive(io, ctx, mutate, scan, dt)
 
-
-def collect(job: Job) -> Section:
-    data = io.collect(job)
-    status = "partial" if job.blind_spots else "ok"
-    return Section("io", status, "; ".join(job.blind_spots) or None, 0.0, data, list(job.blind_spots))
-
+def collect(job):
+    return section(io, job)
 
 def swap_in(root: Path, tick: str):
     return lambda: shutil.copy(root / "ticks" / tick, root / "proc" / "diskstats")

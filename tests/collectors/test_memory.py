@@ -6,14 +6,14 @@ from pathlib import Path
 
 import psutil
 import pytest
+from conftest import drive, section
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hostdiag.collectors import memory
 from hostdiag.core import procscan
-from hostdiag.core.context import Context, Deadline, Unavailable
-from hostdiag.core.model import Section, Series
-from hostdiag.core.runner import Job, parse_key
+from hostdiag.core.context import Context, Unavailable
+from hostdiag.core.model import Section
 from hostdiag.core.thresholds import Thresholds
 
 FIX = Path(__file__).resolve().parent.parent / "fixtures" / "hosts"
@@ -38,29 +38,11 @@ def ctx_for(root: Path) -> Context:
     return Context(proc=str(root / "proc"), sys=str(root / "sys"), root=str(root))
 
 
-def run_ticks(ctx: Context, mutate=(), scan=None, dt: float = 1.0) -> Job:
-    """Drive sample() like the runner does (one tick, then one per mutation), then build the Job."""
-    state: dict = {}
-    series: dict[str, Series] = {}
-    steps = [None, *mutate]
-    for i, step in enumerate(steps):
-        if step:
-            step()
-        for key, v in memory.sample(ctx, state).items():
-            metric, labels = parse_key(key)
-            unit, counter = memory.UNITS.get(metric, ("count", False))
-            s = series.setdefault(f"memory.{key}", Series(f"memory.{metric}", unit, labels=labels, counter=counter))
-            s.t.append(i * dt)
-            s.v.append(v)
-    window = dt * (len(steps) - 1)
-    return Job(ctx, "memory", series, scan, window, Deadline(5.0), state)
+def run_ticks(ctx, mutate=(), scan=None, dt=1.0):
+    return drive(memory, ctx, mutate, scan, dt)
 
-
-def collect(job: Job) -> Section:
-    data = memory.collect(job)
-    status = "partial" if job.blind_spots else "ok"
-    return Section("memory", status, "; ".join(job.blind_spots) or None, 0.0, data, list(job.blind_spots))
-
+def collect(job):
+    return section(memory, job)
 
 def bump(path: Path, **deltas):
     """Add to 'key value' counters in a vmstat-like file."""

@@ -7,14 +7,14 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import drive, section
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hostdiag.collectors import processes
 from hostdiag.core import procscan
-from hostdiag.core.context import Context, Deadline, Unavailable
-from hostdiag.core.model import Section, Series
-from hostdiag.core.runner import Job, parse_key
+from hostdiag.core.context import Context, Unavailable
+from hostdiag.core.model import Section
 from hostdiag.core.thresholds import Thresholds
 
 FIX = Path(__file__).resolve().parent.parent / "fixtures" / "hosts"
@@ -45,30 +45,13 @@ def make_scan(*procs) -> procscan.Scan:
     return s
 
 
-def run_ticks(ctx, mutate=(), scan=None, dt=1.0) -> Job:
-    state: dict = {}
-    series: dict[str, Series] = {}
-    steps = [None, *mutate]
-    for i, step in enumerate(steps):
-        if step:
-            step()
-        for key, v in processes.sample(ctx, state).items():
-            metric, labels = parse_key(key)
-            unit, counter = processes.UNITS.get(metric, ("count", False))
-            s = series.setdefault(f"processes.{key}",
-                                  Series(f"processes.{metric}", unit, labels=labels, counter=counter))
-            s.t.append(i * dt)
-            s.v.append(v)
-    job = Job(ctx, "processes", series, scan, dt * (len(steps) - 1), Deadline(5.0), state)
+def run_ticks(ctx, mutate=(), scan=None, dt=1.0):
+    job = drive(processes, ctx, mutate, scan, dt)
     job.now = NOW
     return job
 
-
-def collect(job) -> Section:
-    data = processes.collect(job)
-    return Section("processes", "partial" if job.blind_spots else "ok", "; ".join(job.blind_spots) or None,
-                   0.0, data, list(job.blind_spots))
-
+def collect(job):
+    return section(processes, job)
 
 # ---------------------------------------------------------------- parsers
 
