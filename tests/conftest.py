@@ -1,18 +1,10 @@
-"""Shared test helpers: run a snapshot through the Python API or the real CLI."""
+"""Shared fixtures and collection order; helper functions live in support.py."""
 from __future__ import annotations
-
-import json
-import os
-import subprocess
-import sys
 
 import pytest
 
 from hostdiag.commands.snapshot import Options, run
 from hostdiag.core.context import Context
-
-HOSTDIAG = [sys.executable, "-m", "hostdiag"]
-IS_ROOT = os.geteuid() == 0
 
 
 @pytest.fixture
@@ -23,52 +15,6 @@ def snapshot():
                        thresholds=list(thresholds))
         return run(opts, Context(**ctx_kwargs))
     return _run
-
-
-def cli(*args, env=None, timeout=60, **kw) -> subprocess.CompletedProcess:
-    """Run the real CLI in a subprocess (python -m hostdiag ...)."""
-    e = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
-    e.pop("NO_COLOR", None)
-    e.update(env or {})
-    return subprocess.run([*HOSTDIAG, *args], capture_output=True, text=True, env=e, timeout=timeout, **kw)
-
-
-def cli_json(*args, **kw) -> tuple[dict, int]:
-    p = cli("snapshot", "--json", *args, **kw)
-    assert p.returncode in (0, 1, 2), p.stderr
-    return json.loads(p.stdout), p.returncode
-
-
-def drive(module, ctx, mutate=(), scan=None, dt: float = 1.0):
-    """Drive module.sample() as the runner does (one tick, then one per mutation callable),
-    recording with the runner's own code, and return the Job that collect() would see."""
-    from hostdiag.core.context import Deadline
-    from hostdiag.core.runner import Job, record
-
-    state: dict = {}
-    series: dict = {}
-    steps = [None, *mutate]
-    for i, step in enumerate(steps):
-        if step:
-            step()
-        record(series, module, module.sample(ctx, state), i * dt)
-    return Job(ctx, module.NAME, series, scan, dt * (len(steps) - 1), Deadline(5.0), state)
-
-
-def section(module, job):
-    """module.collect(job) wrapped in a Section the way the runner builds it."""
-    from hostdiag.core.model import Section
-
-    data = module.collect(job)
-    return Section(module.NAME, "partial" if job.blind_spots else "ok", "; ".join(job.blind_spots) or None,
-                   0.0, data, list(job.blind_spots))
-
-
-def findings_by_id(report, fid: str) -> list:
-    return [f for f in report.findings if f.id == fid]
-
-
-needs_root = pytest.mark.skipif(not IS_ROOT, reason="needs root")
 
 
 def pytest_collection_modifyitems(items):

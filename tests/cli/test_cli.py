@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from conftest import cli
+from support import cli
 
 JSON_KEYS = {"schema_version", "host", "collected_at", "window_s", "findings", "sections", "blind_spots"}
 

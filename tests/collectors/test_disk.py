@@ -12,7 +12,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import drive, section
+from support import drive, section
 from hypothesis import given
 from hypothesis import strategies as st
 

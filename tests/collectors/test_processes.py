@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import drive, section
+from support import drive, section
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

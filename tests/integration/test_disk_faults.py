@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from conftest import IS_ROOT, findings_by_id, needs_root
+from support import IS_ROOT, findings_by_id, needs_root
 from hostdiag.collectors import disk
 
 MiB = 1 << 20

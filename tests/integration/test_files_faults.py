@@ -10,7 +10,7 @@ import textwrap
 
 import pytest
 
-from conftest import IS_ROOT, findings_by_id, needs_root
+from support import IS_ROOT, findings_by_id, needs_root
 
 LEAKER = textwrap.dedent("""
     import sys, time

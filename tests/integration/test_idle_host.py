@@ -4,7 +4,7 @@ Runs first in the session (conftest), before fault tests raise load and pressure
 """
 import pytest
 
-from conftest import cli_json
+from support import cli_json
 
 
 @pytest.mark.first

@@ -17,7 +17,7 @@ import uuid
 
 import pytest
 
-from conftest import IS_ROOT, needs_root
+from support import IS_ROOT, needs_root
 
 WRITER = textwrap.dedent("""
     import os, sys, time

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import HOSTDIAG, findings_by_id, needs_root
+from support import HOSTDIAG, findings_by_id, needs_root
 
 ALLOC_MIB = 200
 FIX = Path(__file__).resolve().parent.parent / "fixtures" / "hosts"

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from conftest import IS_ROOT
+from support import IS_ROOT
 
 pytestmark = pytest.mark.skipif(not IS_ROOT or shutil.which("setpriv") is None,
                                 reason="needs root to drop to nobody (setpriv from util-linux)")

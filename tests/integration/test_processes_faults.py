@@ -13,7 +13,7 @@ import time
 import psutil
 import pytest
 
-from conftest import HOSTDIAG, findings_by_id, needs_root
+from support import HOSTDIAG, findings_by_id, needs_root
 
 N_ZOMBIES = 25
 # A uid no other test or service uses, so the per-user task count is ours alone.

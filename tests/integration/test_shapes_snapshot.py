@@ -10,7 +10,7 @@ import textwrap
 
 import pytest
 
-from conftest import cli_json
+from support import cli_json
 from hostdiag.core.model import Series
 from hostdiag.matcher.snapshot import material
 

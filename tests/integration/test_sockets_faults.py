@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import findings_by_id, needs_root
+from support import findings_by_id, needs_root
 
 REPO = Path(__file__).resolve().parents[2]
 
