@@ -311,6 +311,13 @@ def _ramp(c: _Ctx) -> ShapeHit | None:
     # (a daily cycle on top of a fill is still a fill)
     fit_ok = max(1 - _lin(fit, 1.4, 2.2), 1 - _lin(resid / abs(rise), 0.08, 0.15))
     score = fit_ok * _lin(ratio, 0.35, 0.7) * _lin(abs(rise) / c.sigma, 5, 10)
+    # A series that ends stuck at one exact value is not rising "steadily": a long exactly
+    # constant tail is a flatline after a trend, so it damps the ramp (and keeps the call
+    # stable under resampling, where the line fit alone can swing either way).
+    stuck = np.abs(c.d) <= c.tol
+    tail = len(stuck) if stuck.all() else int(np.argmin(stuck[::-1]))
+    if tail >= 0.25 * n:
+        score *= 1 - tail / n
     i0 = int(round(_HINGES[h] * (n - 1)))
     per_s = slope / c.span if not c.index else slope / (n - 1)
     start_level = float(y[:max(i0, 1)].mean()) if i0 > 0 else float(y[0] + 0 * slope)
