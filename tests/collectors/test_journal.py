@@ -1,9 +1,7 @@
 """journal collector: parsers and kernel patterns on literal lines, analysis, findings, text fallback."""
 from __future__ import annotations
 
-import importlib.util
 import time
-from pathlib import Path
 
 import pytest
 from hypothesis import given, strategies as st
@@ -13,16 +11,9 @@ from hostdiag.core.context import Context
 from hostdiag.core.model import Section
 from hostdiag.core.thresholds import Thresholds
 
-REPO = Path(__file__).resolve().parents[2]
-
-
 @pytest.fixture(autouse=True)
-def shipped_catalog(monkeypatch):
-    """Until signatures/__init__.py exists, load the repo's signatures/ directly."""
-    from hostdiag import catalog
-
-    if importlib.util.find_spec("hostdiag.signatures") is None:
-        monkeypatch.setattr(catalog, "shipped_dir", lambda: REPO / "signatures")
+def fresh_catalog():
+    """Each test sees the catalog as it is now (the collector caches compiled patterns)."""
     J._cat_cache.clear()
     yield
     J._cat_cache.clear()

@@ -1,30 +1,20 @@
 """Journal files generated at test time (never committed: even 20 entries make an 8 MiB file)."""
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 import journalgen  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[2]
-SHIPPED_IMPORTABLE = importlib.util.find_spec("hostdiag.signatures") is not None
-
-
 @pytest.fixture(autouse=True)
-def shipped_catalog(monkeypatch):
-    """Until signatures/__init__.py exists the installed hostdiag.signatures package cannot be
-    imported; point the loader at the repo's signatures/ so kernel patterns are tested anyway."""
-    from hostdiag import catalog
+def fresh_catalog():
+    """Each test sees the catalog as it is now (the collector caches compiled patterns)."""
     from hostdiag.collectors import journal
 
-    if not SHIPPED_IMPORTABLE:
-        monkeypatch.setattr(catalog, "shipped_dir", lambda: REPO / "signatures")
     journal._cat_cache.clear()
     yield
     journal._cat_cache.clear()

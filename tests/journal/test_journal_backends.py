@@ -145,19 +145,10 @@ def test_hostile_backends_agree(hostile_dir):
     assert _analyse(d, end - 600, end, "systemd-python")[1] == _analyse(d, end - 600, end, "journalctl")[1]
 
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-# Until signatures/__init__.py exists, the installed catalog package cannot be imported; run the
-# real CLI with the loader pointed at the repo's signatures/ (the same shim as conftest.py).
-_SHIM = ("import sys; from pathlib import Path; import hostdiag.catalog as c; "
-         f"c.shipped_dir = lambda: Path({os.path.join(REPO, 'signatures')!r}); "
-         "from hostdiag.cli import main; sys.argv[0] = 'hostdiag'; main()")
-
-
 def _cli(*args):
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
-    head = ([sys.executable, "-m", "hostdiag"] if importlib.util.find_spec("hostdiag.signatures")
-            else [sys.executable, "-c", _SHIM])
-    return subprocess.run([*head, "snapshot", *args], capture_output=True, env=env, timeout=90)
+    return subprocess.run([sys.executable, "-m", "hostdiag", "snapshot", *args], capture_output=True,
+                          env=env, timeout=90)
 
 
 def test_cli_end_to_end(incident_dir):
@@ -183,3 +174,25 @@ def test_cli_hostile_plain_output_has_no_escapes(hostile_dir):
     assert p.returncode in (0, 1, 2), p.stderr.decode()
     assert b"\x1b" not in p.stdout and b"\x07" not in p.stdout
     assert b"pwned" in p.stdout   # shown, but defused
+
+
+def test_change_before_the_oom_is_shown_next_to_it(incident_dir, tmp_path):
+    """Done-when of the logs issue: a package upgrade from a fixture dpkg.log, 2 min before the OOM
+    kill in the generated journal, sits next to that finding and in the What changed block."""
+    d, end = incident_dir
+    oom_t = end - 30 * 60 + 21 * 60 + 30            # journalgen.incident: minute 21, +30 s
+    log = tmp_path / "root" / "var" / "log"
+    log.mkdir(parents=True)
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(oom_t - 120))   # dpkg.log is local time
+    (log / "dpkg.log").write_text(f"{stamp} upgrade nginx:amd64 1.24.0-1 1.26.1-1\n")
+    args = ("--journal-dir", str(d), "--root", str(tmp_path / "root"), "--since", f"{end - 1800:.0f}",
+            "--until", f"{end:.0f}", "--window", "0", "--only", "journal,changes")
+    doc = json.loads(_cli(*args, "--json").stdout)
+    oom = next(f for f in doc["findings"] if f["id"] == "kernel.oom_kill")
+    assert oom["evidence"]["after_change"]["what"] == "upgrade nginx 1.24.0-1 → 1.26.1-1"
+    assert oom["evidence"]["after_change"]["minutes_before"] == pytest.approx(2.0, abs=0.1)
+    assert oom["stabilize"][0].startswith("Consider rolling back upgrade nginx 1.24.0-1 → 1.26.1-1")
+    plain = _cli(*args, "--plain").stdout.decode()
+    changed = plain[plain.index("WHAT CHANGED"):plain.index("EVIDENCE")]
+    assert "upgrade nginx 1.24.0-1 → 1.26.1-1" in changed
+    assert plain.index("kernel.oom_kill") < plain.index("WHAT CHANGED")
