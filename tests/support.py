@@ -60,3 +60,29 @@ def findings_by_id(report, fid: str) -> list:
 
 
 needs_root = pytest.mark.skipif(not IS_ROOT, reason="needs root")
+
+
+def snapshot_as_nobody(only: str) -> dict:
+    """Run a snapshot in a forked child that dropped to nobody: the interpreter lives under /root (0700),
+    so exec'ing it as nobody is impossible here; a fork needs no exec."""
+    from hostdiag.commands.snapshot import Options, run
+    from hostdiag.core.context import Context
+
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child
+        try:
+            os.close(r)
+            os.setgroups([])
+            os.setresgid(65534, 65534, 65534)
+            os.setresuid(65534, 65534, 65534)
+            rep = run(Options(window_s=0, only=only.split(",")), Context())
+            with os.fdopen(w, "w") as f:
+                json.dump(rep.to_dict(), f, default=str)
+        finally:
+            os._exit(0)
+    os.close(w)
+    with os.fdopen(r) as f:
+        out = f.read()
+    os.waitpid(pid, 0)
+    return json.loads(out)

@@ -1,8 +1,6 @@
 """files: real fd leaks toward a process's own lowered RLIMIT_NOFILE, seen by a real snapshot."""
 from __future__ import annotations
 
-import json
-import os
 import resource
 import subprocess
 import sys
@@ -10,7 +8,7 @@ import textwrap
 
 import pytest
 
-from support import IS_ROOT, findings_by_id, needs_root
+from support import IS_ROOT, findings_by_id, needs_root, snapshot_as_nobody
 
 LEAKER = textwrap.dedent("""
     import sys, time
@@ -83,36 +81,12 @@ def test_idle_host_no_files_alarm(snapshot):
     assert rep.snapshot.sections["files"].data["file_handles"] > 0
 
 
-def _snapshot_as_nobody(only: str) -> dict:
-    """Run a snapshot in a forked child that dropped to nobody: the interpreter lives under /root (0700),
-    so exec'ing it as nobody is impossible here; a fork needs no exec."""
-    from hostdiag.commands.snapshot import Options, run
-    from hostdiag.core.context import Context
-
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child
-        try:
-            os.close(r)
-            os.setgroups([])
-            os.setresgid(65534, 65534, 65534)
-            os.setresuid(65534, 65534, 65534)
-            rep = run(Options(window_s=0, only=only.split(",")), Context())
-            with os.fdopen(w, "w") as f:
-                json.dump(rep.to_dict(), f, default=str)
-        finally:
-            os._exit(0)
-    os.close(w)
-    with os.fdopen(r) as f:
-        out = f.read()
-    os.waitpid(pid, 0)
-    return json.loads(out)
 
 
 @needs_root
 def test_non_root_snapshot_shows_blind_spot_not_crash(leakers):
     leakers(256, 100)  # a root-owned process whose fd table nobody cannot read
-    d = _snapshot_as_nobody("files")
+    d = snapshot_as_nobody("files")
     sec = d["sections"]["files"]
     assert sec["status"] == "partial"
     assert "processes not readable: run as root to see per-process open files" in sec["reason"]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from support import findings_by_id, needs_root
+from support import findings_by_id, needs_root, snapshot_as_nobody
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -201,30 +201,6 @@ def test_idle_host_no_sockets_alarm(snapshot):
     assert "sockets.tcp_sockets[state=ESTABLISHED]" in rep.snapshot.series
 
 
-def _snapshot_as_nobody(only: str) -> dict:
-    """Snapshot in a forked child dropped to nobody (the interpreter lives under /root, mode 0700, so
-    exec'ing it as nobody is impossible here; a fork needs no exec)."""
-    from hostdiag.commands.snapshot import Options, run
-    from hostdiag.core.context import Context
-
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.close(r)
-            os.setgroups([])
-            os.setresgid(65534, 65534, 65534)
-            os.setresuid(65534, 65534, 65534)
-            rep = run(Options(window_s=0, only=only.split(",")), Context())
-            with os.fdopen(w, "w") as f:
-                json.dump(rep.to_dict(), f, default=str)
-        finally:
-            os._exit(0)
-    os.close(w)
-    with os.fdopen(r) as f:
-        out = f.read()
-    os.waitpid(pid, 0)
-    return json.loads(out)
 
 
 @needs_root
@@ -235,7 +211,7 @@ def test_non_root_owner_unknown_is_blind_spot(child):
     for c in clients:
         c.close()
     _wait_for(lambda: _count(port, "08") >= 25, "25 CLOSE_WAIT")
-    d = _snapshot_as_nobody("sockets")
+    d = snapshot_as_nobody("sockets")
     sec = d["sections"]["sockets"]
     assert sec["status"] == "partial" and "run as root" in sec["reason"]
     assert d["host"]["euid"] == 65534
