@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -86,3 +88,20 @@ def snapshot_as_nobody(only: str) -> dict:
         out = f.read()
     os.waitpid(pid, 0)
     return json.loads(out)
+
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "hosts"
+
+
+def fixture_tree(tmp_path: Path, name: str) -> Path:
+    """A private copy of tests/fixtures/hosts/NAME (tests may edit or chmod it)."""
+    dst = tmp_path / name
+    shutil.copytree(FIXTURES / name, dst, symlinks=True)
+    return dst
+
+
+def fixture_ctx(root: Path, timeout_s: float = 2.0):
+    """A Context reading proc/, sys/ and / from a fixture tree."""
+    from hostdiag.core.context import Context
+
+    return Context(proc=str(root / "proc"), sys=str(root / "sys"), root=str(root), timeout_s=timeout_s)

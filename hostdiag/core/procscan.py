@@ -64,11 +64,12 @@ class Scan:
     truncated: bool = False         # the deadline cut the scan short
     seen_pids: int = 0
     duration_s: float = 0.0
+    proc: str = "/proc"             # the procfs root the scan read (--proc-root)
 
     def cmdline(self, pid: int, limit: int = 4096) -> str | None:
         """Command line of one process (read lazily: only for processes a report names)."""
         try:
-            with open(os.path.join(psutil.PROCFS_PATH, str(pid), "cmdline"), "rb") as f:
+            with open(os.path.join(self.proc, str(pid), "cmdline"), "rb") as f:
                 raw = f.read(limit)
         except OSError:
             return None
@@ -77,14 +78,18 @@ class Scan:
 
 def _iter(ctx: Context, attrs):
     """psutil.process_iter over ctx.proc; nothing for a tree without pids (a fixture host,
-    where psutil 7.2's pids() raises IndexError)."""
-    psutil.PROCFS_PATH = ctx.proc
+    where psutil 7.2's pids() raises IndexError). psutil's procfs root is a module global:
+    it points at ctx.proc only while iterating, so no other caller inherits a fixture path."""
     try:
         if not any(n.isdigit() for n in os.listdir(ctx.proc)):
-            return iter(())
+            return
     except OSError:
-        return iter(())
-    return psutil.process_iter(attrs, ad_value=None)
+        return
+    old, psutil.PROCFS_PATH = psutil.PROCFS_PATH, ctx.proc
+    try:
+        yield from psutil.process_iter(attrs, ad_value=None)
+    finally:
+        psutil.PROCFS_PATH = old
 
 
 def baseline(ctx: Context, deadline: Deadline) -> dict[int, tuple[float, float, int | None, int | None]]:
@@ -106,6 +111,7 @@ def scan(ctx: Context, deadline: Deadline, result: Scan, *, fds: bool,
     """Fill `result` with every process (and its fd table when `fds`). Never raises per pid."""
     t0 = time.monotonic()
     result.fds_scanned = fds
+    result.proc = ctx.proc
     for p in _iter(ctx, _ATTRS):
         if deadline.expired():
             result.truncated = True

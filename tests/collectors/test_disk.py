@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 import threading
 import time
 from pathlib import Path
 
-import psutil
 import pytest
-from support import drive, section
+from support import drive, fixture_ctx as ctx_for, fixture_tree as tree, section
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -30,21 +28,7 @@ GiB = 1 << 30
 MiB = 1 << 20
 
 
-@pytest.fixture(autouse=True)
-def _restore_procfs():
-    old = psutil.PROCFS_PATH
-    yield
-    psutil.PROCFS_PATH = old
 
-
-def tree(tmp_path: Path, name: str) -> Path:
-    dst = tmp_path / name
-    shutil.copytree(FIX / name, dst, symlinks=True)
-    return dst
-
-
-def ctx_for(root: Path, timeout_s: float = 2.0) -> Context:
-    return Context(proc=str(root / "proc"), sys=str(root / "sys"), root=str(root), timeout_s=timeout_s)
 
 
 def vfs(size: int, used: int, avail: int | None = None, files: int = 1000, ifree: int = 900, frsize: int = 4096):
@@ -299,7 +283,6 @@ def test_hung_statvfs_through_the_runner_still_finishes(tmp_path, monkeypatch):
         release.wait(30)
         return vfs(GiB, 0)
     root, _ = mixed(tmp_path, monkeypatch, {"/mnt/backup": blocks, "/srv/data": blocks})
-    monkeypatch.setattr(psutil, "PROCFS_PATH", psutil.PROCFS_PATH)
     try:
         snap = runner.run(ctx_for(root, timeout_s=0.4), [disk], window_s=0.4, interval_s=0.2)
     finally:

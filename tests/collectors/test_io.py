@@ -8,9 +8,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import psutil
 import pytest
-from support import drive, section
+from support import drive, fixture_ctx as ctx_for, fixture_tree as tree, section
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -25,21 +24,7 @@ FIX = Path(__file__).resolve().parent.parent / "fixtures" / "hosts"
 TH = Thresholds(io.THRESHOLDS)
 
 
-@pytest.fixture(autouse=True)
-def _restore_procfs():
-    old = psutil.PROCFS_PATH
-    yield
-    psutil.PROCFS_PATH = old
 
-
-def tree(tmp_path: Path, name: str) -> Path:
-    dst = tmp_path / name
-    shutil.copytree(FIX / name, dst)
-    return dst
-
-
-def ctx_for(root: Path) -> Context:
-    return Context(proc=str(root / "proc"), sys=str(root / "sys"), root=str(root))
 
 
 def run_ticks(ctx, mutate=(), scan=None, dt=1.0):
@@ -194,8 +179,8 @@ def test_counter_reset_gives_no_rate(tmp_path):
 
 # ---------------------------------------------------------------- D state and top I/O
 
-def scan_with(procs, io_unreadable=0):
-    s = Scan()
+def scan_with(procs, io_unreadable=0, proc="/proc"):
+    s = Scan(proc=proc)  # scan.cmdline() reads <proc>/PID/cmdline; absent -> None
     for p in procs:
         s.procs[p.pid] = p
     s.io_unreadable = io_unreadable
@@ -215,8 +200,7 @@ def test_d_state_pileup_from_scan(tmp_path):
     root = d_state_tree(tmp_path, wchans)
     procs = [Proc(pid, name=f"w{pid}", status="disk-sleep") for pid in wchans]
     procs += [Proc(300, name="idle", status="sleeping")]
-    psutil.PROCFS_PATH = str(root / "proc")  # scan.cmdline() reads there; absent cmdline -> None
-    sec = collect(run_ticks(ctx_for(root), scan=scan_with(procs)))
+    sec = collect(run_ticks(ctx_for(root), scan=scan_with(procs, proc=str(root / "proc"))))
     assert sec.data["d_state_count"] == 8
     assert sec.data["d_state_wchan"] == {"nfs_wait_bit_killable": 6, "io_schedule": 1, "?": 1}
     rows = {r["pid"]: r for r in sec.data["d_state"]}
@@ -247,12 +231,11 @@ def test_d_state_subject_names_the_one_saturated_device():
 
 def test_top_io_processes_over_window(tmp_path):
     root = tree(tmp_path, "io_kernel6_busy")
-    psutil.PROCFS_PATH = str(root / "proc")
     procs = [Proc(10, name="backup", read_bps=50e6, write_bps=1e6),
              Proc(11, name="db", read_bps=1e6, write_bps=20e6),
              Proc(12, name="idle", read_bps=0.0, write_bps=0.0),
              Proc(13, name="hidden")]           # /proc/13/io unreadable: no rates
-    sec = collect(run_ticks(ctx_for(root), [swap_in(root, "diskstats.1")], scan=scan_with(procs)))
+    sec = collect(run_ticks(ctx_for(root), [swap_in(root, "diskstats.1")], scan=scan_with(procs, proc=str(root / "proc"))))
     assert [r["pid"] for r in sec.data["top"]] == [10, 11]
     assert sec.data["top"][0] == {"pid": 10, "name": "backup", "read_bps": 50000000, "write_bps": 1000000,
                                   "cmdline": None}

@@ -4,15 +4,14 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import psutil
 import pytest
-from support import drive, section
+from support import drive, fixture_ctx as ctx_for, fixture_tree as tree, section
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hostdiag.collectors import memory
 from hostdiag.core import procscan
-from hostdiag.core.context import Context, Unavailable
+from hostdiag.core.context import Unavailable
 from hostdiag.core.model import Section
 from hostdiag.core.thresholds import Thresholds
 
@@ -20,22 +19,7 @@ FIX = Path(__file__).resolve().parent.parent / "fixtures" / "hosts"
 TH = Thresholds(memory.THRESHOLDS)
 
 
-@pytest.fixture(autouse=True)
-def _restore_procfs():
-    # runner/procscan set psutil.PROCFS_PATH globally; don't leak a fixture path into other tests.
-    old = psutil.PROCFS_PATH
-    yield
-    psutil.PROCFS_PATH = old
 
-
-def tree(tmp_path: Path, name: str) -> Path:
-    dst = tmp_path / name
-    shutil.copytree(FIX / name, dst)
-    return dst
-
-
-def ctx_for(root: Path) -> Context:
-    return Context(proc=str(root / "proc"), sys=str(root / "sys"), root=str(root))
 
 
 def run_ticks(ctx, mutate=(), scan=None, dt=1.0):

@@ -7,13 +7,13 @@ import time
 from pathlib import Path
 
 import pytest
-from support import drive, section
+from support import drive, fixture_ctx as ctx_for, fixture_tree, section
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hostdiag.collectors import processes
 from hostdiag.core import procscan
-from hostdiag.core.context import Context, Unavailable
+from hostdiag.core.context import Unavailable
 from hostdiag.core.model import Section
 from hostdiag.core.thresholds import Thresholds
 
@@ -23,13 +23,8 @@ NOW = time.time()
 
 
 def tree(tmp_path: Path, name: str = "processes_v2_pids") -> Path:
-    dst = tmp_path / name
-    shutil.copytree(FIX / name, dst)
-    return dst
+    return fixture_tree(tmp_path, name)
 
-
-def ctx_for(root: Path) -> Context:
-    return Context(proc=str(root / "proc"), sys=str(root / "sys"), root=str(root))
 
 
 def P(pid, ppid=1, name=None, status="sleeping", uid=0, threads=1, rss=1 << 20, cpu_s=1.0, cpu_pct=None,
