@@ -48,7 +48,8 @@ def snapshot(
     plain: bool = typer.Option(False, "--plain", help="No colour or box drawing, 80 columns (default when stdout is not a TTY or NO_COLOR is set)."),
     json_: bool = typer.Option(False, "--json", help="The whole snapshot and findings as JSON."),
     markdown: bool = typer.Option(False, "--markdown", help="Markdown, for an incident channel or postmortem."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the report to this file instead of stdout (the only file hostdiag writes)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the report to this new file (0600, never through a link, never under /proc, /sys or /dev) instead of stdout; '-' is stdout."),
+    force: bool = typer.Option(False, "--force", help="Let --output replace an existing regular file."),
     only: Optional[list[str]] = typer.Option(None, "--only", help="Run only these collectors (comma-separated or repeated)."),
     no_collector: Optional[list[str]] = typer.Option(None, "--no-collector", help="Skip a collector (repeatable)."),
     threshold: Optional[list[str]] = typer.Option(None, "--threshold", "-t", help="Override a threshold: KEY=WARNING[,CRITICAL] (see `hostdiag thresholds`)."),
@@ -70,6 +71,16 @@ def snapshot(
 
     if sum([plain, json_, markdown]) > 1:
         raise typer.BadParameter("choose one of --plain, --json, --markdown")
+    if output is not None and str(output) == "-":
+        output = None
+    if output is not None:  # before sampling: a bad path must cost nothing
+        from hostdiag.core.safeio import UnsafePath, check_target
+
+        try:
+            check_target(output, force=force)
+        except UnsafePath as e:
+            typer.echo(f"hostdiag: --output {e}", err=True)
+            raise typer.Exit(2) from None
     opts = cmd.Options(window_s=window, interval_s=interval, only=_split(only) or None,
                        skip=_split(no_collector), thresholds=list(threshold or []),
                        debug=debug)
@@ -96,7 +107,14 @@ def snapshot(
         sys.stdout.write(text)
         sys.stdout.flush()
     else:
-        output.write_text(text, encoding="utf-8")
+        from hostdiag.core.safeio import UnsafePath, write_file
+
+        try:
+            write_file(output, text.encode("utf-8"), force=force)
+        except (UnsafePath, OSError) as e:
+            sys.stdout.write(text)          # never lose the report: print it, then say why
+            typer.echo(f"hostdiag: --output not written: {e}", err=True)
+            raise typer.Exit(int(ExitStatus.ERROR)) from None
     raise typer.Exit(int(ExitStatus.for_severity(report.headline.severity)))
 
 

@@ -97,3 +97,28 @@ def test_collectors_and_thresholds_listings():
     assert p.returncode == 0 and all(n in p.stdout for n in collectors.ALL)
     p = cli("thresholds")
     assert p.returncode == 0 and "cpu.busy_pct" in p.stdout
+
+
+def test_output_refused_before_sampling(tmp_path):
+    """A bad --output costs nothing: refused in one line with exit 2, before the window runs."""
+    import time
+
+    existing = tmp_path / "r.txt"
+    existing.write_text("old")
+    link = tmp_path / "l"
+    link.symlink_to(existing)
+    for target, why in [(existing, "--force"), (link, "symbolic link"), (tmp_path, "directory"),
+                        (tmp_path / "no" / "r", "does not exist"), ("/proc/sys/kernel/domainname", "/proc")]:
+        t = time.monotonic()
+        p = cli("snapshot", "--window", "30", "-o", str(target))
+        assert p.returncode == 2 and why in p.stderr and p.stdout == "", (target, p.stderr)
+        assert time.monotonic() - t < 20                # did not sample the 30 s window
+    assert existing.read_text() == "old"
+    p = cli("snapshot", "--window", "0", "--only", "cpu", "--plain", "-o", str(existing), "--force")
+    assert p.returncode in (0, 1, 2) and existing.read_text().startswith("hostdiag snapshot")
+    assert oct(existing.stat().st_mode & 0o777) == oct(0o600)
+
+
+def test_output_dash_is_stdout(tmp_path):
+    p = cli("snapshot", "--window", "0", "--only", "cpu", "--plain", "-o", "-", cwd=tmp_path)
+    assert p.stdout.startswith("hostdiag snapshot") and not (tmp_path / "-").exists()
