@@ -50,6 +50,27 @@ class Series:
             return None
         return (v1 - v0) / (t1 - t0)
 
+    def _points(self) -> list[tuple[float, float]]:
+        return [(t, v) for t, v in zip(self.t, self.v) if v is not None]
+
+    def delta(self) -> float | None:
+        """Last minus first present value (a gauge's change over the window); None without two."""
+        pts = self._points()
+        return pts[-1][1] - pts[0][1] if len(pts) >= 2 else None
+
+    def slope(self) -> float | None:
+        """Least-squares change per second of a gauge; None without two distinct times."""
+        pts = self._points()
+        if len(pts) < 2:
+            return None
+        n = len(pts)
+        mt = sum(t for t, _ in pts) / n
+        mv = sum(v for _, v in pts) / n
+        sxx = sum((t - mt) ** 2 for t, _ in pts)
+        if sxx <= 0:
+            return None
+        return sum((t - mt) * (v - mv) for t, v in pts) / sxx
+
     def rates(self) -> list[float | None]:
         """Per-interval rates (len(v) - 1 values), None across gaps and resets."""
         out: list[float | None] = []
