@@ -1,0 +1,186 @@
+"""Calls that can hang in the kernel, run where a hang cannot keep hostdiag alive.
+
+statfs() on a FUSE or NFS mount whose server does not answer waits uninterruptibly: a thread
+stuck there keeps the whole process from exiting (a daemon thread does not help; even exit_group
+leaves a zombie until the server answers). So such calls run in a small forked child, the
+"prober". When a call overruns its bound, hostdiag abandons that child (it is never signalled:
+it exits by itself on EOF, or when the kernel call finally returns) and starts a fresh one for
+the next call. The path is then reported as a blind spot by the caller.
+
+The child runs only builtins (os, marshal) so that forking a threaded interpreter is safe, and
+closes every inherited fd but its two pipes: a stuck child must not hold the report's stdout
+(an `ssh host hostdiag ...` would never end).
+"""
+from __future__ import annotations
+
+import marshal
+import os
+import select
+import struct
+import threading
+
+MAX_REPLY = 1 << 20
+_HDR = struct.Struct("!I")
+# A few abandoned children are fine; an endless supply of hung mounts must not fork-bomb the host.
+MAX_ABANDONED = 8
+
+
+def _child_call(op: str, arg):
+    if op == "statvfs":
+        st = os.statvfs(arg)
+        return tuple(st)
+    if op == "stat":
+        st = os.stat(arg)
+        return (st.st_mode, st.st_dev, st.st_ino, st.st_size, st.st_mtime)
+    if op == "read":
+        path, limit = arg
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+        try:
+            chunks, left = [], limit
+            while left > 0:
+                b = os.read(fd, min(left, 256 * 1024))
+                if not b:
+                    break
+                chunks.append(b)
+                left -= len(b)
+            return b"".join(chunks)
+        finally:
+            os.close(fd)
+    raise ValueError(f"unknown op {op!r}")
+
+
+def _read_exact(fd: int, n: int) -> bytes:
+    buf = b""
+    while len(buf) < n:
+        b = os.read(fd, n - len(buf))
+        if not b:
+            raise EOFError
+        buf += b
+    return buf
+
+
+def _child_loop(req: int, rep: int) -> None:  # pragma: no cover - runs in the forked child
+    while True:
+        try:
+            (n,) = _HDR.unpack(_read_exact(req, _HDR.size))
+            op, arg = marshal.loads(_read_exact(req, n))
+        except (EOFError, OSError, ValueError):
+            return
+        try:
+            out = (True, _child_call(op, arg))
+        except OSError as e:
+            out = (False, (e.errno or 0, e.strerror or str(e), getattr(e, "filename", None)))
+        except Exception as e:  # noqa: BLE001 - reported to the parent as text
+            out = (False, (0, f"{type(e).__name__}: {e}", None))
+        data = marshal.dumps(out)
+        try:
+            os.write(rep, _HDR.pack(len(data)) + data)
+        except OSError:
+            return
+
+
+class Prober:
+    """One forked helper child at a time; call() returns the result or raises OSError/TimeoutError."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._pid: int | None = None
+        self._req = self._rep = -1
+        self.abandoned = 0
+
+    def _start(self) -> None:
+        req_r, req_w = os.pipe()
+        rep_r, rep_w = os.pipe()
+        lo, hi = sorted((req_r, rep_w))
+        maxfd = os.sysconf("SC_OPEN_MAX") if hasattr(os, "sysconf") else 1024
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - child
+            try:
+                os.closerange(0, lo)
+                os.closerange(lo + 1, hi)
+                os.closerange(hi + 1, maxfd)
+                _child_loop(req_r, rep_w)
+            finally:
+                os._exit(0)
+        os.close(req_r)
+        os.close(rep_w)
+        os.set_inheritable(req_w, False)
+        os.set_inheritable(rep_r, False)
+        self._pid, self._req, self._rep = pid, req_w, rep_r
+
+    def _abandon(self) -> None:
+        for fd in (self._req, self._rep):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._pid, self._req, self._rep = None, -1, -1
+        self.abandoned += 1
+
+    def _reap(self) -> None:
+        try:  # abandoned children that have since finished; never waits
+            while os.waitpid(-1, os.WNOHANG)[0] > 0:
+                pass
+        except ChildProcessError:
+            pass
+
+    def call(self, op: str, arg, timeout_s: float):
+        with self._lock:
+            if self.abandoned >= MAX_ABANDONED:
+                raise TimeoutError(f"{self.abandoned} probe calls already hung: not starting more")
+            if self._pid is None:
+                self._start()
+            data = marshal.dumps((op, arg))
+            try:
+                os.write(self._req, _HDR.pack(len(data)) + data)
+                r, _, _ = select.select([self._rep], [], [], timeout_s)
+                if not r:
+                    self._abandon()
+                    raise TimeoutError(f"timed out after {timeout_s:g}s")
+                (n,) = _HDR.unpack(_read_exact(self._rep, _HDR.size))
+                if n > MAX_REPLY + 64:
+                    raise OSError(f"probe reply too large ({n} bytes)")
+                ok, value = marshal.loads(_read_exact(self._rep, n))
+            except (EOFError, BrokenPipeError):
+                self._abandon()
+                raise OSError("probe child died") from None
+            finally:
+                self._reap()
+        if ok:
+            return value
+        errno_, msg, filename = value
+        raise OSError(errno_, msg, filename) if errno_ else OSError(msg)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._pid is not None:
+                self._abandon()
+                self.abandoned -= 1
+            self._reap()
+
+
+_PROBER: Prober | None = None
+_PROBER_LOCK = threading.Lock()
+
+
+def prober() -> Prober:
+    global _PROBER
+    with _PROBER_LOCK:
+        if _PROBER is None:
+            _PROBER = Prober()
+        return _PROBER
+
+
+def statvfs(path: str, timeout_s: float) -> os.statvfs_result:
+    """os.statvfs in the prober child, within timeout_s (TimeoutError otherwise)."""
+    return os.statvfs_result(prober().call("statvfs", path, timeout_s))
+
+
+def stat(path: str, timeout_s: float) -> tuple[int, int, int, int, float]:
+    """(st_mode, st_dev, st_ino, st_size, st_mtime) of path, following links, in the prober."""
+    return tuple(prober().call("stat", path, timeout_s))
+
+
+def read(path: str, limit: int, timeout_s: float) -> bytes:
+    """Up to `limit` bytes of a file opened O_NONBLOCK in the prober (a FIFO cannot block it)."""
+    return prober().call("read", (path, limit), timeout_s)
