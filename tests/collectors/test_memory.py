@@ -15,7 +15,6 @@ from hostdiag.core.context import Unavailable
 from hostdiag.core.model import Section
 from hostdiag.core.thresholds import Thresholds
 
-FIX = Path(__file__).resolve().parent.parent / "fixtures" / "hosts"
 TH = Thresholds(memory.THRESHOLDS)
 
 
