@@ -22,11 +22,7 @@ class Options:
 
 
 def selected(opts: Options) -> list:
-    unknown = [n for n in (opts.only or []) + opts.skip if n not in collectors.ALL]
-    if unknown:
-        raise ValueError(f"unknown collector(s): {', '.join(unknown)}; known: {', '.join(collectors.ALL)}")
-    names = [n for n in collectors.ALL if (opts.only is None or n in opts.only) and n not in opts.skip]
-    return collectors.load(names)
+    return collectors.select(opts.only, opts.skip)
 
 
 def thresholds_for(modules, overrides=()) -> Thresholds:
