@@ -1,5 +1,5 @@
 """Hostile host text (ANSI/OSC escapes, rich markup, invalid UTF-8, 100 KB strings) through every
-renderer, by the real path: collector data -> report.build (sanitises) -> render."""
+renderer, by the real path: collector data -> analysis.build (sanitises) -> render."""
 from __future__ import annotations
 
 import json
