@@ -36,7 +36,8 @@ def headline(findings: list[Finding], blind: list[BlindSpot]) -> Headline:
 def _need(blind: list[BlindSpot]) -> str:
     if not blind:
         return "Nothing: every collector saw its resource."
-    root = [b.collector for b in blind if "root" in b.reason]
+    # "run as root" is the collectors' hint; "--proc-root" or "even as root" must not read as one.
+    root = [b.collector for b in blind if "run as root" in b.reason]
     parts = []
     if root:
         parts.append("run as root to see " + ", ".join(dict.fromkeys(root)) + " fully")

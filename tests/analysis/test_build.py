@@ -102,3 +102,14 @@ def test_every_renderer_styles_every_block():
 
     for mod in (plain, markdown, terminal):
         assert set(mod.STYLERS) == set(layout.ORDER), mod.__name__
+
+
+def test_need_asks_for_root_only_when_root_would_help():
+    from hostdiag.analysis.headline import _need
+    from hostdiag.core.model import BlindSpot
+
+    assert _need([BlindSpot("files", "partial", "fd tables of 3 processes not readable: run as root to see x")]) \
+        == "run as root to see files fully (see Blind spots)."
+    assert _need([BlindSpot("sockets", "partial", "listen backlogs ... unknown for a --proc-root"),
+                  BlindSpot("io", "partial", "/proc/PID/io of 2 processes not readable even as root: gone")]) \
+        == "sockets: partial; io: partial (see Blind spots)."
