@@ -40,7 +40,7 @@ def build(snap: Snapshot, modules, thresholds, *, catalog=None, debug: bool = Fa
     changes = sections.get("changes")
     findings = correlate_changes(findings, changes.data.get("timeline") if changes else None)
     findings = rank(findings)
-    clean = replace(snap, sections={n: _clean_section(s) for n, s in sections.items()},
+    clean = replace(snap, sections={n: _clean_section(s) for n, s in sections.items()}, series=dict(snap.series),
                     host=replace(snap.host, **{k: sanitize.clean(v) for k, v in vars(snap.host).items()
                                                if isinstance(v, str)}))
     findings = [_clean_finding(f) for f in findings]
