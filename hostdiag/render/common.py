@@ -146,4 +146,5 @@ def host_line(report) -> str:
     w = report.snapshot.window_s
     window = f"window {w:g}s" if w else "point in time"
     who = "" if h.euid == 0 else f", as uid {h.euid} (not root)"
-    return f"{h.hostname} · {h.os} · kernel {h.kernel} · {h.cpus if h.cpus is not None else '?'} CPUs · {report.snapshot.collected_at} · {window}{who}"
+    cpus = h.cpus if h.cpus is not None else "?"
+    return f"{h.hostname} · {h.os} · kernel {h.kernel} · {cpus} CPUs · {report.snapshot.collected_at} · {window}{who}"
