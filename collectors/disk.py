@@ -12,6 +12,7 @@ from urllib.parse import quote, unquote
 from hostdiag.core import context
 from hostdiag.core.model import Finding
 from hostdiag.core.thresholds import Threshold
+from hostdiag.core.units import human_bytes, human_duration, worst_severity
 
 NAME = "disk"
 DEFAULT_ENABLED = True
@@ -385,28 +386,6 @@ def collect(job):
 
 # ---------------------------------------------------------------- findings
 
-def _worst(*levels: str | None) -> str | None:
-    return "critical" if "critical" in levels else ("warning" if "warning" in levels else None)
-
-
-def _fmt_bytes(n: float | None) -> str:
-    if n is None:
-        return "?"
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"
-
-
-def _fmt_s(s: float) -> str:
-    if s < 120:
-        return f"{s:.0f} s"
-    if s < 7200:
-        return f"{s / 60:.0f} min"
-    return f"{s / 3600:.1f} h"
-
-
 def _ttf_level(row: dict, th) -> str | None:
     ttf, used = row.get("time_to_full_s"), row.get("used_pct") or 0
     level = th.level("disk.time_to_full_s", ttf)
@@ -425,16 +404,16 @@ def findings(section, th):
         mp = r["mount"]
         if r.get("ro"):
             continue  # nothing can write to it; squashfs-like images are full by design
-        level = _worst(th.level("disk.used_pct", r.get("used_pct")), _ttf_level(r, th))
+        level = worst_severity((th.level("disk.used_pct", r.get("used_pct")), _ttf_level(r, th)))
         if level:
             nearly_full[mp] = level
             ttf = r.get("time_to_full_s")
-            ttf_txt = (f", full in ~{_fmt_s(ttf)} at {_fmt_bytes(r['growth_bps'])}/s" if ttf is not None
+            ttf_txt = (f", full in ~{human_duration(ttf)} at {human_bytes(r['growth_bps'])}/s" if ttf is not None
                        else "")
             out.append(Finding(
                 id="disk.nearly_full", category="disk", severity=level,
-                title=f"{mp} is {r['used_pct']}% full ({_fmt_bytes(r['avail_bytes'])} free of "
-                      f"{_fmt_bytes(r['size_bytes'])}){ttf_txt}",
+                title=f"{mp} is {r['used_pct']}% full ({human_bytes(r['avail_bytes'])} free of "
+                      f"{human_bytes(r['size_bytes'])}){ttf_txt}",
                 subject={"mount": mp},
                 evidence={k: r.get(k) for k in ("used_pct", "size_bytes", "used_bytes", "avail_bytes",
                                                 "growth_bps", "time_to_full_s", "fstype", "source")},
@@ -497,7 +476,7 @@ def findings(section, th):
         pct_txt = f" ({pct}% of it)" if pct is not None else ""
         out.append(Finding(
             id="disk.deleted_open_space", category="disk", severity=level,
-            title=f"{g['name']} (pid {pid}) holds {_fmt_bytes(held)} of deleted files open on "
+            title=f"{g['name']} (pid {pid}) holds {human_bytes(held)} of deleted files open on "
                   f"{g['mount']}{pct_txt}",
             subject={"pid": pid, "name": g["name"], "mount": g["mount"]},
             evidence={"held_bytes": held, "held_pct": pct, "files": g["files"], "paths": g["paths"],

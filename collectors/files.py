@@ -79,11 +79,9 @@ def sample(ctx, state):
 
 
 def _slope(s) -> float | None:
-    """Change per second of a gauge series, first to last sample; None without two samples."""
-    pts = [(t, v) for t, v in zip(s.t, s.v) if v is not None] if s is not None else []
-    if len(pts) < 2 or pts[-1][0] <= pts[0][0]:
-        return None
-    return round((pts[-1][1] - pts[0][1]) / (pts[-1][0] - pts[0][0]), 2)
+    """A gauge's least-squares change per second, for the report; None without two samples."""
+    g = s.slope() if s is not None else None
+    return None if g is None else round(g, 2)
 
 
 def _short(text: str | None, n: int = 300) -> str | None:

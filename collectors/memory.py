@@ -10,6 +10,7 @@ from hostdiag.core.context import Unavailable
 from hostdiag.core.model import Finding
 from hostdiag.core.procfs import PSI_ABSENT, parse_flat_kv, read_psi
 from hostdiag.core.thresholds import Threshold
+from hostdiag.core.units import worst_severity
 
 NAME = "memory"
 DEFAULT_ENABLED = True
@@ -176,12 +177,8 @@ def _rate(job, key: str) -> float | None:
 
 def _delta(job, key: str) -> int | None:
     s = job.s(key)
-    if s is None or job.window_s <= 0:
-        return None
-    vals = [v for v in s.v if v is not None]
-    if len(vals) < 2 or vals[-1] < vals[0]:
-        return None
-    return int(vals[-1] - vals[0])
+    d = s.delta() if s is not None and job.window_s > 0 else None
+    return None if d is None or d < 0 else int(d)    # a counter going back is a reset, not a delta
 
 
 def collect(job):
@@ -252,11 +249,6 @@ def _mib(b: int | None) -> str:
     return "?" if b is None else f"{b / 2**20:,.0f} MiB"
 
 
-def _worse(a: str | None, b: str | None) -> str | None:
-    order = {None: 0, "warning": 1, "critical": 2}
-    return a if order[a] >= order[b] else b
-
-
 def findings(section, th):
     d = section.data
     out: list[Finding] = []
@@ -289,7 +281,7 @@ def findings(section, th):
         swap = round(d["swap_in_pages_per_s"] + d["swap_out_pages_per_s"], 1)
     full10 = psi.get("full_avg10")
     l_swap, l_psi = th.level("memory.swap_pages_per_s", swap), th.level("memory.psi_full_avg10", full10)
-    level = _worse(l_swap, l_psi)
+    level = worst_severity((l_swap, l_psi))
     if level:
         what = (f"swapping {swap:g} pages/s ({swap * _PAGE / 2**20:.1f} MiB/s)" if l_swap else "memory thrashing")
         stall = f", all tasks stalled on memory {full10}% of the last 10 s" if full10 is not None else ""
@@ -346,7 +338,7 @@ def findings(section, th):
         if cg.get("oom_kills_window"):
             level, why = "critical", f"{cg['oom_kills_window']} OOM kill(s) during the window; " + why
         elif cg.get("limit_hits_window") and cg["working_set_pct"] >= _HIT_MIN_PCT:
-            level = _worse(level, "warning")
+            level = worst_severity((level, "warning"))
             why = f"hit its limit {cg['limit_hits_window']} time(s) during the window; " + why
         if not level:
             continue

@@ -7,6 +7,11 @@ from hostdiag.commands.snapshot import Options, run
 from hostdiag.core.context import Context
 
 
+def pytest_addoption(parser):
+    parser.addoption("--update-golden", action="store_true", default=False,
+                     help="rewrite tests/golden/* from the current output (also UPDATE_GOLDEN=1)")
+
+
 @pytest.fixture
 def snapshot():
     """snapshot(only=["sockets"], window=0, **ctx_kwargs) -> Report, via the Python API."""

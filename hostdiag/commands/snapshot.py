@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from hostdiag import collectors
-from hostdiag.core import report as report_mod
+from hostdiag import analysis
 from hostdiag.core import runner
 from hostdiag.core.context import Context
 from hostdiag.core.model import Report
@@ -22,11 +22,7 @@ class Options:
 
 
 def selected(opts: Options) -> list:
-    unknown = [n for n in (opts.only or []) + opts.skip if n not in collectors.ALL]
-    if unknown:
-        raise ValueError(f"unknown collector(s): {', '.join(unknown)}; known: {', '.join(collectors.ALL)}")
-    names = [n for n in collectors.ALL if (opts.only is None or n in opts.only) and n not in opts.skip]
-    return collectors.load(names)
+    return collectors.select(opts.only, opts.skip)
 
 
 def thresholds_for(modules, overrides=()) -> Thresholds:
@@ -45,4 +41,4 @@ def run(opts: Options, ctx: Context) -> Report:
     modules = selected(opts)
     th = thresholds_for(collectors.load(), opts.thresholds)
     snap = runner.run(ctx, modules, window_s=opts.window_s, interval_s=opts.interval_s, debug=opts.debug)
-    return report_mod.build(snap, modules, th, catalog=catalog.load(ctx.catalog_dirs), debug=opts.debug)
+    return analysis.build(snap, modules, th, catalog=catalog.load(ctx.catalog_dirs), debug=opts.debug)

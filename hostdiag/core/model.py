@@ -9,13 +9,12 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from hostdiag.core.units import SEVERITY_RANK
+
 SCHEMA_VERSION = 1
 
 Status = Literal["ok", "partial", "unavailable"]
 Severity = Literal["critical", "warning", "info"]
-SEVERITY_RANK = {"critical": 2, "warning": 1, "info": 0}
-CATEGORIES = ("cpu", "memory", "io", "disk", "files", "sockets", "network", "processes",
-              "journal", "changes")
 
 
 @dataclass
@@ -160,12 +159,38 @@ class Headline:
 
 
 @dataclass
+class ShapeMatch:
+    """A sampled series that matches a known failure shape (an archetype, or a generic shape)."""
+
+    series: str                       # the key in Snapshot.series
+    metric: str
+    labels: dict[str, str]
+    shape: str                        # "ramp", "stair_step"...
+    signature: str | None             # archetype id; None or "shape.*" for a generic shape
+    score: float
+    start: float                      # matched interval, seconds from the series' t0
+    end: float
+    why: str
+    start_epoch: float
+    end_epoch: float
+    title: str | None = None
+    first_checks: list[str] = field(default_factory=list)
+    stabilize: list[str] = field(default_factory=list)
+    avoid: list[str] = field(default_factory=list)
+    runbook: str | None = None
+    generic: bool = False             # a generic shape: listed, never a finding
+
+
+@dataclass
 class Report:
+    """What every renderer reads: built by hostdiag.analysis from a Snapshot, which it leaves as collected.
+    `snapshot` here is the cleaned (sanitised, annotated) copy."""
+
     snapshot: Snapshot
     headline: Headline
     findings: list[Finding]           # ranked, most severe first
     blind_spots: list[BlindSpot]
-    shapes: list[dict[str, Any]] = field(default_factory=list)   # matcher hits on the series, best first
+    shapes: list[ShapeMatch] = field(default_factory=list)   # matcher hits on the series, best first
 
     def to_dict(self) -> dict[str, Any]:
         """The --json document. Top-level keys are documented in the README."""
@@ -182,7 +207,7 @@ class Report:
             "findings": [asdict(f) for f in self.findings],
             "sections": {k: asdict(s) for k, s in snap.sections.items()},
             "blind_spots": [asdict(b) for b in self.blind_spots],
-            "shapes": self.shapes,
+            "shapes": [asdict(m) for m in self.shapes],
             "series": {k: _series_dict(s) for k, s in snap.series.items()},
         }
 

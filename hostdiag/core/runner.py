@@ -19,12 +19,12 @@ import socket
 import time
 import traceback
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 
 from hostdiag import __version__
 from hostdiag.core import procscan
 from hostdiag.core.context import Context, Deadline, Unavailable, bounded
 from hostdiag.core.model import SCHEMA_VERSION, Host, Section, Series, Snapshot
+from hostdiag.core.units import rfc3339
 
 
 @dataclass
@@ -184,7 +184,7 @@ def run(ctx: Context, modules, *, window_s: float, interval_s: float, debug: boo
     return Snapshot(
         schema_version=SCHEMA_VERSION,
         host=host_info(ctx),
-        collected_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        collected_at=rfc3339(time.time()),
         window_s=window_s if ticks > 1 else 0.0,
         interval_s=interval_s if ticks > 1 else 0.0,
         sections=sections,
@@ -195,21 +195,55 @@ def run(ctx: Context, modules, *, window_s: float, interval_s: float, debug: boo
 
 
 def host_info(ctx: Context) -> Host:
-    u = platform.uname()
+    """Who the host is, read through the Context: a fixture tree or /host/proc describes
+    itself, never the machine hostdiag runs on. Live-host calls (uname, cpu_count) are only
+    the fallback for the default /proc."""
+    live = os.path.realpath(ctx.proc) == "/proc"
     os_name = "?"
+    for line in (_read(ctx, ctx.root_path("/etc/os-release")) or "").splitlines():
+        if line.startswith("PRETTY_NAME="):
+            os_name = line.split("=", 1)[1].strip().strip('"')
+    uptime = boot = None
     try:
-        with open(ctx.root_path("/etc/os-release")) as f:
-            for line in f:
-                if line.startswith("PRETTY_NAME="):
-                    os_name = line.split("=", 1)[1].strip().strip('"')
-    except OSError:
+        uptime = float((_read(ctx, ctx.proc_path("uptime")) or "").split()[0])
+    except (ValueError, IndexError):
         pass
-    boot = uptime = None
-    try:
-        with open(ctx.proc_path("uptime")) as f:
-            uptime = float(f.read().split()[0])
-        boot = datetime.fromtimestamp(time.time() - uptime, timezone.utc).isoformat(timespec="seconds")
-    except (OSError, ValueError, IndexError):
-        pass
-    return Host(hostname=socket.gethostname(), kernel=u.release, os=os_name, cpus=os.cpu_count(),
+    stat = _read(ctx, ctx.proc_path("stat")) or ""
+    btime = next((line.split()[1] for line in stat.splitlines() if line.startswith("btime ")), None)
+    if btime is not None and btime.isdigit():
+        boot = rfc3339(int(btime))
+    elif uptime is not None:
+        boot = rfc3339(time.time() - uptime)
+    hostname = _first_line(_read(ctx, ctx.proc_path("sys/kernel/hostname")))
+    kernel = _first_line(_read(ctx, ctx.proc_path("sys/kernel/osrelease")))
+    return Host(hostname=hostname or (socket.gethostname() if live else "?"),
+                kernel=kernel or (platform.release() if live else "?"), os=os_name,
+                cpus=os.cpu_count() if live else cpu_count(ctx, stat),
                 boot_time=boot, uptime_s=uptime, euid=os.geteuid(), hostdiag_version=__version__)
+
+
+def _read(ctx: Context, path: str) -> str | None:
+    try:
+        return ctx.read_optional(path, 1 << 20)
+    except OSError:   # EIO and friends: host info is best effort, never a failed snapshot
+        return None
+
+
+def _first_line(text: str | None) -> str | None:
+    return text.strip().split("\n", 1)[0] or None if text else None
+
+
+def cpu_count(ctx: Context, stat: str) -> int | None:
+    """Logical CPUs of the host the Context reads: sysfs's online list, else /proc/stat's cpuN lines."""
+    online = _first_line(_read(ctx, ctx.sys_path("devices/system/cpu/online")))
+    if online:
+        try:
+            n = 0
+            for part in online.split(","):
+                lo, _, hi = part.partition("-")
+                n += int(hi or lo) - int(lo) + 1
+            return n
+        except ValueError:
+            pass
+    n = sum(1 for line in stat.splitlines() if line.startswith("cpu") and line[3:4].isdigit())
+    return n or None

@@ -1,7 +1,7 @@
 """Host text is hostile: process names, command lines, paths and log lines can carry
 terminal escape sequences, rich markup, invalid UTF-8 or megabytes of junk.
 
-`clean` is applied to every string of a Report once, when it is built (report.build),
+`clean` is applied to every string of a Report once, when it is built (hostdiag.analysis.build),
 so no renderer ever sees raw host text. Renderers still never put host text into a
 markup string: the terminal renderer wraps it in rich Text.
 """

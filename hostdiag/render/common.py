@@ -9,18 +9,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from hostdiag.core.units import human_bytes, human_duration
+
 BLOCKS = "▁▂▃▄▅▆▇█"
 ASCII = " .:-=+*#%@"
-_BINARY = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
-
-
-def human_bytes(n: float) -> str:
-    n = float(n)
-    for unit in _BINARY:
-        if abs(n) < 1024 or unit == _BINARY[-1]:
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f}"  # unreachable
 
 
 def fmt_value(key: str, v) -> str:
@@ -61,16 +53,6 @@ _UNITS = ("_bytes", "_bps", "_pct", "_per_s", "_ms", "_s", "_seconds")
 
 def _has_unit(key: str) -> bool:
     return key.lower().endswith(_UNITS)
-
-
-def human_duration(s: float) -> str:
-    if s < 120:
-        return f"{s:.1f} s" if s < 10 else f"{s:.0f} s"
-    if s < 7200:
-        return f"{s / 60:.0f} min"
-    if s < 172800:
-        return f"{s / 3600:.1f} h"
-    return f"{s / 86400:.1f} d"
 
 
 @dataclass
@@ -155,14 +137,6 @@ def trends(report, section: str, limit: int = 6) -> list[tuple[str, str, str]]:
     return out
 
 
-SECTION_ORDER = ("cpu", "memory", "io", "disk", "files", "sockets", "processes", "journal", "changes")
-
-
-def ordered_sections(report):
-    secs = report.snapshot.sections
-    return [secs[n] for n in SECTION_ORDER if n in secs] + [s for n, s in secs.items() if n not in SECTION_ORDER]
-
-
 def subject_text(subject: dict) -> str:
     return " ".join(f"{k}={v}" for k, v in subject.items())
 
@@ -172,27 +146,5 @@ def host_line(report) -> str:
     w = report.snapshot.window_s
     window = f"window {w:g}s" if w else "point in time"
     who = "" if h.euid == 0 else f", as uid {h.euid} (not root)"
-    return f"{h.hostname} · {h.os} · kernel {h.kernel} · {h.cpus} CPUs · {report.snapshot.collected_at} · {window}{who}"
-
-
-def what_changed(report, limit: int = 10) -> tuple[list[dict], int]:
-    """The newest `limit` changes (time, kind, what, source) and how many there were in all."""
-    sec = report.snapshot.sections.get("changes")
-    rows = (sec.data.get("timeline") or []) if sec else []
-    total = (sec.data.get("timeline_total") or len(rows)) if sec else 0
-    return rows[:limit], total
-
-
-def shape_line(report, shape: dict, chars: str = BLOCKS, width: int = 32) -> tuple[str, str]:
-    """(sparkline, marker) for a matched series: the marker has '^' under the matched interval."""
-    s = report.snapshot.series.get(shape["series"])
-    if s is None:
-        return "", ""
-    vals = s.display_values()
-    ts = s.t[1:] if s.counter else s.t
-    if len(vals) > width:  # keep the picture to `width` columns: take evenly spaced points
-        idx = [round(i * (len(vals) - 1) / (width - 1)) for i in range(width)]
-        vals, ts = [vals[i] for i in idx], [ts[i] for i in idx]
-    line = sparkline(vals, chars, width=width)
-    mark = "".join("^" if shape["start"] <= t <= shape["end"] else " " for t in ts)
-    return line, mark.rstrip()
+    cpus = h.cpus if h.cpus is not None else "?"
+    return f"{h.hostname} · {h.os} · kernel {h.kernel} · {cpus} CPUs · {report.snapshot.collected_at} · {window}{who}"

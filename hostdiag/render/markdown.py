@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 
-from hostdiag.render import common
+from hostdiag.render import common, layout
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+!|~])")
 
@@ -29,17 +29,20 @@ def _table(t: common.Table) -> list[str]:
     return out
 
 
-def render(report, env=None, *, top: int = 5) -> str:
-    h = report.headline
-    out = [f"## hostdiag: {h.severity.upper()} on {md(report.snapshot.host.hostname)}", "",
-           f"_{md(common.host_line(report))}_", "",
-           f"- **Condition:** {md(h.condition)}",
-           f"- **Action:** {md(h.action)}",
-           f"- **Need:** {md(h.need)}", ""]
-    out += [f"### Findings ({len(report.findings)})", ""]
-    if not report.findings:
+def _header(b: layout.Header) -> list[str]:
+    h = b.headline
+    return [f"## hostdiag: {h.severity.upper()} on {md(b.hostname)}", "",
+            f"_{md(b.host_line)}_", "",
+            f"- **Condition:** {md(h.condition)}",
+            f"- **Action:** {md(h.action)}",
+            f"- **Need:** {md(h.need)}", ""]
+
+
+def _findings(b: layout.Findings) -> list[str]:
+    out = [f"### Findings ({len(b.findings)})", ""]
+    if not b.findings:
         out += ["None.", ""]
-    for i, f in enumerate(report.findings, 1):
+    for i, f in enumerate(b.findings, 1):
         out.append(f"{i}. **{f.severity.upper()}** {code(f.id)}: {md(f.title)}")
         if f.subject:
             out.append(f"   - Subject: {code(common.subject_text(f.subject))}")
@@ -53,28 +56,45 @@ def render(report, env=None, *, top: int = 5) -> str:
             out.append(f"   - Stabilize: {md(s)}")
         if f.evidence:
             out.append(f"   - Evidence: {code(common.fmt_value('', f.evidence))}")
-    rows, total = common.what_changed(report)
-    if rows or "changes" in report.snapshot.sections:
-        out += ["", f"### What changed (newest first, {len(rows)} of {total})", ""]
-        out += [f"- {md(r.get('time', '?'))} **{md(r.get('kind', '?'))}** {md(r.get('what', ''))} _({md(r.get('source', ''))})_"
-                for r in rows] or ["Nothing seen in the changes window."]
-    if report.shapes:
-        out += ["", "### Shapes", ""]
-        for sh in report.shapes:
-            spark, mark = common.shape_line(report, sh)
-            out.append(f"- {code(sh['series'])}: **{md(sh['shape'])}** → {code(sh['signature'] or sh['shape'])} "
-                       f"({sh['score']:.2f}): {md(sh['why'])}" + (f"  \n  {code(spark)}" if spark else ""))
-    out += ["", "### Evidence", ""]
-    for sec in common.ordered_sections(report):
-        if sec.status == "unavailable":
-            continue
+    return out
+
+
+def _changes(b: layout.Changes) -> list[str]:
+    out = ["", f"### What changed (newest first, {len(b.rows)} of {b.total})", ""]
+    return out + ([f"- {md(r.get('time', '?'))} **{md(r.get('kind', '?'))}** {md(r.get('what', ''))} _({md(r.get('source', ''))})_"
+                   for r in b.rows] or ["Nothing seen in the changes window."])
+
+
+def _shapes(b: layout.Shapes) -> list[str]:
+    out = ["", "### Shapes", ""]
+    for row in b.rows:
+        sh = row.match
+        spark = common.sparkline(row.values, width=layout.SHAPE_WIDTH)
+        out.append(f"- {code(sh.series)}: **{md(sh.shape)}** → {code(sh.signature or sh.shape)} "
+                   f"({sh.score:.2f}): {md(sh.why)}" + (f"  \n  {code(spark)}" if spark else ""))
+    return out
+
+
+def _evidence(b: layout.Evidence) -> list[str]:
+    out = ["", "### Evidence", ""]
+    for sec in b.sections:
         out += [f"#### {sec.name} ({sec.status})", ""]
-        ev = common.evidence(sec.data, top, sec.name)
-        out += [f"- {md(k)}: {md(v)}" for k, v in ev.facts]
-        out += [f"- {md(n)}: {code(common.sparkline(vals))} {md(last)}" for n, vals, last in common.trends(report, sec.name)]
-        for t in ev.tables:
+        out += [f"- {md(k)}: {md(v)}" for k, v in sec.facts]
+        out += [f"- {md(n)}: {code(common.sparkline(vals))} {md(last)}" for n, vals, last in sec.trends]
+        for t in sec.tables:
             out += ["", f"**{md(t.title)}**", ""] + _table(t)
         out.append("")
-    out += ["### Blind spots", ""]
-    out += [f"- **{md(b.collector)}** ({b.status}): {md(b.reason)}" for b in report.blind_spots] or ["None."]
-    return "\n".join(out) + "\n"
+    return out
+
+
+def _blind_spots(b: layout.BlindSpots) -> list[str]:
+    return ["### Blind spots", ""] + ([f"- **{md(s.collector)}** ({s.status}): {md(s.reason)}" for s in b.spots]
+                                      or ["None."])
+
+
+STYLERS = {layout.Header: _header, layout.Findings: _findings, layout.Changes: _changes,
+           layout.Shapes: _shapes, layout.Evidence: _evidence, layout.BlindSpots: _blind_spots}
+
+
+def render(report, env=None, *, top: int = 5) -> str:
+    return "\n".join(line for b in layout.layout(report, top) for line in STYLERS[type(b)](b)) + "\n"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import textwrap
 
-from hostdiag.render import common
+from hostdiag.render import common, layout
 
 WIDTH = 80
 
@@ -55,69 +55,76 @@ def finding_lines(i: int, f) -> list[str]:
     return out
 
 
-def render(report, env=None, *, top: int = 5) -> str:
-    h = report.headline
-    lines = textwrap.wrap("hostdiag snapshot: " + common.host_line(report), WIDTH, subsequent_indent="  ")
+def _header(b: layout.Header) -> list[str]:
+    h = b.headline
+    lines = textwrap.wrap("hostdiag snapshot: " + b.host_line, WIDTH, subsequent_indent="  ")
     lines.append("=" * WIDTH)
     lines.append(f"STATUS: {h.severity.upper()}")
     lines += _wrap("Condition:", h.condition, indent=0)
     lines += _wrap("Action:", h.action, indent=0)
     lines += _wrap("Need:", h.need, indent=0)
-    lines.append("")
+    return lines + [""]
 
-    serious = [f for f in report.findings if f.severity != "info"]
-    info = [f for f in report.findings if f.severity == "info"]
-    lines.append(f"FINDINGS ({len(serious)} to act on, {len(info)} informational)")
-    lines.append("-" * WIDTH)
-    if not report.findings:
+
+def _findings(b: layout.Findings) -> list[str]:
+    lines = [f"FINDINGS ({b.serious} to act on, {b.info} informational)", "-" * WIDTH]
+    if not b.findings:
         lines.append("   none")
-    for i, f in enumerate(report.findings, 1):
+    for i, f in enumerate(b.findings, 1):
         lines += finding_lines(i, f)
         lines.append("")
+    return lines
 
-    rows, total = common.what_changed(report)
-    if rows or "changes" in report.snapshot.sections:
-        lines.append(f"WHAT CHANGED (newest first, {len(rows)} of {total})")
-        lines.append("-" * WIDTH)
-        if not rows:
-            lines.append("   nothing seen in the changes window")
-        for r in rows:
-            lines += textwrap.wrap(f"{r.get('time', '?')}  {r.get('kind', '?'):<8} {r.get('what', '')}  [{r.get('source', '')}]",
-                                   WIDTH, initial_indent="   ", subsequent_indent="      ")
-        lines.append("")
 
-    if report.shapes:
-        lines.append("SHAPES (sampled series that match a known failure shape)")
-        lines.append("-" * WIDTH)
-        for sh in report.shapes:
-            name = sh["signature"] or sh["shape"]
-            lines += textwrap.wrap(f"{sh['series']}: {sh['shape']} -> {name} ({sh['score']:.2f}): {sh['why']}",
-                                   WIDTH, initial_indent="   ", subsequent_indent="      ")
-            spark, mark = common.shape_line(report, sh, common.ASCII)
-            if spark:
-                lines += ["      " + spark, "      " + mark]
-        lines.append("")
+def _changes(b: layout.Changes) -> list[str]:
+    lines = [f"WHAT CHANGED (newest first, {len(b.rows)} of {b.total})", "-" * WIDTH]
+    if not b.rows:
+        lines.append("   nothing seen in the changes window")
+    for r in b.rows:
+        lines += textwrap.wrap(f"{r.get('time', '?')}  {r.get('kind', '?'):<8} {r.get('what', '')}  [{r.get('source', '')}]",
+                               WIDTH, initial_indent="   ", subsequent_indent="      ")
+    return lines + [""]
 
-    lines.append("EVIDENCE")
-    lines.append("-" * WIDTH)
-    for sec in common.ordered_sections(report):
-        if sec.status == "unavailable":
-            continue
+
+def _shapes(b: layout.Shapes) -> list[str]:
+    lines = ["SHAPES (sampled series that match a known failure shape)", "-" * WIDTH]
+    for row in b.rows:
+        sh = row.match
+        lines += textwrap.wrap(f"{sh.series}: {sh.shape} -> {sh.signature or sh.shape} ({sh.score:.2f}): {sh.why}",
+                               WIDTH, initial_indent="   ", subsequent_indent="      ")
+        spark = common.sparkline(row.values, common.ASCII, width=layout.SHAPE_WIDTH)
+        if spark:
+            lines += ["      " + spark, "      " + row.mark]
+    return lines + [""]
+
+
+def _evidence(b: layout.Evidence) -> list[str]:
+    lines = ["EVIDENCE", "-" * WIDTH]
+    for sec in b.sections:
         lines.append(f"[{sec.name}] {sec.status}, {sec.duration_s:.2f}s")
-        ev = common.evidence(sec.data, top, sec.name)
-        for k, v in ev.facts:
+        for k, v in sec.facts:
             lines += _wrap(k + ":", v, indent=2, label_w=max(12, min(len(k) + 2, 24)))
-        for name, vals, last in common.trends(report, sec.name):
+        for name, vals, last in sec.trends:
             lines.append(f"  {name:<22} {common.sparkline(vals, common.ASCII):<24} {last}"[:WIDTH])
-        for t in ev.tables:
+        for t in sec.tables:
             lines += textwrap.wrap(f"{t.title}:", WIDTH, initial_indent="  ", subsequent_indent="  ")
             lines += _table(t)
         lines.append("")
+    return lines
 
-    lines.append("BLIND SPOTS")
-    lines.append("-" * WIDTH)
-    if not report.blind_spots:
+
+def _blind_spots(b: layout.BlindSpots) -> list[str]:
+    lines = ["BLIND SPOTS", "-" * WIDTH]
+    if not b.spots:
         lines.append("   none: every collector saw its resource")
-    for b in report.blind_spots:
-        lines += textwrap.wrap(f"- {b.collector} ({b.status}): {b.reason}", WIDTH, subsequent_indent="  ")
-    return "\n".join(lines) + "\n"
+    for s in b.spots:
+        lines += textwrap.wrap(f"- {s.collector} ({s.status}): {s.reason}", WIDTH, subsequent_indent="  ")
+    return lines
+
+
+STYLERS = {layout.Header: _header, layout.Findings: _findings, layout.Changes: _changes,
+           layout.Shapes: _shapes, layout.Evidence: _evidence, layout.BlindSpots: _blind_spots}
+
+
+def render(report, env=None, *, top: int = 5) -> str:
+    return "\n".join(line for b in layout.layout(report, top) for line in STYLERS[type(b)](b)) + "\n"

@@ -1,7 +1,7 @@
 """The TTY renderer: colour, tables and sparklines with rich. The only module importing rich.
 
 Host text only ever enters as rich Text (never inside a markup string), and it was already
-escaped by report.build, so it can neither inject markup nor terminal escapes.
+escaped by hostdiag.analysis.build, so it can neither inject markup nor terminal escapes.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from hostdiag.render import common
+from hostdiag.render import common, layout
 
 STYLE = {"critical": "bold white on red", "warning": "bold black on yellow", "info": "bold cyan",
          "ok": "bold white on green"}
@@ -24,19 +24,18 @@ def _kv(label: str, value: str, style: str = "bold") -> Text:
     return Text.assemble((f"{label:<10} ", style), value)
 
 
-def render(report, env, *, top: int = 5) -> str:
-    buf = io.StringIO()
-    con = Console(file=buf, force_terminal=True, color_system="standard", width=env.width,
-                  highlight=False, emoji=False, markup=False)
-    h = report.headline
-    con.print(Text(common.host_line(report), style="dim"))
+def _header(con, b: layout.Header, env) -> None:
+    h = b.headline
+    con.print(Text(b.host_line, style="dim"))
     con.print(Panel(Group(_kv("Condition", h.condition), _kv("Action", h.action), _kv("Need", h.need)),
                     title=Text(f" {h.severity.upper()} ", style=STYLE[h.severity]), title_align="left",
                     border_style={"critical": "red", "warning": "yellow"}.get(h.severity, "green")))
 
-    if report.findings:
+
+def _findings(con, b: layout.Findings, env) -> None:
+    if b.findings:
         con.print(Text("Findings", style="bold underline"))
-    for i, f in enumerate(report.findings, 1):
+    for i, f in enumerate(b.findings, 1):
         head = Text.assemble(f"{i}. ", (f" {f.severity.upper()} ", STYLE[f.severity]), " ",
                              (f.title, "bold"), (f"  {f.id}", "dim"))
         rows = []
@@ -58,38 +57,40 @@ def render(report, env, *, top: int = 5) -> str:
             con.print(Text("   ").append_text(r))
         con.print()
 
-    rows, total = common.what_changed(report)
-    if rows or "changes" in report.snapshot.sections:
-        con.print(Text(f"What changed (newest first, {len(rows)} of {total})", style="bold underline"))
-        if not rows:
-            con.print(Text("  nothing seen in the changes window", style="dim"))
-        for r in rows:
-            con.print(Text.assemble("  ", (str(r.get("time", "?")), "dim"), "  ", (f"{r.get('kind', '?'):<8}", "bold"),
-                                    " ", str(r.get("what", "")), (f"  [{r.get('source', '')}]", "dim")))
-        con.print()
-    if report.shapes:
-        con.print(Text("Shapes", style="bold underline"))
-        for sh in report.shapes:
-            spark, mark = common.shape_line(report, sh)
-            styled = Text()
-            for ch, m in zip(spark, mark.ljust(len(spark))):
-                styled.append(ch, "bold red" if m == "^" else "magenta")
-            con.print(Text.assemble("  ", (sh["series"], "bold"), "  ", styled, "  ",
-                                    (sh["signature"] or sh["shape"], "cyan"), f" ({sh['score']:.2f}) ", sh["why"]))
-        con.print()
 
+def _changes(con, b: layout.Changes, env) -> None:
+    con.print(Text(f"What changed (newest first, {len(b.rows)} of {b.total})", style="bold underline"))
+    if not b.rows:
+        con.print(Text("  nothing seen in the changes window", style="dim"))
+    for r in b.rows:
+        con.print(Text.assemble("  ", (str(r.get("time", "?")), "dim"), "  ", (f"{r.get('kind', '?'):<8}", "bold"),
+                                " ", str(r.get("what", "")), (f"  [{r.get('source', '')}]", "dim")))
+    con.print()
+
+
+def _shapes(con, b: layout.Shapes, env) -> None:
+    con.print(Text("Shapes", style="bold underline"))
+    for row in b.rows:
+        sh = row.match
+        spark = common.sparkline(row.values, width=layout.SHAPE_WIDTH)
+        styled = Text()
+        for ch, m in zip(spark, row.mark.ljust(len(spark))):
+            styled.append(ch, "bold red" if m == "^" else "magenta")
+        con.print(Text.assemble("  ", (sh.series, "bold"), "  ", styled, "  ",
+                                (sh.signature or sh.shape, "cyan"), f" ({sh.score:.2f}) ", sh.why))
+    con.print()
+
+
+def _evidence(con, b: layout.Evidence, env) -> None:
     con.print(Text("Evidence", style="bold underline"))
-    for sec in common.ordered_sections(report):
-        if sec.status == "unavailable":
-            continue
+    for sec in b.sections:
         con.print(Text.assemble((sec.name, "bold"), " ", (sec.status, STATUS_STYLE[sec.status]),
                                 (f"  {sec.duration_s:.2f}s", "dim")))
-        ev = common.evidence(sec.data, top, sec.name)
-        for k, v in ev.facts:
+        for k, v in sec.facts:
             con.print(Text.assemble("  ", (f"{k}: ", "dim"), v))
-        for name, vals, last in common.trends(report, sec.name):
+        for name, vals, last in sec.trends:
             con.print(Text.assemble("  ", (f"{name:<22} ", "dim"), (common.sparkline(vals), "magenta"), f"  {last}"))
-        for t in ev.tables:
+        for t in sec.tables:
             tab = Table(title=Text(t.title, style="dim"), title_justify="left", box=box.SIMPLE_HEAD,
                         show_edge=False, pad_edge=False)
             for c in t.columns:
@@ -101,9 +102,23 @@ def render(report, env, *, top: int = 5) -> str:
             con.print(tab)
         con.print()
 
+
+def _blind_spots(con, b: layout.BlindSpots, env) -> None:
     con.print(Text("Blind spots", style="bold underline"))
-    if not report.blind_spots:
+    if not b.spots:
         con.print(Text("  none: every collector saw its resource", style="green"))
-    for b in report.blind_spots:
-        con.print(Text.assemble("  ", (b.collector, "bold"), " ", (b.status, STATUS_STYLE[b.status]), ": ", b.reason))
+    for s in b.spots:
+        con.print(Text.assemble("  ", (s.collector, "bold"), " ", (s.status, STATUS_STYLE[s.status]), ": ", s.reason))
+
+
+STYLERS = {layout.Header: _header, layout.Findings: _findings, layout.Changes: _changes,
+           layout.Shapes: _shapes, layout.Evidence: _evidence, layout.BlindSpots: _blind_spots}
+
+
+def render(report, env, *, top: int = 5) -> str:
+    buf = io.StringIO()
+    con = Console(file=buf, force_terminal=True, color_system="standard", width=env.width,
+                  highlight=False, emoji=False, markup=False)
+    for b in layout.layout(report, top):
+        STYLERS[type(b)](con, b, env)
     return buf.getvalue()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from hostdiag import correlate as C
+from hostdiag.analysis import correlate as C
 from hostdiag.collectors import changes as CH
 from hostdiag.core.model import Finding
 

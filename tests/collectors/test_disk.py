@@ -22,7 +22,6 @@ from hostdiag.core.procscan import DeletedOpen, Proc, Scan
 from hostdiag.core.runner import Job, parse_key
 from hostdiag.core.thresholds import Thresholds
 
-FIX = Path(__file__).resolve().parent.parent / "fixtures" / "hosts"
 TH = Thresholds(disk.THRESHOLDS)
 GiB = 1 << 30
 MiB = 1 << 20

@@ -20,7 +20,6 @@ from hostdiag.core.procfs import PSI_ABSENT
 from hostdiag.core.procscan import Proc, Scan
 from hostdiag.core.thresholds import Thresholds
 
-FIX = Path(__file__).resolve().parent.parent / "fixtures" / "hosts"
 TH = Thresholds(io.THRESHOLDS)
 
 

@@ -15,7 +15,6 @@ from hostdiag.core.context import Unavailable
 from hostdiag.core.model import Section
 from hostdiag.core.thresholds import Thresholds
 
-FIX = Path(__file__).resolve().parent.parent / "fixtures" / "hosts"
 TH = Thresholds(memory.THRESHOLDS)
 
 
@@ -311,9 +310,3 @@ def test_threshold_override():
     th = Thresholds(memory.THRESHOLDS)
     th.override("memory.available_pct=80,50")
     assert ids(base(), th)["memory.exhaustion"].severity == "warning"
-
-
-def test_module_protocol():
-    assert memory.NAME == "memory" and memory.DEFAULT_ENABLED and memory.__doc__
-    assert memory.NEEDS == {"procs"}
-    assert all(k.startswith("memory.") for k in memory.THRESHOLDS)

@@ -290,9 +290,3 @@ def test_stabilize_always_has_a_do_not():
         assert any(s.startswith("Do not") for s in f.stabilize), f.id
         assert f.verify and f.impact and f.category == "processes"
     assert any("/sys/fs/cgroup/pids/c/" in f.verify for f in fs)
-
-
-def test_module_protocol():
-    assert processes.NAME == "processes" and processes.DEFAULT_ENABLED and processes.__doc__
-    assert processes.NEEDS == {"procs"}
-    assert all(k.startswith("processes.") for k in processes.THRESHOLDS)

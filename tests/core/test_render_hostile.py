@@ -1,5 +1,5 @@
 """Hostile host text (ANSI/OSC escapes, rich markup, invalid UTF-8, 100 KB strings) through every
-renderer, by the real path: collector data -> report.build (sanitises) -> render."""
+renderer, by the real path: collector data -> analysis.build (sanitises) -> render."""
 from __future__ import annotations
 
 import json
@@ -8,7 +8,7 @@ import types
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from hostdiag.core import report as report_mod
+from hostdiag import analysis
 from hostdiag.core.model import SCHEMA_VERSION, Finding, Host, Section, Series, Snapshot
 from hostdiag.core.thresholds import Thresholds
 from hostdiag.render import Env, render
@@ -35,7 +35,7 @@ def make_report(name: str, cmdline: str, path: str):
         id="processes.test", category="processes", severity="critical", title=f"{name} is on fire",
         subject={"pid": 1, "name": name}, evidence={"cmdline": cmdline, name: 1},
         verify=f"ls -l {path}", stabilize=[f"restart {name}", f"Do not delete {path}"], impact=cmdline)])
-    return report_mod.build(snap, [module], Thresholds({}))
+    return analysis.build(snap, [module], Thresholds({}))
 
 
 def _no_escapes(text: str, fmt: str):

@@ -102,3 +102,22 @@ def test_counter_reset_gives_no_rate_rather_than_negative():
 ])
 def test_parse_key(key, expected):
     assert runner.parse_key(key) == expected
+
+
+def test_host_info_describes_the_tree_not_this_machine(tmp_path):
+    from support import fixture_ctx, fixture_tree
+
+    from hostdiag.core.runner import host_info
+
+    root = fixture_tree(tmp_path, "web_closewait")
+    h = host_info(fixture_ctx(root))
+    assert (h.hostname, h.kernel, h.os, h.cpus) == ("web-01", "6.1.0-26-amd64", "Debian GNU/Linux 12 (bookworm)", 4)
+    assert (h.boot_time, h.uptime_s) == ("2026-11-29T00:00:00+00:00", 93784.52)   # btime, not now - uptime
+    (root / "sys/devices/system/cpu/online").write_text("0-1,4,6-7\n")
+    assert host_info(fixture_ctx(root)).cpus == 5
+    (root / "sys/devices/system/cpu/online").unlink()
+    assert host_info(fixture_ctx(root)).cpus == 4                                  # cpu0..cpu3 in proc/stat
+    for f in ("proc/sys/kernel/hostname", "proc/sys/kernel/osrelease", "proc/stat", "proc/uptime", "etc/os-release"):
+        (root / f).unlink()
+    h = host_info(fixture_ctx(root))   # a bare tree: unknown, never the live host's facts
+    assert (h.hostname, h.kernel, h.os, h.cpus, h.boot_time, h.uptime_s) == ("?", "?", "?", None, None, None)

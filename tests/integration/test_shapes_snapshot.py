@@ -12,7 +12,7 @@ import pytest
 
 from support import cli_json
 from hostdiag.core.model import Series
-from hostdiag.matcher.snapshot import material
+from hostdiag.analysis.shapes import material
 
 SPAWNER = textwrap.dedent("""
     import signal, subprocess, sys, time

@@ -4,30 +4,18 @@ Incident practice: if impact began shortly after a change, rolling that change b
 first stabilize option to consider. hostdiag says so as an option with the evidence, never
 as an action taken.
 
-    from hostdiag.correlate import correlate
+    from hostdiag.analysis.correlate import correlate
     findings = correlate(findings, report.snapshot.sections["changes"].data["timeline"])
 """
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime, timezone
+
+from hostdiag.core.units import parse_rfc3339 as parse_time
 
 # Change kinds a responder can roll back or revert; others (logins, processes, boots) are context.
 ROLLBACK_KINDS = ("package", "apt", "config", "crontab", "module")
 CAUSE_KINDS = ROLLBACK_KINDS + ("unit",)
-
-
-def parse_time(s: str | None) -> float | None:
-    """RFC 3339 -> epoch seconds; None for None or an unreadable value."""
-    if not s:
-        return None
-    try:
-        dt = datetime.fromisoformat(s.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return dt.timestamp()
 
 
 def change_before(onset: float, changes: list[dict], window_s: float = 1800, kinds=CAUSE_KINDS) -> dict | None:

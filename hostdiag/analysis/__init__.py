@@ -1,0 +1,68 @@
+"""The analysis layer: Snapshot -> Report. Above core and matcher, below render and commands.
+
+`build` runs small steps in order; each takes and returns plain values, so a new source of
+findings (a capture store's history, a bundle, packets) is one more step here:
+
+  1. findings   each collector's rules over its own section     (analysis.findings)
+  2. shapes     the sampled series (+ extra_series) through the matcher; archetype matches
+                enrich or add findings                           (analysis.shapes)
+  3. correlate  onsets tied to the changes just before them      (analysis.correlate)
+  4. rank       most severe first
+  5. clean      host text escaped once (sanitize.deep), into copies
+  6. blind spots and the headline                                (analysis.headline)
+
+The Snapshot passed in is never modified: the Report holds cleaned copies of its sections
+and host, and the raw sample stays what the runner collected.
+"""
+from __future__ import annotations
+
+from dataclasses import fields, replace
+
+from hostdiag.analysis.correlate import correlate as correlate_changes
+from hostdiag.analysis.findings import collector_findings
+from hostdiag.analysis.headline import blind_spots, headline
+from hostdiag.analysis.shapes import attach, match_series
+from hostdiag.core import sanitize
+from hostdiag.core.model import Finding, Report, Section, Series, ShapeMatch, Snapshot
+
+
+def build(snap: Snapshot, modules, thresholds, *, catalog=None, debug: bool = False,
+          extra_series: dict[str, Series] | None = None, history=None) -> Report:
+    """`catalog` (hostdiag.catalog.Catalog) enables shape matching of the sampled series;
+    `extra_series` (e.g. a capture store's longer history per key) are matched too, taking
+    precedence over a snapshot series of the same key. `history` is reserved for the history
+    step and unused yet."""
+    findings, sections = collector_findings(snap, modules, thresholds, debug=debug)
+    shapes: list[ShapeMatch] = []
+    if catalog is not None:
+        shapes = match_series({**snap.series, **(extra_series or {})}, catalog)
+        findings = attach(findings, shapes)
+    changes = sections.get("changes")
+    findings = correlate_changes(findings, changes.data.get("timeline") if changes else None)
+    findings = rank(findings)
+    clean = replace(snap, sections={n: _clean_section(s) for n, s in sections.items()}, series=dict(snap.series),
+                    host=replace(snap.host, **{k: sanitize.clean(v) for k, v in vars(snap.host).items()
+                                               if isinstance(v, str)}))
+    findings = [_clean_finding(f) for f in findings]
+    blind = blind_spots(clean.sections, catalog)
+    return Report(snapshot=clean, headline=headline(findings, blind), findings=findings, blind_spots=blind,
+                  shapes=[_clean_shape(m) for m in shapes])
+
+
+def rank(findings: list[Finding]) -> list[Finding]:
+    """Most severe first; within a severity, furthest past its threshold first (stable)."""
+    return sorted(findings, key=lambda f: f.rank, reverse=True)
+
+
+def _clean_finding(f: Finding) -> Finding:
+    return replace(f, **{x.name: sanitize.deep(getattr(f, x.name)) for x in fields(f)
+                         if x.name not in ("score",)})
+
+
+def _clean_shape(m: ShapeMatch) -> ShapeMatch:
+    return replace(m, **{x.name: sanitize.deep(getattr(m, x.name)) for x in fields(m)})
+
+
+def _clean_section(s: Section) -> Section:
+    return replace(s, reason=sanitize.clean(s.reason) if s.reason else s.reason,
+                   data=sanitize.deep(s.data), blind_spots=sanitize.deep(s.blind_spots))

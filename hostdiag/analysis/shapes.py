@@ -1,0 +1,77 @@
+"""Step 2: run the series through the matcher and tie the matches to findings.
+
+A metric-specific archetype match enriches the finding of its category (evidence, the
+archetype's stabilize options) or, with no such finding, becomes an `info` finding of its own:
+a graph shape alone is a hint for the responder, not an alarm. Generic shapes are only listed.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+from hostdiag.core.model import Finding, Series, ShapeMatch
+from hostdiag.core.units import MIN_POINTS
+
+MAX_SHAPES = 10         # shapes listed in a report
+# The matcher is scale-invariant by design; a report must not be. A series is only worth a
+# shape if it moved by at least this much in its own unit (per second for counters) and by at
+# least MIN_RELATIVE of its level: PSI going 0.01 -> 0 or 79 -> 80 tasks is not a cliff or a plateau.
+MIN_RANGE = {"percent": 5.0, "bytes": 1 << 20, "seconds": 0.05, "count": 2.0, "load": 0.5, "pages": 64.0}
+MIN_RELATIVE = 0.05
+
+
+def material(s: Series) -> bool:
+    """Did this series move enough, in absolute and relative terms, to have a shape?
+    (Below MIN_POINTS the matcher cannot judge: numpy is then never imported.)"""
+    vals = [x for x in s.display_values() if x is not None]
+    if len(vals) < MIN_POINTS:
+        return False
+    lo, hi = min(vals), max(vals)
+    span = hi - lo
+    return span >= MIN_RANGE.get(s.unit, 0.0) and span >= MIN_RELATIVE * max(abs(lo), abs(hi))
+
+
+def match_series(series: dict[str, Series], cat) -> list[ShapeMatch]:
+    """The best match of each material series, archetypes before generic shapes, best first."""
+    candidates = [(k, s) for k, s in series.items() if material(s)]
+    if not candidates:
+        return []
+    from hostdiag.matcher import match
+
+    out = []
+    for key, s in candidates:
+        ms = match(s.t, s.v, metric=key, counter=s.counter, catalog=cat)
+        if not ms:
+            continue
+        m = ms[0]
+        t0 = s.t0 or 0.0
+        out.append(ShapeMatch(
+            series=key, metric=s.metric, labels=dict(s.labels), shape=m.shape, signature=m.signature,
+            score=m.score, start=m.start, end=m.end, why=m.why, start_epoch=t0 + m.start, end_epoch=t0 + m.end,
+            title=m.title, first_checks=m.first_checks, stabilize=m.stabilize, avoid=m.avoid,
+            runbook=m.runbook, generic=(m.signature or "").startswith("shape.")))
+    out.sort(key=lambda d: (d.generic, -d.score))
+    return out[:MAX_SHAPES]
+
+
+def attach(findings: list[Finding], shapes: list[ShapeMatch]) -> list[Finding]:
+    """Findings enriched by (or added for) metric-specific archetype matches."""
+    out = list(findings)
+    for sh in shapes:
+        if sh.generic or not sh.signature:
+            continue
+        category = sh.metric.split(".", 1)[0]
+        note = {"signature": sh.signature, "series": sh.series, "why": sh.why}
+        i = next((i for i, f in enumerate(out) if f.category == category), None)
+        if i is not None:
+            f = out[i]
+            extra = [x for x in sh.stabilize if x not in f.stabilize]
+            out[i] = replace(f, evidence={**f.evidence, "shape": note}, stabilize=[*f.stabilize, *extra])
+            continue
+        out.append(Finding(
+            id=sh.signature, category=category, severity="info",
+            title=f"{sh.title or sh.shape}: {sh.why}",
+            subject=dict(sh.labels), evidence=note,
+            verify=(sh.first_checks or [""])[0],
+            stabilize=[*sh.stabilize, *(f"Do not: {a}" for a in sh.avoid)],
+            score=sh.score))
+    return out

@@ -1,0 +1,119 @@
+"""The report layout, built once: an ordered list of typed blocks with their data.
+
+plain, markdown and terminal only style these blocks; none of them decides what goes in a
+report or in which order. A new block is a dataclass here, one line in `layout()`, and one
+styling function per renderer (each renderer's STYLERS table names them all, so a missing
+one fails at import of the test, not in production).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from hostdiag.core.model import BlindSpot, Finding, Headline, Report, ShapeMatch
+from hostdiag.render import common
+
+SHAPE_WIDTH = 32          # columns of a shape's sparkline
+CHANGES_SHOWN = 10        # newest changes listed
+
+
+@dataclass
+class Header:
+    hostname: str
+    host_line: str
+    headline: Headline
+
+
+@dataclass
+class Findings:
+    findings: list[Finding]                  # ranked
+    serious: int                             # warning + critical
+    info: int
+
+
+@dataclass
+class Changes:
+    rows: list[dict]                         # newest first: time, kind, what, source
+    total: int
+
+
+@dataclass
+class ShapeRow:
+    match: ShapeMatch
+    values: list[float | None]               # what to draw, at most SHAPE_WIDTH points
+    mark: str                                # '^' under the matched interval
+
+
+@dataclass
+class Shapes:
+    rows: list[ShapeRow]
+
+
+@dataclass
+class SectionEvidence:
+    name: str
+    status: str
+    duration_s: float
+    facts: list[tuple[str, str]] = field(default_factory=list)
+    trends: list[tuple[str, list, str]] = field(default_factory=list)   # (label, values, last)
+    tables: list[common.Table] = field(default_factory=list)
+
+
+@dataclass
+class Evidence:
+    sections: list[SectionEvidence]
+
+
+@dataclass
+class BlindSpots:
+    spots: list[BlindSpot]
+
+
+Block = Header | Findings | Changes | Shapes | Evidence | BlindSpots
+ORDER = (Header, Findings, Changes, Shapes, Evidence, BlindSpots)
+
+
+def layout(report: Report, top: int = 5) -> list[Block]:
+    """The blocks of a report, in order. Changes only when the changes collector ran or there
+    are rows; Shapes only when something matched."""
+    snap = report.snapshot
+    blocks: list[Block] = [Header(snap.host.hostname, common.host_line(report), report.headline)]
+    serious = sum(f.severity != "info" for f in report.findings)
+    blocks.append(Findings(report.findings, serious, len(report.findings) - serious))
+    rows, total = what_changed(report)
+    if rows or "changes" in snap.sections:
+        blocks.append(Changes(rows, total))
+    if report.shapes:
+        blocks.append(Shapes([shape_row(report, m) for m in report.shapes]))
+    blocks.append(Evidence([_section(report, s, top) for s in snap.sections.values() if s.status != "unavailable"]))
+    blocks.append(BlindSpots(report.blind_spots))
+    return blocks
+
+
+def _section(report: Report, sec, top: int) -> SectionEvidence:
+    ev = common.evidence(sec.data, top, sec.name)
+    return SectionEvidence(sec.name, sec.status, sec.duration_s, ev.facts, common.trends(report, sec.name), ev.tables)
+
+
+def what_changed(report: Report, limit: int = CHANGES_SHOWN) -> tuple[list[dict], int]:
+    """The newest `limit` changes (time, kind, what, source) and how many there were in all."""
+    sec = report.snapshot.sections.get("changes")
+    rows = (sec.data.get("timeline") or []) if sec else []
+    total = (sec.data.get("timeline_total") or len(rows)) if sec else 0
+    return rows[:limit], total
+
+
+def shape_row(report: Report, m: ShapeMatch, width: int = SHAPE_WIDTH) -> ShapeRow:
+    """The matched series' display values, evenly thinned to `width` points, and a marker with
+    '^' under the matched interval."""
+    s = report.snapshot.series.get(m.series)
+    if s is None:
+        return ShapeRow(m, [], "")
+    vals = s.display_values()
+    ts = s.t[1:] if s.counter else s.t
+    if len(vals) > width:
+        idx = [round(i * (len(vals) - 1) / (width - 1)) for i in range(width)]
+        vals, ts = [vals[i] for i in idx], [ts[i] for i in idx]
+    if not common.sparkline(vals, width=width):   # nothing drawable: no marker either
+        return ShapeRow(m, [], "")
+    mark = "".join("^" if m.start <= t <= m.end else " " for t in ts)
+    return ShapeRow(m, vals, mark.rstrip())
