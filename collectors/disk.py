@@ -1,7 +1,9 @@
 """disk: per-mount size/used/free and inodes, growth and time-to-full over the window,
 filesystems read-only that should not be, space held by deleted-but-open files. Reads
-/proc/self/mountinfo, /etc/fstab, statvfs() of each mount (time-bounded), /sys/fs/ext4/*/errors_count;
-root needed to see deleted-open files of other users' processes (/proc/PID/fd)."""
+/proc/self/mountinfo (/proc/1/mountinfo under --proc-root: the host's mounts, not a container's),
+/etc/fstab, statvfs() of each mount (in an abandonable child process, time-bounded: a dead NFS or
+FUSE server cannot hold hostdiag), /sys/fs/ext4/*/errors_count; root needed to see deleted-open
+files of other users' processes (/proc/PID/fd)."""
 from __future__ import annotations
 
 import os
@@ -9,7 +11,7 @@ import re
 import time
 from urllib.parse import quote, unquote
 
-from hostdiag.core import context
+from hostdiag.core import isolate
 from hostdiag.core.model import Finding
 from hostdiag.core.thresholds import Threshold
 from hostdiag.core.units import human_bytes, human_duration, worst_severity
@@ -17,7 +19,7 @@ from hostdiag.core.units import human_bytes, human_duration, worst_severity
 NAME = "disk"
 DEFAULT_ENABLED = True
 NEEDS = {"procs", "fds"}
-READS = ["/proc/self/mountinfo", "/etc/fstab", "statvfs(MOUNT) for each real mount",
+READS = ["/proc/self/mountinfo (/proc/1/mountinfo under --proc-root)", "/etc/fstab", "statvfs(MOUNT) for each real mount",
          "/sys/dev/block/MAJ:MIN", "/sys/fs/{ext4,ext3,ext2}/DEV/errors_count",
          "/proc/PID/fd (via the process scan)"]
 
@@ -157,7 +159,10 @@ def usage(st) -> dict:
 
 # ---------------------------------------------------------------- sampling
 
-statvfs = os.statvfs   # module attribute so tests can put a blocking call on the bounded path
+def probe(path: str, timeout_s: float) -> tuple[os.statvfs_result, str | None]:
+    """statvfs of path and its device 'MAJ:MIN', in the prober child (hung: TimeoutError).
+    A module attribute: fixture-tree tests substitute a table (and None for the device)."""
+    return isolate.fsinfo(path, timeout_s)
 
 
 def _label(mount: str) -> str:
@@ -165,10 +170,24 @@ def _label(mount: str) -> str:
     return quote(mount, safe="/ :@+-._~")
 
 
+def _mountinfo(ctx, state) -> str:
+    """The host's mount table. Under a live --proc-root (/host/proc), self/ is hostdiag's own (a
+    container's) mount namespace, so read PID 1's like node_exporter does, falling back to self/
+    and saying so. A copied tree without pid directories has only its own self/mountinfo."""
+    if os.path.normpath(ctx.proc) != "/proc" and os.path.isdir(ctx.proc_path("1")):
+        text = ctx.read_optional(ctx.proc_path("1", "mountinfo"))
+        if text:
+            return text
+        state["notes"].append(f"{ctx.proc_path('1', 'mountinfo')} not readable: mounts are those of "
+                              "hostdiag's own mount namespace (self/mountinfo)")
+    return ctx.read_proc("self/mountinfo")
+
+
 def _load_mounts(ctx, state) -> None:
     if "mounts" in state:
         return
-    mounts = parse_mountinfo(ctx.read_proc("self/mountinfo"))
+    state.setdefault("notes", [])
+    mounts = parse_mountinfo(_mountinfo(ctx, state))
     # A mount stacked on the same mount point hides the one below (only the last is reachable
     # by path, so statvfs of the path would measure it twice).
     visible = {m["mount"]: m for m in mounts}
@@ -186,6 +205,7 @@ def _load_mounts(ctx, state) -> None:
     state.setdefault("stat", {})
     state.setdefault("stuck", {})
     state.setdefault("errors", {})
+    state.setdefault("other_dev", {})
 
 
 def _bound(ctx) -> float:
@@ -201,17 +221,22 @@ def sample(ctx, state):
     out = {}
     for m in state["fs"]:
         mp = m["mount"]
-        if mp in state["stuck"]:
+        if mp in state["stuck"] or mp in state["other_dev"]:
             continue  # hung once: never again this run (node_exporter stuckMounts)
         if time.monotonic() + per_call > budget_end:
             break
         try:
-            st = context.bounded(statvfs, per_call, ctx.root_path(mp))
+            st, dev = probe(ctx.root_path(mp), per_call)
         except TimeoutError:
             state["stuck"][mp] = per_call
             continue
         except OSError as e:  # ENOTCONN (dead FUSE), ESTALE (NFS), EACCES
             state["errors"][mp] = f"{type(e).__name__}: {e.strerror or e}"
+            continue
+        if dev is not None and dev != m["dev"]:
+            # The path is not that filesystem (a tree copied off another host, a mount not
+            # propagated into this container): its statvfs would describe some other disk.
+            state["other_dev"][mp] = dev
             continue
         state["stat"][mp] = usage(st)
         out[f"used_bytes[mount={_label(mp)}]"] = state["stat"][mp]["used_bytes"]
@@ -309,8 +334,9 @@ def _deleted(job, fs_rows: list[dict]) -> list[dict] | None:
         fs = None
         if i < DELETED_STAT_MAX:
             try:
-                st = context.bounded(os.stat, _bound(job.ctx), job.ctx.proc_path(e.pid, "fd", e.fd))
-                fs = by_dev.get(f"{os.major(st.st_dev)}:{os.minor(st.st_dev)}")
+                # stat follows the fd to the file: on a hung FUSE/NFS mount only the prober may wait
+                st_dev = isolate.stat(job.ctx.proc_path(e.pid, "fd", e.fd), _bound(job.ctx))[1]
+                fs = by_dev.get(f"{os.major(st_dev)}:{os.minor(st_dev)}")
                 if fs is None:
                     continue  # memfd, SysV shm, a pseudo fs: memory, not disk space
             except (OSError, TimeoutError):
@@ -341,7 +367,7 @@ def _deleted(job, fs_rows: list[dict]) -> list[dict] | None:
 def collect(job):
     ctx, state = job.ctx, job.state
     _load_mounts(ctx, state)
-    if not state["stat"] and not state["stuck"] and not state["errors"] and state["fs"]:
+    if not (state["stat"] or state["stuck"] or state["errors"] or state["other_dev"]) and state["fs"]:
         sample(ctx, state)  # collect() called without a sampling pass (tests, replays)
     data: dict = {"window_s": job.window_s}
 
@@ -350,8 +376,14 @@ def collect(job):
         job.blind_spot(f"statvfs {mp} did not return within {bound:g}s (hung NFS/FUSE server?): "
                        "its size and inodes are unknown; skipped for the rest of the run")
     for mp, err in state["errors"].items():
-        job.blind_spot(f"statvfs {mp} failed: {err}")
-    measured = set(state["stat"]) | set(state["stuck"]) | set(state["errors"])
+        job.blind_spot(f"statvfs {mp} failed: {err}: its size and inodes are unknown")
+    for mp, dev in state["other_dev"].items():
+        want = next((m["dev"] for m in state["fs"] if m["mount"] == mp), "?")
+        job.blind_spot(f"{ctx.root_path(mp)} is on device {dev}, not the mount's {want}: size of {mp} "
+                       "not reported (tree copied from another host, or mount not visible here)")
+    for note in state["notes"]:
+        job.blind_spot(note)
+    measured = set(state["stat"]) | set(state["stuck"]) | set(state["errors"]) | set(state["other_dev"])
     unmeasured = [m["mount"] for m in state["fs"] if m["mount"] not in measured]
     if unmeasured:
         job.blind_spot(f"{len(unmeasured)} mounts not measured within the time bound (after hung ones): "

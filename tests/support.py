@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -105,3 +106,46 @@ def fixture_ctx(root: Path, timeout_s: float = 2.0):
     from hostdiag.core.context import Context
 
     return Context(proc=str(root / "proc"), sys=str(root / "sys"), root=str(root), timeout_s=timeout_s)
+
+
+# ---------------------------------------------------------------- a hung mount (real FUSE)
+
+HANGFS = Path(__file__).resolve().parent / "fixtures" / "fuse" / "hangfs.py"
+
+
+def fuse_unavailable() -> str | None:
+    if not IS_ROOT:
+        return "needs root to mount FUSE"
+    if not os.path.exists("/dev/fuse") or shutil.which("fusermount3") is None:
+        return "no /dev/fuse or fuse3 (.ci/run installs fuse3)"
+    try:
+        import mfusepy  # noqa: F401
+    except (ImportError, OSError) as e:
+        return f"mfusepy unavailable: {e}"
+    return None
+
+
+def run_with_hung_mount(tmp_path, body: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    """Run `body` (bash, with $MNT a mounted hanging FUSE fs) in a private mount namespace;
+    the FUSE server is SIGKILLed afterwards, which releases anything stuck on it."""
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    pidfile = tmp_path / "fs.pid"
+    script = textwrap.dedent(f"""
+        set -u
+        {sys.executable} {HANGFS} {mnt} --hang-read </dev/null >/dev/null 2>&1 &
+        echo $! > {pidfile}
+        for i in $(seq 100); do grep -q ' {mnt} ' /proc/self/mountinfo && break; sleep 0.05; done
+        export MNT={mnt}
+        {body}
+    """)
+    try:
+        return subprocess.run(["unshare", "--mount", "--propagation", "private", "bash", "-c", script],
+                              capture_output=True, text=True, timeout=timeout,
+                              env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"))
+    finally:
+        if pidfile.exists():
+            try:
+                os.kill(int(pidfile.read_text()), 9)      # the test's own FUSE server
+            except (ProcessLookupError, ValueError):
+                pass

@@ -29,6 +29,9 @@ def _child_call(op: str, arg):
     if op == "statvfs":
         st = os.statvfs(arg)
         return tuple(st)
+    if op == "fsinfo":
+        st = os.stat(arg)
+        return (tuple(os.statvfs(arg)), os.major(st.st_dev), os.minor(st.st_dev))
     if op == "stat":
         st = os.stat(arg)
         return (st.st_mode, st.st_dev, st.st_ino, st.st_size, st.st_mtime)
@@ -174,6 +177,12 @@ def prober() -> Prober:
 def statvfs(path: str, timeout_s: float) -> os.statvfs_result:
     """os.statvfs in the prober child, within timeout_s (TimeoutError otherwise)."""
     return os.statvfs_result(prober().call("statvfs", path, timeout_s))
+
+
+def fsinfo(path: str, timeout_s: float) -> tuple[os.statvfs_result, str]:
+    """(statvfs, 'MAJ:MIN' of the path's device) in one prober round trip."""
+    vfs, major, minor = prober().call("fsinfo", path, timeout_s)
+    return os.statvfs_result(vfs), f"{major}:{minor}"
 
 
 def stat(path: str, timeout_s: float) -> tuple[int, int, int, int, float]:

@@ -39,7 +39,11 @@ def vfs(size: int, used: int, avail: int | None = None, files: int = 1000, ifree
 
 
 class FakeStatvfs:
-    """statvfs by mount point under the fixture root; a mount mapped to an exception raises it."""
+    """statvfs by mount point under the fixture root; a mount mapped to an exception raises it.
+
+    Installed as disk.probe: a fixture tree has no filesystems, so there is no device to check
+    (None), and a blocking entry is bounded by a thread here the way the real prober bounds a
+    child (which tests/core/test_isolate.py and the FUSE test in test_disk_faults.py prove)."""
 
     def __init__(self, root: Path, table: dict):
         self.root, self.table, self.calls = str(root), dict(table), []
@@ -52,6 +56,11 @@ class FakeStatvfs:
         if isinstance(v, BaseException):
             raise v
         return v() if callable(v) else v
+
+    def probe(self, path: str, timeout_s: float):
+        from hostdiag.core.context import bounded
+
+        return bounded(self, timeout_s, path), None
 
 
 def run_ticks(ctx, mutate=(), scan=None, dt=1.0):
@@ -164,7 +173,7 @@ def test_trend_never_negative(vs):
 def mixed(tmp_path, monkeypatch, table=None):
     root = tree(tmp_path, "disk_ubuntu_mixed")
     fake = FakeStatvfs(root, table or {})
-    monkeypatch.setattr(disk, "statvfs", fake)
+    monkeypatch.setattr(disk, "probe", fake.probe)
     return root, fake
 
 
@@ -316,7 +325,7 @@ def test_many_hung_mounts_stop_within_the_tick_budget(tmp_path, monkeypatch):
 
 def test_errors_remount_ro_on_root_and_ro_mount_against_fstab(tmp_path, monkeypatch):
     root = tree(tmp_path, "disk_remount_ro")
-    monkeypatch.setattr(disk, "statvfs", FakeStatvfs(root, {}))
+    monkeypatch.setattr(disk, "probe", FakeStatvfs(root, {}).probe)
     sec = collect(run_ticks(ctx_for(root)))
     ro = {r["mount"]: r for r in sec.data["readonly"]}
     assert set(ro) == {"/", "/var/lib/pgsql"}
@@ -333,7 +342,7 @@ def test_ro_superblock_without_fstab_or_errors_is_a_warning(tmp_path, monkeypatc
     root = tree(tmp_path, "disk_remount_ro")
     (root / "etc" / "fstab").unlink()
     (root / "sys" / "fs" / "ext4" / "sda1" / "errors_count").write_text("0\n")
-    monkeypatch.setattr(disk, "statvfs", FakeStatvfs(root, {}))
+    monkeypatch.setattr(disk, "probe", FakeStatvfs(root, {}).probe)
     sec = collect(run_ticks(ctx_for(root)))
     assert [r["mount"] for r in sec.data["readonly"]] == ["/"]   # the pgsql ro bind of a rw xfs: deliberate
     f = next(f for f in disk.findings(sec, TH) if f.id == "disk.readonly_remount")

@@ -4,18 +4,13 @@ private mount namespace (nothing is visible to the rest of the host)."""
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 import sys
-import textwrap
-from pathlib import Path
 
 import pytest
 
 from hostdiag.core import isolate
-from support import IS_ROOT
+from support import fuse_unavailable, run_with_hung_mount
 
-HANGFS = Path(__file__).resolve().parents[1] / "fixtures" / "fuse" / "hangfs.py"
 
 
 def test_statvfs_stat_read_and_errors(tmp_path):
@@ -43,45 +38,7 @@ def test_child_holds_no_inherited_fds():
     assert len(fds) == 2 and not fds & {0, 1, 2}
 
 
-def _fuse_ok() -> str | None:
-    if not IS_ROOT:
-        return "needs root to mount FUSE"
-    if not os.path.exists("/dev/fuse") or shutil.which("fusermount3") is None:
-        return "no /dev/fuse or fuse3 (.ci/run installs fuse3)"
-    try:
-        import mfusepy  # noqa: F401
-    except (ImportError, OSError) as e:
-        return f"mfusepy unavailable: {e}"
-    return None
-
-
-def run_with_hung_mount(tmp_path, body: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    """Run `body` (bash, with $MNT a mounted hanging FUSE fs) in a private mount namespace;
-    the FUSE server is SIGKILLed afterwards, which releases anything stuck on it."""
-    mnt = tmp_path / "mnt"
-    mnt.mkdir()
-    pidfile = tmp_path / "fs.pid"
-    script = textwrap.dedent(f"""
-        set -u
-        {sys.executable} {HANGFS} {mnt} --hang-read </dev/null >/dev/null 2>&1 &
-        echo $! > {pidfile}
-        for i in $(seq 100); do grep -q ' {mnt} ' /proc/self/mountinfo && break; sleep 0.05; done
-        export MNT={mnt}
-        {body}
-    """)
-    try:
-        return subprocess.run(["unshare", "--mount", "--propagation", "private", "bash", "-c", script],
-                              capture_output=True, text=True, timeout=timeout,
-                              env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"))
-    finally:
-        if pidfile.exists():
-            try:
-                os.kill(int(pidfile.read_text()), 9)      # the test's own FUSE server
-            except (ProcessLookupError, ValueError):
-                pass
-
-
-@pytest.mark.skipif(_fuse_ok() is not None, reason=str(_fuse_ok()))
+@pytest.mark.skipif(fuse_unavailable() is not None, reason=str(fuse_unavailable()))
 def test_hung_statfs_and_read_do_not_hold_the_process(tmp_path):
     code = ("import time; from hostdiag.core import isolate; t=time.monotonic()\n"
             "for op in (lambda: isolate.statvfs('$MNT', 0.5), lambda: isolate.read('$MNT/f', 10, 0.5)):\n"
