@@ -1,0 +1,139 @@
+"""hostdiag.pyz: one file, the host's python3 and nothing else; compiled code from memfds.
+
+Runs the archive with Debian's /usr/bin/python3 -I -S (no site-packages: nothing installed),
+both as a file and piped through the stdin stage, under strace's write detector and inside a
+private mount namespace where every mount is read-only, HOME does not exist and /tmp is full.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from support import IS_ROOT
+
+ROOT = Path(__file__).resolve().parents[2]
+PY = "/usr/bin/python3"
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not os.access(PY, os.X_OK), reason="no /usr/bin/python3 (the host python the pyz targets)")]
+
+
+@pytest.fixture(scope="module")
+def pyz(tmp_path_factory):
+    out = tmp_path_factory.mktemp("pyz") / "hostdiag.pyz"
+    p = subprocess.run([PY, str(ROOT / "packaging" / "build-pyz"), "--out", str(out)],
+                       capture_output=True, text=True, timeout=300)
+    if p.returncode != 0 and "pip" in p.stderr and ("Could not" in p.stderr or "No matching" in p.stderr):
+        pytest.skip(f"wheels not downloadable here: {p.stderr.strip().splitlines()[-1]}")
+    assert p.returncode == 0, p.stderr
+    return out
+
+
+def run(args, *, stdin=None, timeout=120):
+    return subprocess.run([PY, "-I", "-S", *args], capture_output=True, text=True, timeout=timeout, stdin=stdin)
+
+
+def test_archive_is_small_and_carries_psutil_for_both_machines(pyz):
+    import zipfile
+
+    with zipfile.ZipFile(pyz) as z:
+        index = json.loads(z.read("_hostdiag_ext/index.json"))
+        names = z.namelist()
+    assert set(index["machines"]) == {"x86_64", "aarch64"}
+    assert all(m == {"psutil._psutil_linux": f"_hostdiag_ext/{k}/psutil/_psutil_linux.abi3.so"}
+               for k, m in index["machines"].items())
+    assert not [n for n in names if n.endswith(".so") and not n.startswith("_hostdiag_ext/")]
+    assert not [n for n in names if n.startswith(("pydantic", "numpy"))]
+    assert "hostdiag/signatures/memory.leak_stair_step.toml" in names
+    assert pyz.stat().st_size < 4_000_000
+
+
+def test_runs_with_nothing_installed(pyz):
+    p = run([str(pyz), "snapshot", "--window", "0", "--json"])
+    assert p.returncode in (0, 1, 2), p.stderr
+    doc = json.loads(p.stdout)
+    assert doc["sections"]["processes"]["status"] in ("ok", "partial")
+    assert run([str(pyz), "--version"]).stdout.startswith("hostdiag ")
+
+
+def test_psutil_comes_from_a_memfd(pyz):
+    code = (f"import sys; sys.path.insert(0, {str(pyz)!r}); import _hostdiag_boot as b; "
+            f"assert b.install({str(pyz)!r}) is None; import psutil._psutil_linux as m; "
+            "import os; print(m.__file__, os.readlink(m.__file__))")
+    p = run(["-c", code])
+    assert p.returncode == 0, p.stderr
+    path, target = p.stdout.split(" ", 1)
+    assert re.fullmatch(r"/proc/self/fd/\d+", path)
+    assert target.startswith("/memfd:hostdiag:psutil._psutil_linux")
+
+
+def test_stage_is_shipped_and_runs_from_stdin(pyz):
+    stage = run([str(pyz), "--print-stage"]).stdout
+    assert stage == (ROOT / "packaging" / "stage.py").read_text()
+    with open(pyz, "rb") as f:
+        p = run(["-c", stage, "snapshot", "--window", "0", "--only", "memory"], stdin=f)
+    assert p.returncode in (0, 1, 2), p.stderr
+    assert "Condition" in p.stdout
+
+
+@pytest.mark.xfail(reason="catalog fix on b-catalog branch: shipped_dir() makes a filesystem Path of a zip Traversable",
+                   strict=False)
+def test_signatures_list_inside_the_zip(pyz):
+    p = run([str(pyz), "signatures", "list"])
+    assert "memory.leak_stair_step" in p.stdout
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="strace not installed (.ci/run installs it)")
+@pytest.mark.parametrize("how", ["file", "stage"])
+def test_strace_sees_no_write(pyz, tmp_path, how):
+    """The detector of test_readonly; the only writes allowed are into hostdiag's own memfds
+    (anonymous memory, no filesystem)."""
+    sys.path.insert(0, str(ROOT / "tests" / "integration"))
+    from test_readonly import MUTATING, violations
+
+    log = tmp_path / "strace.log"
+    args = [str(pyz), "snapshot", "--window", "1", "--interval", "0.5"] if how == "file" else \
+        ["-c", (ROOT / "packaging" / "stage.py").read_text(), "snapshot", "--window", "1", "--interval", "0.5"]
+    with open(pyz, "rb") as f:
+        p = subprocess.run(["strace", "-f", "-qq", "-y", "-s", "256", "-o", str(log), "-e", f"trace={MUTATING}",
+                            PY, "-I", "-S", *args], capture_output=True, text=True, timeout=120,
+                           stdin=f if how == "stage" else subprocess.DEVNULL)
+    assert p.returncode in (0, 1, 2), p.stderr
+    lines = log.read_text().splitlines()
+    assert any("memfd_create" in x for x in lines), "no memfd seen: the detector or the loader is broken"
+    memfds = {"hostdiag.pyz", "hostdiag:*", "/memfd:hostdiag.pyz", "/memfd:hostdiag:*"}
+    assert violations(lines, memfds) == []
+    assert violations(lines, set()) != []          # the memfd writes are seen: the detector works
+
+
+READONLY_SCRIPT = r"""
+set -e
+mount --bind "$PYZ_DIR" /srv                      # the archive, reachable once /tmp is covered
+mount -t tmpfs -o size=64k tmpfs /tmp
+dd if=/dev/zero of=/tmp/fill bs=4k 2>/dev/null || true   # /tmp is full
+for mp in $(awk '{print $5}' /proc/self/mountinfo | sort -u); do
+    mount -o remount,bind,ro "$mp" 2>/dev/null || true
+done
+if touch /tmp/x 2>/dev/null || touch /x 2>/dev/null || touch /srv/x 2>/dev/null; then echo WRITABLE; exit 9; fi
+export HOME=/nonexistent/home
+cd /
+/usr/bin/python3 -I -S /srv/hostdiag.pyz snapshot --window 0 --json > /dev/null && echo FILE_OK || echo "FILE_RC=$?"
+/usr/bin/python3 -I -S -c "$(cat /srv/stage.py)" snapshot --window 0 --json < /srv/hostdiag.pyz > /dev/null \
+    && echo STAGE_OK || echo "STAGE_RC=$?"
+"""
+
+
+@pytest.mark.root
+@pytest.mark.skipif(not IS_ROOT or shutil.which("unshare") is None, reason="needs root and unshare")
+def test_read_only_root_unwritable_home_full_tmp(pyz):
+    shutil.copy(ROOT / "packaging" / "stage.py", pyz.parent / "stage.py")
+    p = subprocess.run(["unshare", "--mount", "--propagation", "private", "bash", "-c", READONLY_SCRIPT],
+                       capture_output=True, text=True, timeout=180, env=dict(os.environ, PYZ_DIR=str(pyz.parent)))
+    assert "WRITABLE" not in p.stdout, "the namespace is not read-only: the test proves nothing"
+    # exit statuses 1 and 2 are warning/critical reports: the report printed either way
+    assert re.search(r"FILE_(OK|RC=[12])\b", p.stdout) and re.search(r"STAGE_(OK|RC=[12])\b", p.stdout), p.stdout + p.stderr
