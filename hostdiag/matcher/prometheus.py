@@ -160,6 +160,10 @@ def cli_run(url, query, range_, step, token_file, timeout, metric, counter, as_j
     if not url or not query:
         return fail("--prometheus URL and --query PROMQL go together")
     try:
+        import numpy  # noqa: F401 - the shape analysis needs it; the light pyz does not carry it
+    except ImportError:
+        return fail("signatures: unavailable: numpy not in this build (install python3-numpy, or pip install numpy)")
+    try:
         range_s, step_s = parse_duration(range_), parse_duration(step)
         token = read_token(token_file)
         result = query_range(url, query, range_s=range_s, step_s=step_s, token=token, timeout=timeout)
