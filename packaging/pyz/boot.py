@@ -21,6 +21,18 @@ while v:v=v[os.write(f,v):]
 p="/proc/self/fd/%d"%f;sys.argv[0]=p;sys.stdin=open(os.devnull);runpy.run_path(p,run_name="__main__")'''
 
 
+class Unavailable:
+    """This machine has no build in the archive: say so when psutil's module is wanted."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname == "psutil._psutil_linux":
+            raise ImportError(f"hostdiag.pyz: {self.reason}")
+        return None
+
+
 class MemfdExtensions:
     """A meta-path finder for the extension modules this archive carries for this machine."""
 
@@ -46,16 +58,23 @@ class MemfdExtensions:
 
 
 def install(archive: str) -> str | None:
-    """Put the finder first on sys.meta_path; return a reason if this machine has no build."""
+    """Put the finder first on sys.meta_path and this version's bytecode first on sys.path;
+    return a reason if this machine has no build (psutil's import then raises it)."""
     try:
         with zipfile.ZipFile(archive) as z:
             index = json.loads(z.read("_hostdiag_ext/index.json"))
     except (OSError, KeyError, ValueError, zipfile.BadZipFile) as e:
-        return f"cannot read the archive's extension index: {e}"
+        problem = f"cannot read the archive's extension index: {e}"
+        sys.meta_path.insert(0, Unavailable(problem))
+        return problem
+    if sys.implementation.cache_tag in index.get("pyc", ()):
+        sys.path.insert(0, f"{archive}/_pyc/{sys.implementation.cache_tag}")
     machine = os.uname().machine
     members = index.get("machines", {}).get(machine)
     if members is None:
-        return f"this archive has no compiled modules for {machine} (built for {', '.join(index.get('machines', {}))})"
+        problem = f"no compiled modules for {machine} in this archive (built for {', '.join(index.get('machines', {}))})"
+        sys.meta_path.insert(0, Unavailable(problem))
+        return problem
     sys.meta_path.insert(0, MemfdExtensions(archive, members))
     return None
 
@@ -67,11 +86,7 @@ def main() -> None:
     archive = os.path.dirname(os.path.abspath(__file__))      # .../hostdiag.pyz/_hostdiag_boot.py
     if sys.version_info < (3, 10):
         sys.exit(f"hostdiag: needs Python 3.10 or newer (this is {sys.version.split()[0]})")
-    problem = install(archive)
-    try:
-        import psutil  # noqa: F401 - fail here, with the reason, rather than mid-report
-    except ImportError as e:
-        sys.exit(f"hostdiag: cannot load psutil from this archive: {problem or e}")
+    install(archive)
     from hostdiag.cli import main as cli_main
 
     cli_main()

@@ -6,6 +6,7 @@ private mount namespace where every mount is read-only, HOME does not exist and 
 """
 from __future__ import annotations
 
+import glob
 import json
 import os
 import re
@@ -50,7 +51,25 @@ def test_archive_is_small_and_carries_psutil_for_both_machines(pyz):
     assert not [n for n in names if n.endswith(".so") and not n.startswith("_hostdiag_ext/")]
     assert not [n for n in names if n.startswith(("pydantic", "numpy"))]
     assert "hostdiag/signatures/memory.leak_stair_step.toml" in names
-    assert pyz.stat().st_size < 4_000_000
+    tag = subprocess.run([PY, "-c", "import sys; print(sys.implementation.cache_tag)"], capture_output=True,
+                         text=True).stdout.strip()
+    assert tag in index["pyc"]                       # the build host's python starts from bytecode
+    for t in index["pyc"]:
+        assert f"_pyc/{t}/hostdiag/cli.pyc" in names and f"_pyc/{t}/hostdiag/signatures/disk.filling.toml" in names
+    assert not [n for n in names if n.startswith("_pyc/") and (n.endswith(".py") or "/pygments/" in n)]
+    assert pyz.stat().st_size < 10_000_000
+
+
+OTHER_PYTHONS = sorted({p for p in glob.glob(os.path.expanduser("~/.pyenv/versions/3.1[0-3]*/bin/python3"))})
+
+
+@pytest.mark.skipif(not OTHER_PYTHONS, reason="no other CPython 3.10-3.13 here (pyenv)")
+@pytest.mark.parametrize("py", OTHER_PYTHONS)
+def test_every_python_version_runs_it(pyz, py):
+    p = subprocess.run([py, "-I", "-S", str(pyz), "snapshot", "--window", "0", "--json", "--only", "memory,processes"],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode in (0, 1, 2), p.stderr
+    assert json.loads(p.stdout)["sections"]["memory"]["status"] == "ok"
 
 
 def test_runs_with_nothing_installed(pyz):
