@@ -15,6 +15,7 @@ Medians over --runs, runs interleaved (A, B, A, B, ...).
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import shutil
 import statistics
@@ -32,12 +33,21 @@ QUERY = "fleet_memory_used_bytes"
 POINTS = 360
 
 
-def wall(cmd, stdin=None) -> float:
+CPU: dict[str, list[float]] = {}
+
+
+def wall(cmd, stdin=None, key: str | None = None) -> float:
+    """Wall seconds of one child; its CPU seconds (user+sys, from wait4) go to CPU[key]."""
     t = time.perf_counter()
-    p = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=stdin)
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=stdin)
+    err = p.stderr.read()
+    _, status, ru = os.wait4(p.pid, 0)
     dt = time.perf_counter() - t
+    p.returncode = os.waitstatus_to_exitcode(status)
     if p.returncode not in (0, 1, 2):
-        raise SystemExit(f"{cmd[:4]}... failed {p.returncode}: {p.stderr.decode()[-500:]}")
+        raise SystemExit(f"{cmd[:4]}... failed {p.returncode}: {err.decode()[-500:]}")
+    if key:
+        CPU.setdefault(key, []).append(ru.ru_utime + ru.ru_stime)
     return dt
 
 
@@ -45,8 +55,12 @@ def interleaved(runs: int, **cmds) -> dict[str, float]:
     times = {k: [] for k in cmds}
     for _ in range(runs):
         for k, c in cmds.items():
-            times[k].append(wall(c))
+            times[k].append(wall(c, key=k))
     return {k: statistics.median(v) for k, v in times.items()}
+
+
+def cpu(key: str) -> float:
+    return statistics.median(CPU.pop(key))
 
 
 def fleet_file(path: Path, n: int) -> None:
@@ -91,8 +105,9 @@ def main() -> int:
                                 query=[py, "-c", floor, url, QUERY],
                                 match=[py, "-m", "hostdiag", "signatures", "match", "--prometheus", url,
                                        "--query", QUERY, "--json"])
-                print(f"match --prometheus, {a.series} series x {POINTS} points: {m['match']:.2f} s median "
-                      f"(target <= 2 s; the bare range query alone: {m['query']:.2f} s)")
+                print(f"match --prometheus, {a.series} series x {POINTS} points: {m['match']:.2f} s wall, "
+                      f"{cpu('match'):.2f} s CPU median (target <= 2 s; the bare range query alone: "
+                      f"{m['query']:.2f} s wall, {cpu('query'):.2f} s CPU; load average {os.getloadavg()[0]:.1f})")
             finally:
                 stop(proc)
         else:
@@ -111,6 +126,7 @@ def main() -> int:
             for _ in range(a.runs):
                 f.seek(0)
                 t.append(wall(["/usr/bin/python3", "-I", "-S", "-c", stage, "--version"], stdin=f))
+        CPU.clear()
         print(f"--version: venv {v['venv']:.3f} s, pyz {v['pyz']:.3f} s ({v['pyz'] / v['venv']:.2f}x), "
               f"pyz via stdin stage {statistics.median(t):.3f} s")
         print(f"snapshot --window 0: venv {s['venv']:.3f} s, pyz {s['pyz']:.3f} s ({s['pyz'] / s['venv']:.2f}x; target <= 1.5x)")
