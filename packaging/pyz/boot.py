@@ -70,6 +70,8 @@ def install(archive: str) -> str | None:
     if sys.implementation.cache_tag in index.get("pyc", ()):
         sys.path.insert(0, f"{archive}/_pyc/{sys.implementation.cache_tag}")
     machine = os.uname().machine
+    if not index.get("machines"):
+        return None           # built with --machines none: the host's own psutil is used
     members = index.get("machines", {}).get(machine)
     if members is None:
         problem = f"no compiled modules for {machine} in this archive (built for {', '.join(index.get('machines', {}))})"

@@ -156,3 +156,19 @@ def test_read_only_root_unwritable_home_full_tmp(pyz):
     assert "WRITABLE" not in p.stdout, "the namespace is not read-only: the test proves nothing"
     # exit statuses 1 and 2 are warning/critical reports: the report printed either way
     assert re.search(r"FILE_(OK|RC=[12])\b", p.stdout) and re.search(r"STAGE_(OK|RC=[12])\b", p.stdout), p.stdout + p.stderr
+
+
+def test_no_memfd_build_uses_the_hosts_psutil(tmp_path):
+    """`--machines none`: no compiled code in the archive, nothing loaded from memory."""
+    if subprocess.run([PY, "-I", "-c", "import psutil"], capture_output=True).returncode != 0:
+        pytest.skip("no python3-psutil on this host (.ci/run installs it)")
+    out = tmp_path / "hostdiag-host-psutil.pyz"
+    p = subprocess.run([PY, str(ROOT / "packaging" / "build-pyz"), "--machines", "none", "--pyc", "none", "--out", str(out)],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    code = (f"import sys, runpy; sys.argv = [{str(out)!r}, 'snapshot', '--window', '0', '--only', 'processes'];"
+            f"import os; real = os.memfd_create; os.memfd_create = lambda *a: (_ for _ in ()).throw(AssertionError('memfd'));"
+            f"runpy.run_path({str(out)!r}, run_name='__main__')")
+    r = subprocess.run([PY, "-I", "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode in (0, 1, 2), r.stderr
+    assert "Condition" in r.stdout
