@@ -49,7 +49,7 @@ def test_build_install_run_purge(tmp_path):
         doc = json.loads(r.stdout)
         assert doc["host"]["hostdiag_version"]
         assert "/usr/lib/python3/dist-packages" in subprocess.run(
-            ["/usr/bin/python3", "-c", "import hostdiag; print(hostdiag.__file__)"],
+            ["/usr/bin/python3", "-c", "import hostdiag, hostdiag.export.textfile, hostdiag.matcher.prometheus; print(hostdiag.__file__)"],
             capture_output=True, text=True, env=CLEAN_ENV, cwd="/").stdout
         assert len(list(Path("/usr/share/hostdiag/signatures").glob("*.toml"))) >= 10
         assert Path("/etc/hostdiag/signatures.d").is_dir()

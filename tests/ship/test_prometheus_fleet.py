@@ -9,9 +9,12 @@ from __future__ import annotations
 import http.server
 import json
 import random
+import shutil
 import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from promtools import PROMTOOL, need_prometheus, start_prometheus, stop
@@ -134,3 +137,15 @@ def test_bearer_token_from_file_and_env(tmp_path):
     finally:
         srv.shutdown()
     assert seen == ["Bearer s3cret-file", "Bearer s3cret-env"]
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="strace not installed (.ci/run installs it)")
+def test_fleet_match_writes_nothing(fleet, tmp_path):
+    """The detector of test_readonly: querying Prometheus and matching writes no file."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
+    from test_readonly import trace, violations
+
+    lines, p = trace(["signatures", "match", "--prometheus", fleet, "--query", QUERY], tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert any("openat" in x for x in lines), "strace saw nothing: the detector is broken"
+    assert violations(lines, set()) == []
