@@ -24,17 +24,6 @@ pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not os.access(PY, os.X_OK), reason="no /usr/bin/python3 (the host python the pyz targets)")]
 
 
-@pytest.fixture(scope="module")
-def pyz(tmp_path_factory):
-    out = tmp_path_factory.mktemp("pyz") / "hostdiag.pyz"
-    p = subprocess.run([PY, str(ROOT / "packaging" / "build-pyz"), "--out", str(out)],
-                       capture_output=True, text=True, timeout=300)
-    if p.returncode != 0 and "pip" in p.stderr and ("Could not" in p.stderr or "No matching" in p.stderr):
-        pytest.skip(f"wheels not downloadable here: {p.stderr.strip().splitlines()[-1]}")
-    assert p.returncode == 0, p.stderr
-    return out
-
-
 def run(args, *, stdin=None, timeout=120):
     return subprocess.run([PY, "-I", "-S", *args], capture_output=True, text=True, timeout=timeout, stdin=stdin)
 

@@ -35,14 +35,6 @@ def arm64(tmp_path_factory):
     return a / "root"
 
 
-@pytest.fixture(scope="module")
-def pyz(tmp_path_factory):
-    out = tmp_path_factory.mktemp("pyz") / "hostdiag.pyz"
-    subprocess.run(["/usr/bin/python3", str(ROOT / "packaging" / "build-pyz"), "--out", str(out)],
-                   check=True, capture_output=True, timeout=300)
-    return out
-
-
 def qemu_python(root, *args, stdin=None):
     return subprocess.run([QEMU, "-L", str(root), str(root / "usr/bin/python3.11"), "-I", "-S", *args],
                           capture_output=True, text=True, timeout=300, stdin=stdin)

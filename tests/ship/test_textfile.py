@@ -10,7 +10,7 @@ import subprocess
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from promtools import NODE_EXPORTER, PROMTOOL, get, need_node_exporter, start_node_exporter, stop
+from promtools import PROMTOOL, get, need_node_exporter, start_node_exporter, stop
 
 from hostdiag.core.safeio import UnsafePath
 from hostdiag.export import textfile
