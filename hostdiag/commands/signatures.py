@@ -133,14 +133,29 @@ def _catalog_dirs(extra):
 
 
 @app.command()
-def match(file: str = typer.Argument(..., metavar="FILE|-", help="CSV (timestamp,value or one value column) or JSON {\"timestamps\":[...],\"values\":[...]}; - for stdin."),
+def match(file: str = typer.Argument(None, metavar="FILE|-", help="CSV (timestamp,value or one value column) or JSON {\"timestamps\":[...],\"values\":[...]}; - for stdin."),
           metric: str = typer.Option(None, "--metric", help="What the series is, e.g. memory.available_bytes or 'disk.used_bytes[mount=/var]'."),
           counter: bool = typer.Option(False, "--counter", help="The values are a monotonically increasing counter: match its rate."),
           json_: bool = typer.Option(False, "--json", help="Print {\"matches\": [...]} best first; [] means steady."),
-          catalog_dir: list[str] = typer.Option(None, "--catalog", help=_CATALOG_HELP)):
-    """Name the shape of one series and the archetypes it matches, best first."""
+          catalog_dir: list[str] = typer.Option(None, "--catalog", help=_CATALOG_HELP),
+          prometheus: str = typer.Option(None, "--prometheus", metavar="URL", help="Match every series of a Prometheus range query instead of FILE (one row per host/instance)."),
+          query: str = typer.Option(None, "--query", metavar="PROMQL", help="With --prometheus: the PromQL expression."),
+          range_: str = typer.Option("6h", "--range", help="With --prometheus: how far back (6h, 90m, 1d)."),
+          step: str = typer.Option("1m", "--step", help="With --prometheus: resolution (1m, 30s)."),
+          token_file: str = typer.Option(None, "--bearer-token-file", help="With --prometheus: bearer token file (else $HOSTDIAG_PROM_TOKEN)."),
+          timeout: float = typer.Option(30.0, "--timeout", min=0.1, help="With --prometheus: seconds before giving up.")):
+    """Name the shape of one series (or of every series a Prometheus query returns) and the archetypes it matches, best first."""
     import json
     import sys
+
+    if prometheus or query:
+        from hostdiag.matcher.prometheus import cli_run
+
+        raise typer.Exit(cli_run(prometheus, query, range_, step, token_file, timeout, metric, counter, json_,
+                             _load(catalog_dir), _clean))
+    if file is None:
+        typer.echo("give FILE (or - for stdin), or --prometheus URL --query PROMQL", err=True)
+        raise typer.Exit(2)
 
     from hostdiag.matcher.series_io import SeriesError, read_series
 

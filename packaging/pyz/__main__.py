@@ -1,0 +1,3 @@
+import _hostdiag_boot
+
+_hostdiag_boot.main()
