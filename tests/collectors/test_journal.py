@@ -6,27 +6,21 @@ import time
 import pytest
 from hypothesis import given, strategies as st
 
+from hostdiag import logs
+from hostdiag import catalog
 from hostdiag.collectors import journal as J
 from hostdiag.core.context import Context
 from hostdiag.core.model import Section
 from hostdiag.core.thresholds import Thresholds
 
-@pytest.fixture(autouse=True)
-def fresh_catalog():
-    """Each test sees the catalog as it is now (the collector caches compiled patterns)."""
-    J._cat_cache.clear()
-    yield
-    J._cat_cache.clear()
-
-
 def pats():
-    p, errs = J.log_patterns()
+    cat = catalog.load(); p, errs = cat.log_patterns(), cat.errors
     assert not [e for e in errs if "/kernel." in e], errs
     return {x.id: x for x in p}
 
 
 def k(msg, t=1000.0, prio=3):
-    return J.Entry(t, prio, msg, None, "kernel", None, "kernel")
+    return logs.Entry(t, prio, msg, None, "kernel", None, "kernel")
 
 
 # One real-looking line per shipped kernel event (several kernels' wording), with the subject expected.
@@ -81,7 +75,7 @@ def test_quiet_lines_match_nothing():
 
 
 def test_kernel_patterns_need_kernel_transport():
-    e = J.Entry(1000.0, 3, "Killed process 1 (x) total-vm:1kB", "app.service", "app", 5, "stdout")
+    e = logs.Entry(1000.0, 3, "Killed process 1 (x) total-vm:1kB", "app.service", "app", 5, "stdout")
     assert J.analyse([e], 0, 2000, list(pats().values()))["kernel_events"] == []
 
 
@@ -115,16 +109,16 @@ def test_repeats_fold_into_one_event():
     ("nginx.service: Main process exited", "nginx.service: Main process exited"),
 ])
 def test_template(msg, tmpl):
-    assert J.template(msg) == tmpl
+    assert logs.template(msg) == tmpl
 
 
 @given(st.text(max_size=400))
 def test_template_never_fails(s):
-    assert len(J.template(s)) <= 300 * 6
+    assert len(logs.template(s)) <= 300 * 6
 
 
 def test_per_minute_series_and_counts():
-    es = [J.Entry(60 * m + 1, 3 if m == 2 else 6, f"x {m}") for m in range(5)]
+    es = [logs.Entry(60 * m + 1, 3 if m == 2 else 6, f"x {m}") for m in range(5)]
     d = J.analyse(es, 0, 299, [])
     assert d["per_minute"]["t"] == [0, 60, 120, 180, 240]
     assert d["per_minute"]["err"] == [0, 0, 1, 0, 0]
@@ -159,19 +153,19 @@ def test_burst_edges():
 
 
 def test_parse_syslog_lines():
-    e = J.parse_syslog_line("2026-11-23T10:14:05.123456+00:00 web1 kernel: [ 12.345] Out of memory: Killed process 5 (a)", 2026)
+    e = logs.parse_syslog_line("2026-11-23T10:14:05.123456+00:00 web1 kernel: [ 12.345] Out of memory: Killed process 5 (a)", 2026)
     assert e.transport == "kernel" and e.msg.startswith("Out of memory") and e.t == pytest.approx(1795428845.123456)
-    e = J.parse_syslog_line("Nov  3 01:02:03 web1 sshd[123]: Accepted publickey for root", 2026)
+    e = logs.parse_syslog_line("Nov  3 01:02:03 web1 sshd[123]: Accepted publickey for root", 2026)
     assert e.ident == "sshd" and e.pid == 123 and e.prio is None and e.transport == "syslog"
-    assert J.parse_syslog_line("garbage", 2026) is None
-    assert J.parse_syslog_line("Feb 30 01:02:03 h x: y", 2026) is None
+    assert logs.parse_syslog_line("garbage", 2026) is None
+    assert logs.parse_syslog_line("Feb 30 01:02:03 h x: y", 2026) is None
 
 
 def test_parse_kmsg():
-    e = J.parse_kmsg_record("3,1234,5000000,-;Out of memory: Killed process 9 (x)", 1000.0)
+    e = logs.parse_kmsg_record("3,1234,5000000,-;Out of memory: Killed process 9 (x)", 1000.0)
     assert e.t == 1005.0 and e.prio == 3 and e.transport == "kernel"
-    assert J.parse_kmsg_record("no semicolon", 0) is None
-    assert J.parse_kmsg_record("x,y;z", 0) is None
+    assert logs.parse_kmsg_record("no semicolon", 0) is None
+    assert logs.parse_kmsg_record("x,y;z", 0) is None
 
 
 def _root(tmp_path, syslog=None, kmsg=None, uptime="100.0 50.0"):
@@ -193,7 +187,7 @@ def test_text_fallback_syslog(tmp_path):
              f"{iso(now - 120)} h kernel: [ 5.0] Memory cgroup out of memory: Killed process 321 (leaky) total-vm:1kB",
              f"{iso(now - 60)} h app[1]: hello \x1b[31m"]
     ctx = _root(tmp_path, syslog="\n".join(lines) + "\n")
-    rd = J.open_journal(ctx, now - 1800, now)
+    rd = logs.open_journal(ctx, now - 1800, now)
     assert rd.backend == "text" and rd.source == "/var/log/syslog"
     d = J.analyse(rd.entries, now - 1800, now, list(pats().values()))
     assert d["entries"] == 2 and d["by_priority"] == {"unknown": 2}
@@ -205,7 +199,7 @@ def test_text_fallback_kmsg(tmp_path):
     kmsg = "6,1,1000000,-;Linux version 6.1\n SUBSYSTEM=x\n3,2,90000000,-;INFO: task dd:55 blocked for more than 120 seconds.\n"
     ctx = _root(tmp_path, kmsg=kmsg)
     now = time.time()
-    rd = J.open_journal(ctx, now - 1800, now)
+    rd = logs.open_journal(ctx, now - 1800, now)
     assert rd.source == "/dev/kmsg"
     d = J.analyse(rd.entries, now - 1800, now, list(pats().values()))
     assert d["entries"] == 2 and d["kernel_events"][0]["id"] == "kernel.hung_task"
@@ -244,7 +238,7 @@ def test_bad_catalog_entry_is_a_blind_spot(tmp_path, monkeypatch, snapshot):
     (tmp_path / "app.bad.toml").write_text('id = "app.bad"\nkind = "log"\ntitle = "x"\npattern = "("\n')
     (tmp_path / "broken.toml").write_text('id = "broken\n')
     monkeypatch.setenv("HOSTDIAG_SIGNATURES", str(tmp_path))
-    pats_, errs = J.log_patterns()
+    cat = catalog.load(); pats_, errs = cat.log_patterns(), cat.errors
     assert any("app.bad" in e and "lacks" in e for e in errs) and any("broken.toml" in e for e in errs)
     assert "kernel.oom_kill" in {p.id for p in pats_}
 
@@ -267,9 +261,9 @@ runbook = "https://runbooks.example/app"
 line = "connection to db1 refused"
 ''')
     monkeypatch.setenv("HOSTDIAG_SIGNATURES", str(tmp_path))
-    es = [J.Entry(1000, 3, "connection to db1 refused", "app.service", "app", 5, "stdout"),
-          J.Entry(1001, 3, "connection to db2 refused", "other.service", "other", 6, "stdout")]
-    p, _ = J.log_patterns()
+    es = [logs.Entry(1000, 3, "connection to db1 refused", "app.service", "app", 5, "stdout"),
+          logs.Entry(1001, 3, "connection to db2 refused", "other.service", "other", 6, "stdout")]
+    p = catalog.load().log_patterns()
     d = J.analyse(es, 0, 2000, p)
     assert [(e["id"], e["subject"]) for e in d["kernel_events"]] == [("app.db_down", {"host": "db1"})]
     f = J.findings(Section("journal", "ok", data=d), Thresholds(J.THRESHOLDS))
@@ -285,12 +279,12 @@ def test_live_host_runs(snapshot):
 
 
 def test_run_bounded_reasons(tmp_path):
-    p, err = J.run_bounded(["/nonexistent/journalctl"], 1)
+    p, err = logs.run_bounded(["/nonexistent/journalctl"], 1)
     assert p is None and "127" in err
     (tmp_path / "notexec").write_text("x")
     (tmp_path / "notexec").chmod(0o644)
-    p, err = J.run_bounded([str(tmp_path / "notexec")], 1)
+    p, err = logs.run_bounded([str(tmp_path / "notexec")], 1)
     assert p is None and "126" in err
-    p, err = J.run_bounded(["sleep", "5"], 0.1)
+    p, err = logs.run_bounded(["sleep", "5"], 0.1)
     assert p.wait(timeout=5) != 0 and getattr(p, "_hostdiag_timed_out", False)
     p.stdout.close(); p.stderr.close()

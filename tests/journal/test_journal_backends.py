@@ -12,6 +12,8 @@ import time
 import pytest
 
 import journalgen
+from hostdiag import logs
+from hostdiag import catalog
 from hostdiag.collectors import journal as J
 from hostdiag.core.context import Context
 
@@ -31,10 +33,10 @@ def _backends():
     return out
 
 
-def _analyse(path, since, until, backend, cap=J.MAX_ENTRIES):
+def _analyse(path, since, until, backend, cap=logs.MAX_ENTRIES):
     ctx = Context(journal_path=str(path), since=since, until=until)
-    rd = J.open_journal(ctx, since, until, cap=cap, backends=(backend,))
-    pats, errs = J.log_patterns()
+    rd = logs.open_journal(ctx, since, until, cap=cap, backends=(backend,))
+    cat = catalog.load(); pats, errs = cat.log_patterns(), cat.errors
     assert not [e for e in errs if "kernel." in e], errs
     data = J.analyse(rd.entries, since, until, pats)
     return rd, data
@@ -88,14 +90,14 @@ def test_default_window_bound_on_big_journal(big_dir):
     """The whole 100k+ journal in the window: read completes within the collector's own caps."""
     d, now = big_dir
     rd, data = _analyse(d, now - 3600, now, "systemd-python" if HAVE_PY else "journalctl")
-    assert data["entries"] == rd.read == 100_000 == J.MAX_ENTRIES
+    assert data["entries"] == rd.read == 100_000 == logs.MAX_ENTRIES
     assert rd.truncated
 
 
 def test_time_budget_stops_reading(big_dir):
     d, now = big_dir
     ctx = Context(journal_path=str(d))
-    rd = J.open_journal(ctx, now - 3600, now, expired=lambda: True,
+    rd = logs.open_journal(ctx, now - 3600, now, expired=lambda: True,
                         backends=("systemd-python" if HAVE_PY else "journalctl",))
     n = sum(1 for _ in rd.entries)
     assert n <= 1024 and rd.truncated == "time budget spent"
@@ -185,7 +187,9 @@ def test_change_before_the_oom_is_shown_next_to_it(incident_dir, tmp_path):
     log.mkdir(parents=True)
     stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(oom_t - 120))   # dpkg.log is local time
     (log / "dpkg.log").write_text(f"{stamp} upgrade nginx:amd64 1.24.0-1 1.26.1-1\n")
-    args = ("--journal-dir", str(d), "--root", str(tmp_path / "root"), "--since", f"{end - 1800:.0f}",
+    (tmp_path / "proc").mkdir()   # no live processes: on a freshly booted host they crowd the timeline
+    args = ("--journal-dir", str(d), "--root", str(tmp_path / "root"), "--proc-root", str(tmp_path / "proc"),
+            "--since", f"{end - 1800:.0f}",
             "--until", f"{end:.0f}", "--window", "0", "--only", "journal,changes")
     doc = json.loads(_cli(*args, "--json").stdout)
     oom = next(f for f in doc["findings"] if f["id"] == "kernel.oom_kill")
