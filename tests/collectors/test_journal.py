@@ -268,6 +268,7 @@ line = "connection to db1 refused"
     assert [(e["id"], e["subject"]) for e in d["kernel_events"]] == [("app.db_down", {"host": "db1"})]
     f = J.findings(Section("journal", "ok", data=d), Thresholds(J.THRESHOLDS))
     assert f[0].id == "app.db_down" and f[0].severity == "warning" and f[0].category == "network"
+    assert f[0].title == "App lost its database: host db1" and f[0].stabilize == ["Check the database"]
 
 
 def test_live_host_runs(snapshot):
@@ -288,3 +289,140 @@ def test_run_bounded_reasons(tmp_path):
     p, err = logs.run_bounded(["sleep", "5"], 0.1)
     assert p.wait(timeout=5) != 0 and getattr(p, "_hostdiag_timed_out", False)
     p.stdout.close(); p.stderr.close()
+
+
+
+# ---------------------------------------------------------------------------- issues 7 and 8
+
+import json  # noqa: E402
+import shlex  # noqa: E402
+from datetime import datetime, timezone  # noqa: E402
+
+from support import cli  # noqa: E402
+
+USER_LOG = """
+id = "app.pay_down"
+kind = "log"
+title = "Payment gateway unreachable"
+owner = "team-pay"
+category = "network"
+severity = "critical"
+pattern = 'payment gateway (?P<gw>\\S{1,64}) unreachable'
+subject = ["gw"]
+verify = "ping -c1 {gw}"
+stabilize = ["Fail over to the standby gateway", "Tell #payments"]
+avoid = ["restarting the app: it only drops the queue"]
+runbook = "https://runbooks.example/pay"
+[[examples]]
+line = "payment gateway gw1 unreachable"
+"""
+
+
+def syslog_root(tmp_path, lines, until):
+    """A --root with /var/log/syslog holding these messages (rsyslog ISO format), 1 s apart up to `until`."""
+    log = tmp_path / "root" / "var" / "log"
+    log.mkdir(parents=True)
+    with open(log / "syslog", "w") as f:
+        for i, msg in enumerate(lines):
+            t = datetime.fromtimestamp(until - len(lines) + i, timezone.utc).isoformat()
+            f.write(f"{t} host app[42]: {msg}\n")
+    (tmp_path / "proc").mkdir()
+    return tmp_path / "root"
+
+
+def journal_cli(root, until, *extra, timeout=60):
+    p = cli("snapshot", "--json", "--window", "0", "--only", "journal", "--root", str(root),
+            "--proc-root", str(root.parent / "proc"), "--since", f"{until - 600:.0f}", "--until", f"{until:.0f}",
+            *extra, timeout=timeout)
+    assert p.returncode in (0, 1, 2), p.stderr
+    return json.loads(p.stdout)
+
+
+def test_user_log_archetype_through_catalog_flag_keeps_its_own_fields(tmp_path):
+    """Issue 7's bug: through --catalog a critical log archetype came out a warning, titled with its
+    id, with the default verify and no stabilize. Real CLI, real text log; a hostile gateway name."""
+    cat = tmp_path / "cat"
+    cat.mkdir()
+    (cat / "app.pay_down.toml").write_text(USER_LOG)
+    until = time.time() - 60
+    root = syslog_root(tmp_path, ["payment gateway gw1;id>>PWNED;# unreachable"], until)
+    doc = journal_cli(root, until, "--catalog", str(cat))
+    f = next(f for f in doc["findings"] if f["id"] == "app.pay_down")
+    assert f["severity"] == "critical" and f["category"] == "network"
+    assert f["title"] == "Payment gateway unreachable: gw gw1;id>>PWNED;#"
+    assert shlex.split(f["verify"]) == ["ping", "-c1", "gw1;id>>PWNED;#"]
+    assert f["stabilize"] == ["Fail over to the standby gateway", "Tell #payments",
+                              "Do not: restarting the app: it only drops the queue"]
+    assert f["evidence"]["runbook"] == "https://runbooks.example/pay"
+
+
+def test_catastrophic_user_pattern_is_bounded(tmp_path):
+    """Issue 8: `(a+)+$` and `(x+x+)+y` over 8 KB lines of 'aaaa…!' kept the process busy 31 s. Now each
+    search is abandoned after catalog.LINE_TIMEOUT_S, the pattern is dropped after 3, and it is said."""
+    cat = tmp_path / "cat"
+    cat.mkdir()
+    for eid, pat in (("user.nested", "(?P<a>(a+)+$)"), ("user.nested2", "(?P<a>(x+x+)+y)")):
+        (cat / f"{eid}.toml").write_text(USER_LOG.replace("app.pay_down", eid).replace(
+            "'payment gateway (?P<gw>\\S{1,64}) unreachable'", f"'{pat}'").replace('subject = ["gw"]', "")
+            .replace("ping -c1 {gw}", "true"))
+    until = time.time() - 60
+    root = syslog_root(tmp_path, ["a" * 8000 + "!", "x" * 8000] * 200, until)
+    # The subprocess timeout is the bound's witness: without it this run took minutes.
+    doc = journal_cli(root, until, "--catalog", str(cat), "--timeout", "5", timeout=60)
+    sec = doc["sections"]["journal"]
+    assert sec["status"] == "partial" and sec["data"]["entries"] == 400, sec.get("reason")
+    spots = " ".join(b["reason"] if isinstance(b, dict) else str(b) for b in doc["blind_spots"]) + (sec.get("reason") or "")
+    assert "user.nested2 timed out on 3 line(s)" in spots and "dropped for the rest of the window" in spots
+
+
+def test_override_of_shipped_id_is_a_blind_spot(tmp_path, snapshot):
+    cat = tmp_path / "cat"
+    cat.mkdir()
+    (cat / "kernel.oom_kill.toml").write_text(USER_LOG.replace("app.pay_down", "kernel.oom_kill"))
+    root = syslog_root(tmp_path, ["hello"], time.time() - 60)
+    rep = snapshot(only=["journal"], root=str(root), proc=str(root.parent / "proc"), catalog_dirs=(str(cat),))
+    assert f"signature catalog: {cat / 'kernel.oom_kill.toml'}: overrides shipped kernel.oom_kill" in \
+        rep.snapshot.sections["journal"].reason
+
+
+@pytest.mark.parametrize("kind", ["empty_dir", "not_a_journal_dir", "not_a_journal_file", "fifo"])
+def test_journal_path_that_is_no_journal_is_unavailable(tmp_path, snapshot, kind):
+    import os
+    p = tmp_path / "j"
+    if kind == "empty_dir":
+        p.mkdir()
+    elif kind == "not_a_journal_dir":
+        p.mkdir()
+        (p / "system.journal").write_text("not a journal\n")
+    elif kind == "not_a_journal_file":
+        p.write_text("hello\n")
+    else:
+        os.mkfifo(p)
+    sec = snapshot(only=["journal"], journal_path=str(p)).snapshot.sections["journal"]
+    assert sec.status == "unavailable" and str(p) in sec.reason, (sec.status, sec.reason)
+
+
+def test_text_reader_says_what_the_tail_cap_left_unread(tmp_path, monkeypatch, snapshot):
+    """1,000 in-window lines of 10 KB with the tail cap at 1 MB: the older ~900 are named, not silent."""
+    import hostdiag.logs.backends as B
+    monkeypatch.setattr(B, "MAX_TEXT_BYTES", 1 << 20)
+    until = time.time() - 60
+    root = syslog_root(tmp_path, ["x" * 10_000] * 1000, until)
+    rep = snapshot(only=["journal"], root=str(root), proc=str(root.parent / "proc"), since=until - 3600, until=until)
+    sec = rep.snapshot.sections["journal"]
+    assert sec.data["entries"] < 110
+    assert "/var/log/syslog: only its last 1 MB were read" in sec.reason and "(about 9" in sec.reason
+
+
+@given(st.text(min_size=1, max_size=30).filter(lambda s: "\n" not in s and "\r" not in s))
+def test_error_burst_verify_quotes_the_unit(unit):
+    d = {"error_burst": {"peak_per_min": 500, "baseline_per_min": 1.0, "ratio": 500.0,
+                         "onset": "2026-11-23T10:14:00+00:00", "peak_at": "2026-11-23T10:15:00+00:00"},
+         "unit_errors": [{"unit": unit, "errors": 500}], "top_messages": []}
+    f = J.findings(Section("journal", "ok", data=d), Thresholds(J.THRESHOLDS))[0]
+    first, alt = f.verify.split("   # or: ")
+    assert shlex.split(first.split(" | ")[0]) == ["journalctl", "-p", "err", "--since", "2026-11-23T10:14:00+00:00",
+                                                 "-o", "short-iso"]
+    argv = shlex.split(alt) if not J.re.search(r"[\x00-\x1f\x7f]", unit) else None
+    if argv is not None:
+        assert argv[2] == unit and argv[:2] in (["journalctl", "-u"], ["journalctl", "-t"]) or unit == "kernel"

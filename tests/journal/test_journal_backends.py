@@ -200,3 +200,34 @@ def test_change_before_the_oom_is_shown_next_to_it(incident_dir, tmp_path):
     changed = plain[plain.index("WHAT CHANGED"):plain.index("EVIDENCE")]
     assert "upgrade nginx 1.24.0-1 → 1.26.1-1" in changed
     assert plain.index("kernel.oom_kill") < plain.index("WHAT CHANGED")
+
+
+def test_failed_unit_is_a_changes_finding_with_a_quoted_verify(tmp_path, snapshot):
+    """A real journal with pid 1's "unit failed" catalog messages for a hostile unit name: the changes
+    collector reads it through hostdiag.logs and its finding's commands keep the name one argument."""
+    import shlex
+
+    _need = journalgen.available()
+    if _need:
+        pytest.skip(_need)
+    unit = "x;id>>PWNED;#.service"
+    end = time.time() - 120
+    pid1 = {"_PID": 1, "_TRANSPORT": "journal", "SYSLOG_IDENTIFIER": "systemd", "PRIORITY": 3, "UNIT": unit}
+    entries = [(end - 300, {**pid1, "MESSAGE": f"{unit}: Failed with result 'exit-code'.",
+                            "MESSAGE_ID": "7ad2d189f7e94e70a38c781354912448"}),
+               (end - 300, {**pid1, "MESSAGE": f"Failed to start {unit}.",
+                            "MESSAGE_ID": "be02cf6855d2428ba40df7e9d022f03d"}),
+               (end - 60, {**pid1, "MESSAGE": f"Failed to start {unit}.",
+                           "MESSAGE_ID": "be02cf6855d2428ba40df7e9d022f03d"})]
+    d = tmp_path / "j"
+    d.mkdir()
+    journalgen.write_journal(str(d / "system.journal"), entries)
+    (tmp_path / "proc").mkdir()
+    rep = snapshot(only=["changes"], proc=str(tmp_path / "proc"), root=str(tmp_path), journal_path=str(d), until=end)
+    assert any(e["kind"] == "unit" for e in rep.snapshot.sections["changes"].data["timeline"])
+    fs = [f for f in rep.findings if f.id == "changes.unit_failed"]
+    assert len(fs) == 1 and fs[0].subject == {"unit": unit}
+    assert fs[0].evidence["failures"] == 2   # one failure logs two messages in the same second
+    status, logs_cmd = fs[0].verify.split("   # and: ")
+    assert shlex.split(status) == ["systemctl", "status", "--no-pager", unit]
+    assert shlex.split(logs_cmd) == ["journalctl", "-u", unit, "-n", "50", "--no-pager"]
