@@ -7,8 +7,9 @@ Adversarial lines (each 8 KB, the matcher's line cap): runs of one character ('a
 (prefixes tiled, the line with a long tail), so that a pattern that backtracks per start position
 or across nested repeats shows it. Each (pattern, line) is timed as the best of 3 searches; the
 report is each pattern's worst line, and the catalog's worst. Target (issue 8): <= 1 ms each.
-`--engine re` measures what the stdlib engine would cost (the "before" of issue 8); the
-collector uses `regex` (hostdiag.catalog.compile_pattern) with a per-line timeout.
+By default each pattern runs on the engine the journal collector picks (catalog.compile_search):
+the stdlib engine for patterns with only small bounded repeats, else `regex` with a per-line
+timeout. `--engine re|regex` forces one (`re` on the old catalog is the "before" of issue 8).
 """
 from __future__ import annotations
 
@@ -54,7 +55,8 @@ def cost(search, line: str, repeat: int = 3) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--catalog", action="append", default=[])
-    ap.add_argument("--engine", choices=("regex", "re"), default="regex")
+    ap.add_argument("--engine", choices=("auto", "regex", "re"), default="auto",
+                    help="auto: what the journal collector uses (catalog.compile_search)")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     from hostdiag import catalog
@@ -65,11 +67,12 @@ def main() -> None:
         pat = e.data.get("pattern")
         if not isinstance(pat, str):
             continue
-        rx = catalog.compile_pattern(pat) if a.engine == "regex" else re.compile(pat)
+        search = (catalog.compile_search(pat)[0] if a.engine == "auto" else
+                  catalog.compile_pattern(pat).search if a.engine == "regex" else re.compile(pat).search)
         exs = [x["line"] for x in e.data.get("examples") or [] if isinstance(x, dict) and isinstance(x.get("line"), str)]
         worst, worst_line = 0.0, ""
         for name, line in adversarial(pat, exs):
-            c = cost(rx.search, line)
+            c = cost(search, line)
             if c > worst:
                 worst, worst_line = c, name
         rows.append({"id": e.id, "worst_ms": round(worst * 1000, 3), "line": worst_line})

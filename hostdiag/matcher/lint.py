@@ -233,7 +233,7 @@ def _lint_log(path: str, data: dict, L: _Lines) -> list[str]:
         except Exception as e:  # re.error, regex.error and friends
             errs.append(f"{path}:{L.key('pattern')}: pattern does not compile: {e}")
         else:
-            why = pattern_problem(data["pattern"])
+            why = _catalog.pattern_problem(data["pattern"])
             if why:
                 errs.append(f"{path}:{L.key('pattern')}: pattern can backtrack catastrophically: {why}")
     if rx is not None and isinstance(data.get("subject"), list):
@@ -352,91 +352,3 @@ def _run_log_example(where: str, data: dict, ex: dict) -> list[str]:
         if got != want:
             out.append(f"{where}: group {k!r} is {got!r}, expected {want!r}")
     return out
-
-
-# ---------------------------------------------------------------------------- regex safety
-# A backtracking engine goes exponential (or quadratic per start position) when one stretch of
-# text can be split between repeats in many ways: a repeat inside an unbounded repeat, `(a+)+`,
-# or alternatives under a star that can start with the same character, `(a|ab)*`. The `regex`
-# engine's timeout bounds the damage at run time; lint keeps such patterns out of the catalog.
-
-def pattern_problem(pattern: str) -> str | None:
-    """Why this pattern can backtrack catastrophically, or None. Judged on the `re` parse tree."""
-    try:
-        import re._parser as sre  # 3.11+
-        from re import _constants as C
-    except ImportError:  # pragma: no cover - 3.10
-        import sre_constants as C  # type: ignore[no-redef]
-        import sre_parse as sre  # type: ignore[no-redef]
-    try:
-        tree = sre.parse(pattern)
-    except (re.error, RecursionError, OverflowError):
-        return None   # the regex engine accepted it; syntax re cannot read is not judged here
-
-    repeats = (C.MAX_REPEAT, C.MIN_REPEAT)
-
-    def first(items) -> set | None:
-        """Characters the sequence can start with; None = any or unknown (treated as overlapping)."""
-        for op, av in items:
-            if op in (C.AT,) or op in (C.ASSERT, C.ASSERT_NOT):
-                continue
-            if op == C.LITERAL:
-                return {av}
-            if op == C.IN:
-                out: set = set()
-                for iop, iav in av:
-                    if iop == C.LITERAL:
-                        out.add(iav)
-                    elif iop == C.RANGE and iav[1] - iav[0] < 512:
-                        out.update(range(iav[0], iav[1] + 1))
-                    else:
-                        return None
-                return out
-            if op == C.SUBPATTERN:
-                return first(av[-1])
-            if op in repeats:
-                return first(av[2]) if av[0] > 0 else None
-            if op == C.BRANCH:
-                out = set()
-                for alt in av[1]:
-                    f = first(alt)
-                    if f is None:
-                        return None
-                    out |= f
-                return out
-            return None
-        return None   # empty: matches the empty string
-
-    def walk(items, star: bool) -> str | None:
-        for op, av in items:
-            if op in repeats:
-                lo, hi, sub = av
-                if star and hi > 1:
-                    return "a repeat inside an unbounded repeat (nested quantifiers, like (a+)+)"
-                unbounded = hi == C.MAXREPEAT or hi > 64
-                why = walk(sub, star or unbounded)
-                if why:
-                    return why
-            elif op == C.BRANCH:
-                if star:
-                    seen: set = set()
-                    for alt in av[1]:
-                        f = first(alt)
-                        if f is None or f & seen:
-                            return "alternatives under a repeat that can start with the same character (like (a|ab)*)"
-                        seen |= f
-                for alt in av[1]:
-                    why = walk(alt, star)
-                    if why:
-                        return why
-            elif op == C.SUBPATTERN:
-                why = walk(av[-1], star)
-                if why:
-                    return why
-            elif op in (C.ASSERT, C.ASSERT_NOT):
-                why = walk(av[1], star)
-                if why:
-                    return why
-        return None
-
-    return walk(tree.data if hasattr(tree, "data") else tree, False)

@@ -335,3 +335,15 @@ def test_readme_documents_every_schema_field():
     assert block == catalog.schema_markdown(), "regenerate the table: see signatures/README.md"
     for f in catalog.FIELDS:
         assert f"| `{f.name}` |" in block
+
+
+def test_shipped_patterns_are_bounded_and_user_stars_get_the_timed_engine():
+    """Shipped log patterns have only small bounded repeats: they run on re (cheap per line); a
+    pattern with * or + runs on `regex` with the per-line timeout."""
+    for p in catalog.load().log_patterns():
+        assert catalog.bounded(p.data["pattern"]), p.id
+    assert not catalog.bounded(r"foo.*bar") and not catalog.bounded(r"(a+)+$")
+    assert catalog.bounded(r"foo.{0,10}bar(?P<n>\d{1,5})")
+    search, _ = catalog.compile_search(r"(x+x+)+y")
+    with pytest.raises(TimeoutError):
+        search("x" * 5000)
