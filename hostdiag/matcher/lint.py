@@ -304,7 +304,7 @@ def run_examples(cat, only_files=None) -> tuple[list[str], int]:
     n = 0
     wanted = {str(Path(p).resolve()) for p in only_files} if only_files is not None else None
     for e in sorted(cat.entries.values(), key=lambda e: e.path):
-        if wanted is not None and (e.shipped or str(Path(e.path).resolve()) not in wanted):
+        if wanted is not None and str(Path(e.path).resolve()) not in wanted:
             continue
         L = _Lines(e.text)
         for i, ex in enumerate(e.data.get("examples") or []):
