@@ -233,7 +233,7 @@ def collect(job):
         job.blind_spot(f"signature catalog: {err}")
     for note in cat.notes[:5]:
         job.blind_spot(f"signature catalog: {note}")
-    if patterns and (why := catalog_mod.regex_engine()):
+    if any(not catalog_mod.bounded(p.data["pattern"]) for p in patterns) and (why := catalog_mod.regex_engine()):
         job.blind_spot(why)
     notes: list[str] = []
     # Leave a quarter of the collector's time bound for the analysis and the report.
