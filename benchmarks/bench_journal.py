@@ -42,15 +42,16 @@ def generate(d: str, n: int) -> float:
 
 def one(backend: str, mode: str, d: str, end: float) -> dict:
     """Runs inside the child: read through one backend, return counts and timings."""
+    from hostdiag import catalog, logs
     from hostdiag.collectors import journal as J
     from hostdiag.core.context import Context
 
     since = end - (86400 + 60 if mode == "full" else J.DEFAULT_WINDOW_S)
-    cap = 10**9 if mode == "full" else J.MAX_ENTRIES
+    cap = 10**9 if mode == "full" else logs.MAX_ENTRIES
     ctx = Context(journal_path=d, since=since, until=end, timeout_s=2.0 if mode != "full" else 300.0)
-    pats, _ = J.log_patterns()
+    pats = catalog.load().log_patterns()
     t0 = time.monotonic()
-    rd = J.open_journal(ctx, since, end, cap=cap, backends=(backend,))
+    rd = logs.open_journal(ctx, since, end, cap=cap, backends=(backend,))
     if mode == "full":
         n = sum(1 for _ in rd.entries)
     else:

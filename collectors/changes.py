@@ -13,7 +13,9 @@ import time
 from collections import Counter
 from datetime import datetime, timezone
 
+from hostdiag.core import shell
 from hostdiag.core.context import Unavailable
+from hostdiag.core.model import Finding
 
 NAME = "changes"
 DEFAULT_ENABLED = True
@@ -312,10 +314,10 @@ def processes(job, since: float) -> tuple[list[dict], int]:
 
 
 def _journal_read(job, since, until, matches, budget):
-    from hostdiag.collectors import journal
+    from hostdiag import logs
 
     end = time.monotonic() + budget
-    rd = journal.open_journal(job.ctx, since, until, cap=MAX_PER_KIND * 5, matches=matches,
+    rd = logs.open_journal(job.ctx, since, until, cap=MAX_PER_KIND * 5, matches=matches,
                               expired=lambda: time.monotonic() >= end or job.deadline.expired(),
                               backends=("systemd-python", "journalctl"))
     return rd.backend, list(rd.entries)
@@ -337,8 +339,8 @@ def journal_changes(job, since: float, until: float) -> list[dict]:
     """Unit starts/stops/failures and module loads, from the journal (when there is one)."""
     out: list[dict] = []
     if job.ctx.journal_path is None:
-        from hostdiag.collectors import journal
-        if journal.find_source(job.ctx) is None:
+        from hostdiag import logs
+        if logs.find_source(job.ctx) is None:
             job.blind_spot("no journal: unit starts/stops and module loads not seen")
             return out
     budget = max(0.2, job.deadline.remaining() * 0.3)
@@ -348,6 +350,8 @@ def journal_changes(job, since: float, until: float) -> list[dict]:
             ue = unit_event(e)
             if ue:
                 out.append(_entry(e.t, ue[0], ue[1], f"journal ({backend})"))
+                if ue[1].endswith(" failed"):
+                    out[-1]["unit"] = e.ufield or e.unit
         backend, entries = _journal_read(job, since, until, ["SYSLOG_IDENTIFIER=systemd-modules-load"], budget / 2)
         for e in entries:
             m = _MODLOAD.search(e.msg)
@@ -387,5 +391,27 @@ def collect(job):
 
 
 def findings(section, th):
-    # The timeline is context, not a condition: correlate.correlate() ties it to other findings.
-    return []
+    """A systemd unit that failed in the window: a change that is also a condition.
+
+    The rest of the timeline is context, not a condition: correlation ties it to other findings.
+    """
+    failed: dict[str, list[dict]] = {}
+    for e in section.data.get("timeline") or []:
+        if e.get("kind") == "unit" and e.get("unit"):
+            failed.setdefault(e["unit"], []).append(e)
+    out = []
+    for unit, evs in failed.items():
+        last = evs[0]   # the timeline is newest first
+        n = len({e["time"] for e in evs})   # systemd logs one failure as "failed" and "Failed with result"
+        times = f" ({n}× in the window)" if n > 1 else ""
+        out.append(Finding(
+            id="changes.unit_failed", category="changes", severity="warning",
+            title=f"systemd unit {unit} failed at {last['time']}{times}",
+            subject={"unit": unit}, evidence={"failures": n, "last": last["time"], "source": last["source"]},
+            verify=shell.cmd("systemctl", "status", "--no-pager", unit) + "   # and: "
+            + shell.cmd("journalctl", "-u", unit, "-n", "50", "--no-pager"),
+            stabilize=["Read why it failed (verify) before restarting it: the last lines are the evidence",
+                       "If it keeps failing, check what changed just before (the What changed block)"],
+            impact="whatever the unit serves is down or restarting",
+            since=evs[-1]["time"], score=float(n)))
+    return out

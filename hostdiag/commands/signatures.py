@@ -19,12 +19,10 @@ def _load(extra):
 
 
 def _clean(s) -> str:
-    """Catalog text is reviewed data, but still keep control characters off the terminal."""
-    try:
-        from hostdiag.core.sanitize import sanitize
-        return sanitize(str(s))
-    except Exception:   # pragma: no cover - sanitiser missing or renamed: fall back to repr-ish
-        return "".join(ch if ch.isprintable() or ch in "\n\t" else f"\\x{ord(ch):02x}" for ch in str(s))
+    """Catalog text is reviewed data, but a user catalog is still host text: escape it."""
+    from hostdiag.core.sanitize import clean
+
+    return clean(str(s), multiline=True, limit=1 << 16)
 
 
 @app.command("list")
@@ -50,7 +48,7 @@ def show(entry_id: str = typer.Argument(..., metavar="ID"),
     e = cat.entries.get(entry_id)
     if e is None:
         close = [i for i in cat.entries if entry_id.split(".")[-1] in i]
-        typer.echo(f"no entry {entry_id!r}" + (f"; did you mean: {', '.join(close[:5])}" if close else ""), err=True)
+        typer.echo(_clean(f"no entry {entry_id!r}" + (f"; did you mean: {', '.join(close[:5])}" if close else "")), err=True)
         raise typer.Exit(1)
     typer.echo(_clean(f"# {e.path}"))
     order = ["id", "kind", "title", "owner", "shapes", "metrics", "category", "severity", "pattern",
@@ -74,23 +72,22 @@ def show(entry_id: str = typer.Argument(..., metavar="ID"),
             typer.echo(_clean(f"example {i}: {body}"))
 
 
-def _targets(path, catalog_dir):
-    from hostdiag import catalog
-
-    if path:
-        return [path]
-    return [str(d) for d in catalog.catalog_dirs(list(catalog_dir or []))]
-
-
 @app.command()
 def lint(path: str = typer.Argument(None, help="A catalog file or directory (default: every catalog in use)."),
          catalog_dir: list[str] = typer.Option(None, "--catalog", help=_CATALOG_HELP)):
-    """Validate catalog files: schema, unknown fields, duplicate ids, missing runbook/owner, bad examples."""
+    """Validate catalog files: schema, unknown fields, duplicate ids, missing runbook/owner, bad examples,
+    patterns that can backtrack, unsafe command templates; say which user entries override shipped ones."""
+    from hostdiag import catalog
     from hostdiag.matcher.lint import lint_paths
 
-    errs, n = lint_paths(_targets(path, catalog_dir))
+    if path:
+        errs, n, notes = lint_paths([path])
+    else:
+        errs, n, notes = lint_paths(catalog.user_dirs(list(catalog_dir or [])), shipped=True)
     for e in errs:
         typer.echo(_clean(e))
+    for note in notes:
+        typer.echo(_clean(f"note: {note}"), err=True)
     if errs:
         typer.echo(f"{len(errs)} error{'s' if len(errs) != 1 else ''} in {n} files", err=True)
         raise typer.Exit(1)
@@ -103,6 +100,8 @@ def test(path: str = typer.Argument(None, help="Test only the entries in this fi
     """Run every entry's examples: each must match its own archetype (or log pattern) best."""
     from pathlib import Path
 
+    from hostdiag import catalog
+
     from hostdiag.matcher.lint import files_of, run_examples
 
     extra = list(catalog_dir or [])
@@ -111,7 +110,7 @@ def test(path: str = typer.Argument(None, help="Test only the entries in this fi
         p = Path(path)
         only = files_of([p])
         d = p if p.is_dir() else p.parent
-        if d.resolve() not in {x.resolve() for x in _catalog_dirs(extra)}:
+        if d.resolve() not in {x.resolve() for x in catalog.user_dirs(extra)}:
             extra.append(str(d))
     cat = _load(extra)
     fails, n = run_examples(cat, only)
@@ -124,12 +123,6 @@ def test(path: str = typer.Argument(None, help="Test only the entries in this fi
         typer.echo(f"{len(fails)} failure{'s' if len(fails) != 1 else ''} in {n} examples", err=True)
         raise typer.Exit(1)
     typer.echo(f"{n} examples ok", err=True)
-
-
-def _catalog_dirs(extra):
-    from hostdiag import catalog
-
-    return catalog.catalog_dirs(extra)
 
 
 @app.command()

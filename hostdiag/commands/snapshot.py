@@ -40,5 +40,6 @@ def run(opts: Options, ctx: Context) -> Report:
 
     modules = selected(opts)
     th = thresholds_for(collectors.load(), opts.thresholds)
+    catalog.for_context(ctx)   # once, before collection: the journal collector and the matcher share it
     snap = runner.run(ctx, modules, window_s=opts.window_s, interval_s=opts.interval_s, debug=opts.debug)
-    return analysis.build(snap, modules, th, catalog=catalog.load(ctx.catalog_dirs), debug=opts.debug)
+    return analysis.build(snap, modules, th, catalog=catalog.for_context(ctx), debug=opts.debug)

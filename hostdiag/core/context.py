@@ -9,7 +9,7 @@ from __future__ import annotations
 import errno
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # /proc/net/tcp at 50,000 sockets is ~7.5 MB; anything bigger than this is not a /proc file
 # we want to hold in memory during an incident.
@@ -34,6 +34,9 @@ class Context:
     until: float | None = None
     # User signature catalogs laid over the shipped one (--catalog; $HOSTDIAG_SIGNATURES too).
     catalog_dirs: tuple[str, ...] = ()
+    # The signature catalog (hostdiag.catalog.Catalog) the command loaded once; None: loaded
+    # lazily, once per Context, by hostdiag.catalog.for_context(ctx).
+    catalog: object | None = field(default=None, compare=False, hash=False, repr=False)
 
     def proc_path(self, *parts: str | int) -> str:
         return os.path.join(self.proc, *map(str, parts))

@@ -8,36 +8,25 @@ tomllib keeps no positions, so lines are found by scanning the text for `key =` 
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import re
 from pathlib import Path
 
 from hostdiag import catalog as _catalog
+from hostdiag.core import shell
 from hostdiag.matcher import SHAPES
 
 CATEGORIES = {"cpu", "memory", "io", "disk", "files", "sockets", "network", "processes",
               "journal", "changes"}
-SEVERITIES = {"critical", "warning", "info"}
+SEVERITIES = set(_catalog.SEVERITIES)
 MIN_EXAMPLE_POINTS = 8
 
-_STR, _LSTR, _DICT, _LDICT, _BOOL = "string", "list of strings", "table", "list of tables", "boolean"
-
-SHAPE_FIELDS = {"id": _STR, "kind": _STR, "title": _STR, "owner": _STR, "shapes": _LSTR,
-                "metrics": _LSTR, "thresholds": _DICT, "looks_like": _STR, "likely_causes": _LSTR,
-                "first_checks": _LSTR, "stabilize": _LSTR, "avoid": _LSTR, "runbook": _STR,
-                "seen_before": _LDICT, "examples": _LDICT}
-SHAPE_REQUIRED = ("id", "title", "owner", "shapes", "metrics", "looks_like", "likely_causes",
-                  "first_checks", "stabilize", "runbook", "examples")
-LOG_FIELDS = {"id": _STR, "kind": _STR, "title": _STR, "owner": _STR, "category": _STR,
-              "severity": _STR, "transport": _STR, "unit": _STR, "pattern": _STR, "subject": _LSTR,
-              "verify": _STR, "first_checks": _LSTR, "stabilize": _LSTR, "avoid": _LSTR,
-              "runbook": _STR, "likely_causes": _LSTR, "seen_before": _LDICT, "examples": _LDICT,
-              "impact": _STR}   # impact: Finding.impact text, used by the journal collector
-LOG_REQUIRED = ("id", "kind", "title", "owner", "category", "severity", "pattern", "verify",
-                "stabilize", "runbook", "examples")
-THRESHOLD_KEYS = {"min_score", "direction", "min_change_pct"}
-SEEN_KEYS = {"incident": _STR, "date": "date", "broke": _STR, "fixed": _STR}
-SHAPE_EXAMPLE_KEYS = {"values", "timestamps", "metric", "counter", "note"}
-LOG_EXAMPLE_KEYS = {"line", "expect", "note"}
+# The schema is hostdiag.catalog.FIELDS (also the source of signatures/README.md's field table).
+_STR, _LSTR, _DICT, _LDICT, _BOOL = _catalog.STR, _catalog.LSTR, _catalog.TABLE, _catalog.LTABLE, _catalog.BOOL
+THRESHOLD_KEYS = set(_catalog.THRESHOLD_KEYS)
+SEEN_KEYS = _catalog.SEEN_KEYS
+SHAPE_EXAMPLE_KEYS = set(_catalog.EXAMPLE_FIELDS["shape"])
+LOG_EXAMPLE_KEYS = set(_catalog.EXAMPLE_FIELDS["log"])
 
 
 class _Lines:
@@ -66,14 +55,14 @@ def _type_ok(kind: str, val) -> bool:
         return isinstance(val, str)
     if kind == _LSTR:
         return isinstance(val, list) and all(isinstance(x, str) for x in val)
+    if kind == _catalog.DATE:
+        return isinstance(val, (str, _dt.date))
     if kind == _DICT:
         return isinstance(val, dict)
     if kind == _LDICT:
         return isinstance(val, list) and all(isinstance(x, dict) for x in val)
     if kind == _BOOL:
         return isinstance(val, bool)
-    if kind == "date":
-        return isinstance(val, (str, _dt.date))
     return True
 
 
@@ -143,7 +132,7 @@ def lint_data(path: str, data: dict, text: str) -> list[str]:
     if kind not in ("shape", "log"):
         err(L.key("kind"), f"kind must be 'shape' or 'log', not {kind!r}")
         return errs
-    fields, required = (SHAPE_FIELDS, SHAPE_REQUIRED) if kind == "shape" else (LOG_FIELDS, LOG_REQUIRED)
+    fields, required = _catalog.fields(kind), _catalog.required(kind)
     for k in data:
         if k not in fields:
             err(L.key(k), f"unknown field {k!r} for kind={kind!r}")
@@ -171,6 +160,12 @@ def lint_data(path: str, data: dict, text: str) -> list[str]:
                     err(L.key("seen_before"), f"seen_before[{i}].{k} must be a {SEEN_KEYS[k]}")
             if "incident" not in item:
                 err(L.key("seen_before"), f"seen_before[{i}]: missing 'incident'")
+    for k in ("verify", "first_checks", "stabilize"):
+        v = data.get(k)
+        for t in ([v] if isinstance(v, str) else v if isinstance(v, list) else []):
+            why = isinstance(t, str) and k != "stabilize" and shell.problem(t)
+            if why:
+                err(L.key(k), f"{k}: {why}")
     exs = data.get("examples")
     if isinstance(exs, list) and not exs and "examples" in data:
         err(L.key("examples"), "'examples' is empty: every entry needs at least one")
@@ -233,13 +228,22 @@ def _lint_log(path: str, data: dict, L: _Lines) -> list[str]:
     rx = None
     if isinstance(data.get("pattern"), str):
         try:
-            rx = re.compile(data["pattern"])
-        except re.error as e:
+            re.compile(data["pattern"])   # the stdlib's messages are the clearer ones
+            rx = _catalog.compile_pattern(data["pattern"])
+        except Exception as e:  # re.error, regex.error and friends
             errs.append(f"{path}:{L.key('pattern')}: pattern does not compile: {e}")
+        else:
+            why = _catalog.pattern_problem(data["pattern"])
+            if why:
+                errs.append(f"{path}:{L.key('pattern')}: pattern can backtrack catastrophically: {why}")
     if rx is not None and isinstance(data.get("subject"), list):
         for g in data["subject"]:
             if g not in rx.groupindex:
                 errs.append(f"{path}:{L.key('subject')}: subject {g!r} is not a named group of the pattern")
+    if rx is not None and isinstance(data.get("verify"), str):
+        for name in shell.placeholders(data["verify"]):
+            if name not in rx.groupindex and name != "cgroup":
+                errs.append(f"{path}:{L.key('verify')}: placeholder {{{name}}} is not a named group of the pattern")
     for i, ex in enumerate(data.get("examples") or []):
         if not isinstance(ex, dict):
             continue
@@ -261,28 +265,35 @@ def files_of(paths) -> list[Path]:
     return out
 
 
-def lint_paths(paths) -> tuple[list[str], int]:
-    """(errors, files checked) for these files/directories, ids unique across all of them."""
+def lint_paths(paths, *, shipped: bool = False) -> tuple[list[str], int, list[str]]:
+    """(errors, files checked, notes) for these files/directories (and the shipped catalog first
+    if `shipped`). Files are read with the catalog's bounds. An id defined twice in one directory
+    is an error; an id from an earlier directory (the shipped catalog) is an override: a note."""
     errs: list[str] = []
-    ids: dict[str, str] = {}
-    files = files_of(paths)
+    notes: list[str] = []
+    ids: dict[str, tuple[str, bool]] = {}   # id -> (path, shipped)
+    files = _catalog.read_files(paths, shipped=shipped)
     for f in files:
-        if not f.exists():
-            errs.append(f"{f}:1: no such file or directory")
+        if f.error:
+            errs.append(f.error)
             continue
-        data, e = _catalog.parse_file(f)
+        data, e = _catalog.parse_text(f.path, f.text)
         if e:
             errs.append(e)
             continue
-        text = f.read_text(encoding="utf-8", errors="replace")
-        errs += lint_data(str(f), data, text)
+        errs += lint_data(f.path, data, f.text)
         eid = data.get("id")
         if isinstance(eid, str):
-            if eid in ids:
-                errs.append(f"{f}:{_Lines(text).key('id')}: duplicate id {eid!r} (also in {ids[eid]})")
-            else:
-                ids[eid] = str(f)
-    return errs, len(files)
+            prev = ids.get(eid)
+            line = _Lines(f.text).key("id")
+            if prev and os.path.dirname(prev[0]) == os.path.dirname(f.path):
+                errs.append(f"{f.path}:{line}: duplicate id {eid!r} (also in {prev[0]})")
+                continue
+            if prev:
+                notes.append(f"{f.path}:{line}: overrides {'shipped ' if prev[1] else ''}{eid}"
+                             + ("" if prev[1] else f" from {prev[0]}"))
+            ids[eid] = (f.path, f.shipped)
+    return errs, len(files), notes
 
 
 def run_examples(cat, only_files=None) -> tuple[list[str], int]:
@@ -295,11 +306,7 @@ def run_examples(cat, only_files=None) -> tuple[list[str], int]:
     for e in sorted(cat.entries.values(), key=lambda e: e.path):
         if wanted is not None and str(Path(e.path).resolve()) not in wanted:
             continue
-        try:
-            text = Path(e.path).read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            text = ""
-        L = _Lines(text)
+        L = _Lines(e.text)
         for i, ex in enumerate(e.data.get("examples") or []):
             if not isinstance(ex, dict):
                 continue
@@ -329,11 +336,14 @@ def run_examples(cat, only_files=None) -> tuple[list[str], int]:
 
 def _run_log_example(where: str, data: dict, ex: dict) -> list[str]:
     try:
-        rx = re.compile(data.get("pattern") or "")
-    except re.error as err:
+        rx = _catalog.compile_pattern(data.get("pattern") or "")
+    except Exception as err:  # regex.error and friends
         return [f"{where}: pattern does not compile: {err}"]
     line = ex.get("line")
-    m = rx.search(line) if isinstance(line, str) else None
+    try:
+        m = rx.search(line[:_catalog.MAX_MATCH_CHARS], timeout=_catalog.LINE_TIMEOUT_S) if isinstance(line, str) else None
+    except TimeoutError:
+        return [f"{where}: the pattern took over {_catalog.LINE_TIMEOUT_S * 1000:g} ms on this line"]
     if not m:
         return [f"{where}: line does not match the pattern"]
     out = []

@@ -6,27 +6,21 @@ import time
 import pytest
 from hypothesis import given, strategies as st
 
+from hostdiag import logs
+from hostdiag import catalog
 from hostdiag.collectors import journal as J
 from hostdiag.core.context import Context
 from hostdiag.core.model import Section
 from hostdiag.core.thresholds import Thresholds
 
-@pytest.fixture(autouse=True)
-def fresh_catalog():
-    """Each test sees the catalog as it is now (the collector caches compiled patterns)."""
-    J._cat_cache.clear()
-    yield
-    J._cat_cache.clear()
-
-
 def pats():
-    p, errs = J.log_patterns()
+    cat = catalog.load(); p, errs = cat.log_patterns(), cat.errors
     assert not [e for e in errs if "/kernel." in e], errs
     return {x.id: x for x in p}
 
 
 def k(msg, t=1000.0, prio=3):
-    return J.Entry(t, prio, msg, None, "kernel", None, "kernel")
+    return logs.Entry(t, prio, msg, None, "kernel", None, "kernel")
 
 
 # One real-looking line per shipped kernel event (several kernels' wording), with the subject expected.
@@ -81,7 +75,7 @@ def test_quiet_lines_match_nothing():
 
 
 def test_kernel_patterns_need_kernel_transport():
-    e = J.Entry(1000.0, 3, "Killed process 1 (x) total-vm:1kB", "app.service", "app", 5, "stdout")
+    e = logs.Entry(1000.0, 3, "Killed process 1 (x) total-vm:1kB", "app.service", "app", 5, "stdout")
     assert J.analyse([e], 0, 2000, list(pats().values()))["kernel_events"] == []
 
 
@@ -115,16 +109,16 @@ def test_repeats_fold_into_one_event():
     ("nginx.service: Main process exited", "nginx.service: Main process exited"),
 ])
 def test_template(msg, tmpl):
-    assert J.template(msg) == tmpl
+    assert logs.template(msg) == tmpl
 
 
 @given(st.text(max_size=400))
 def test_template_never_fails(s):
-    assert len(J.template(s)) <= 300 * 6
+    assert len(logs.template(s)) <= 300 * 6
 
 
 def test_per_minute_series_and_counts():
-    es = [J.Entry(60 * m + 1, 3 if m == 2 else 6, f"x {m}") for m in range(5)]
+    es = [logs.Entry(60 * m + 1, 3 if m == 2 else 6, f"x {m}") for m in range(5)]
     d = J.analyse(es, 0, 299, [])
     assert d["per_minute"]["t"] == [0, 60, 120, 180, 240]
     assert d["per_minute"]["err"] == [0, 0, 1, 0, 0]
@@ -159,19 +153,19 @@ def test_burst_edges():
 
 
 def test_parse_syslog_lines():
-    e = J.parse_syslog_line("2026-11-23T10:14:05.123456+00:00 web1 kernel: [ 12.345] Out of memory: Killed process 5 (a)", 2026)
+    e = logs.parse_syslog_line("2026-11-23T10:14:05.123456+00:00 web1 kernel: [ 12.345] Out of memory: Killed process 5 (a)", 2026)
     assert e.transport == "kernel" and e.msg.startswith("Out of memory") and e.t == pytest.approx(1795428845.123456)
-    e = J.parse_syslog_line("Nov  3 01:02:03 web1 sshd[123]: Accepted publickey for root", 2026)
+    e = logs.parse_syslog_line("Nov  3 01:02:03 web1 sshd[123]: Accepted publickey for root", 2026)
     assert e.ident == "sshd" and e.pid == 123 and e.prio is None and e.transport == "syslog"
-    assert J.parse_syslog_line("garbage", 2026) is None
-    assert J.parse_syslog_line("Feb 30 01:02:03 h x: y", 2026) is None
+    assert logs.parse_syslog_line("garbage", 2026) is None
+    assert logs.parse_syslog_line("Feb 30 01:02:03 h x: y", 2026) is None
 
 
 def test_parse_kmsg():
-    e = J.parse_kmsg_record("3,1234,5000000,-;Out of memory: Killed process 9 (x)", 1000.0)
+    e = logs.parse_kmsg_record("3,1234,5000000,-;Out of memory: Killed process 9 (x)", 1000.0)
     assert e.t == 1005.0 and e.prio == 3 and e.transport == "kernel"
-    assert J.parse_kmsg_record("no semicolon", 0) is None
-    assert J.parse_kmsg_record("x,y;z", 0) is None
+    assert logs.parse_kmsg_record("no semicolon", 0) is None
+    assert logs.parse_kmsg_record("x,y;z", 0) is None
 
 
 def _root(tmp_path, syslog=None, kmsg=None, uptime="100.0 50.0"):
@@ -193,7 +187,7 @@ def test_text_fallback_syslog(tmp_path):
              f"{iso(now - 120)} h kernel: [ 5.0] Memory cgroup out of memory: Killed process 321 (leaky) total-vm:1kB",
              f"{iso(now - 60)} h app[1]: hello \x1b[31m"]
     ctx = _root(tmp_path, syslog="\n".join(lines) + "\n")
-    rd = J.open_journal(ctx, now - 1800, now)
+    rd = logs.open_journal(ctx, now - 1800, now)
     assert rd.backend == "text" and rd.source == "/var/log/syslog"
     d = J.analyse(rd.entries, now - 1800, now, list(pats().values()))
     assert d["entries"] == 2 and d["by_priority"] == {"unknown": 2}
@@ -205,7 +199,7 @@ def test_text_fallback_kmsg(tmp_path):
     kmsg = "6,1,1000000,-;Linux version 6.1\n SUBSYSTEM=x\n3,2,90000000,-;INFO: task dd:55 blocked for more than 120 seconds.\n"
     ctx = _root(tmp_path, kmsg=kmsg)
     now = time.time()
-    rd = J.open_journal(ctx, now - 1800, now)
+    rd = logs.open_journal(ctx, now - 1800, now)
     assert rd.source == "/dev/kmsg"
     d = J.analyse(rd.entries, now - 1800, now, list(pats().values()))
     assert d["entries"] == 2 and d["kernel_events"][0]["id"] == "kernel.hung_task"
@@ -244,7 +238,7 @@ def test_bad_catalog_entry_is_a_blind_spot(tmp_path, monkeypatch, snapshot):
     (tmp_path / "app.bad.toml").write_text('id = "app.bad"\nkind = "log"\ntitle = "x"\npattern = "("\n')
     (tmp_path / "broken.toml").write_text('id = "broken\n')
     monkeypatch.setenv("HOSTDIAG_SIGNATURES", str(tmp_path))
-    pats_, errs = J.log_patterns()
+    cat = catalog.load(); pats_, errs = cat.log_patterns(), cat.errors
     assert any("app.bad" in e and "lacks" in e for e in errs) and any("broken.toml" in e for e in errs)
     assert "kernel.oom_kill" in {p.id for p in pats_}
 
@@ -267,13 +261,14 @@ runbook = "https://runbooks.example/app"
 line = "connection to db1 refused"
 ''')
     monkeypatch.setenv("HOSTDIAG_SIGNATURES", str(tmp_path))
-    es = [J.Entry(1000, 3, "connection to db1 refused", "app.service", "app", 5, "stdout"),
-          J.Entry(1001, 3, "connection to db2 refused", "other.service", "other", 6, "stdout")]
-    p, _ = J.log_patterns()
+    es = [logs.Entry(1000, 3, "connection to db1 refused", "app.service", "app", 5, "stdout"),
+          logs.Entry(1001, 3, "connection to db2 refused", "other.service", "other", 6, "stdout")]
+    p = catalog.load().log_patterns()
     d = J.analyse(es, 0, 2000, p)
     assert [(e["id"], e["subject"]) for e in d["kernel_events"]] == [("app.db_down", {"host": "db1"})]
     f = J.findings(Section("journal", "ok", data=d), Thresholds(J.THRESHOLDS))
     assert f[0].id == "app.db_down" and f[0].severity == "warning" and f[0].category == "network"
+    assert f[0].title == "App lost its database: host db1" and f[0].stabilize == ["Check the database"]
 
 
 def test_live_host_runs(snapshot):
@@ -285,12 +280,149 @@ def test_live_host_runs(snapshot):
 
 
 def test_run_bounded_reasons(tmp_path):
-    p, err = J.run_bounded(["/nonexistent/journalctl"], 1)
+    p, err = logs.run_bounded(["/nonexistent/journalctl"], 1)
     assert p is None and "127" in err
     (tmp_path / "notexec").write_text("x")
     (tmp_path / "notexec").chmod(0o644)
-    p, err = J.run_bounded([str(tmp_path / "notexec")], 1)
+    p, err = logs.run_bounded([str(tmp_path / "notexec")], 1)
     assert p is None and "126" in err
-    p, err = J.run_bounded(["sleep", "5"], 0.1)
+    p, err = logs.run_bounded(["sleep", "5"], 0.1)
     assert p.wait(timeout=5) != 0 and getattr(p, "_hostdiag_timed_out", False)
     p.stdout.close(); p.stderr.close()
+
+
+
+# ---------------------------------------------------------------------------- issues 7 and 8
+
+import json  # noqa: E402
+import shlex  # noqa: E402
+from datetime import datetime, timezone  # noqa: E402
+
+from support import cli  # noqa: E402
+
+USER_LOG = """
+id = "app.pay_down"
+kind = "log"
+title = "Payment gateway unreachable"
+owner = "team-pay"
+category = "network"
+severity = "critical"
+pattern = 'payment gateway (?P<gw>\\S{1,64}) unreachable'
+subject = ["gw"]
+verify = "ping -c1 {gw}"
+stabilize = ["Fail over to the standby gateway", "Tell #payments"]
+avoid = ["restarting the app: it only drops the queue"]
+runbook = "https://runbooks.example/pay"
+[[examples]]
+line = "payment gateway gw1 unreachable"
+"""
+
+
+def syslog_root(tmp_path, lines, until):
+    """A --root with /var/log/syslog holding these messages (rsyslog ISO format), 1 s apart up to `until`."""
+    log = tmp_path / "root" / "var" / "log"
+    log.mkdir(parents=True)
+    with open(log / "syslog", "w") as f:
+        for i, msg in enumerate(lines):
+            t = datetime.fromtimestamp(until - len(lines) + i, timezone.utc).isoformat()
+            f.write(f"{t} host app[42]: {msg}\n")
+    (tmp_path / "proc").mkdir()
+    return tmp_path / "root"
+
+
+def journal_cli(root, until, *extra, timeout=60):
+    p = cli("snapshot", "--json", "--window", "0", "--only", "journal", "--root", str(root),
+            "--proc-root", str(root.parent / "proc"), "--since", f"{until - 600:.0f}", "--until", f"{until:.0f}",
+            *extra, timeout=timeout)
+    assert p.returncode in (0, 1, 2), p.stderr
+    return json.loads(p.stdout)
+
+
+def test_user_log_archetype_through_catalog_flag_keeps_its_own_fields(tmp_path):
+    """Issue 7's bug: through --catalog a critical log archetype came out a warning, titled with its
+    id, with the default verify and no stabilize. Real CLI, real text log; a hostile gateway name."""
+    cat = tmp_path / "cat"
+    cat.mkdir()
+    (cat / "app.pay_down.toml").write_text(USER_LOG)
+    until = time.time() - 60
+    root = syslog_root(tmp_path, ["payment gateway gw1;id>>PWNED;# unreachable"], until)
+    doc = journal_cli(root, until, "--catalog", str(cat))
+    f = next(f for f in doc["findings"] if f["id"] == "app.pay_down")
+    assert f["severity"] == "critical" and f["category"] == "network"
+    assert f["title"] == "Payment gateway unreachable: gw gw1;id>>PWNED;#"
+    assert shlex.split(f["verify"]) == ["ping", "-c1", "gw1;id>>PWNED;#"]
+    assert f["stabilize"] == ["Fail over to the standby gateway", "Tell #payments",
+                              "Do not: restarting the app: it only drops the queue"]
+    assert f["evidence"]["runbook"] == "https://runbooks.example/pay"
+
+
+def test_catastrophic_user_pattern_is_bounded(tmp_path):
+    """Issue 8: `(a+)+$` and `(x+x+)+y` over 8 KB lines of 'aaaa…!' kept the process busy 31 s. Now each
+    search is abandoned after catalog.LINE_TIMEOUT_S, the pattern is dropped after 3, and it is said."""
+    cat = tmp_path / "cat"
+    cat.mkdir()
+    for eid, pat in (("user.nested", "(?P<a>(a+)+$)"), ("user.nested2", "(?P<a>(x+x+)+y)")):
+        (cat / f"{eid}.toml").write_text(USER_LOG.replace("app.pay_down", eid).replace(
+            "'payment gateway (?P<gw>\\S{1,64}) unreachable'", f"'{pat}'").replace('subject = ["gw"]', "")
+            .replace("ping -c1 {gw}", "true"))
+    until = time.time() - 60
+    root = syslog_root(tmp_path, ["a" * 8000 + "!", "x" * 8000] * 200, until)
+    # The subprocess timeout is the bound's witness: without it this run took minutes.
+    doc = journal_cli(root, until, "--catalog", str(cat), "--timeout", "5", timeout=60)
+    sec = doc["sections"]["journal"]
+    assert sec["status"] == "partial" and sec["data"]["entries"] == 400, sec.get("reason")
+    spots = " ".join(b["reason"] if isinstance(b, dict) else str(b) for b in doc["blind_spots"]) + (sec.get("reason") or "")
+    assert "user.nested2 timed out on 3 line(s)" in spots and "dropped for the rest of the window" in spots
+
+
+def test_override_of_shipped_id_is_a_blind_spot(tmp_path, snapshot):
+    cat = tmp_path / "cat"
+    cat.mkdir()
+    (cat / "kernel.oom_kill.toml").write_text(USER_LOG.replace("app.pay_down", "kernel.oom_kill"))
+    root = syslog_root(tmp_path, ["hello"], time.time() - 60)
+    rep = snapshot(only=["journal"], root=str(root), proc=str(root.parent / "proc"), catalog_dirs=(str(cat),))
+    assert f"signature catalog: {cat / 'kernel.oom_kill.toml'}: overrides shipped kernel.oom_kill" in \
+        rep.snapshot.sections["journal"].reason
+
+
+@pytest.mark.parametrize("kind", ["empty_dir", "not_a_journal_dir", "not_a_journal_file", "fifo"])
+def test_journal_path_that_is_no_journal_is_unavailable(tmp_path, snapshot, kind):
+    import os
+    p = tmp_path / "j"
+    if kind == "empty_dir":
+        p.mkdir()
+    elif kind == "not_a_journal_dir":
+        p.mkdir()
+        (p / "system.journal").write_text("not a journal\n")
+    elif kind == "not_a_journal_file":
+        p.write_text("hello\n")
+    else:
+        os.mkfifo(p)
+    sec = snapshot(only=["journal"], journal_path=str(p)).snapshot.sections["journal"]
+    assert sec.status == "unavailable" and str(p) in sec.reason, (sec.status, sec.reason)
+
+
+def test_text_reader_says_what_the_tail_cap_left_unread(tmp_path, monkeypatch, snapshot):
+    """1,000 in-window lines of 10 KB with the tail cap at 1 MB: the older ~900 are named, not silent."""
+    import hostdiag.logs.backends as B
+    monkeypatch.setattr(B, "MAX_TEXT_BYTES", 1 << 20)
+    until = time.time() - 60
+    root = syslog_root(tmp_path, ["x" * 10_000] * 1000, until)
+    rep = snapshot(only=["journal"], root=str(root), proc=str(root.parent / "proc"), since=until - 3600, until=until)
+    sec = rep.snapshot.sections["journal"]
+    assert sec.data["entries"] < 110
+    assert "/var/log/syslog: only its last 1 MB were read" in sec.reason and "(about 9" in sec.reason
+
+
+@given(st.text(min_size=1, max_size=30).filter(lambda s: "\n" not in s and "\r" not in s))
+def test_error_burst_verify_quotes_the_unit(unit):
+    d = {"error_burst": {"peak_per_min": 500, "baseline_per_min": 1.0, "ratio": 500.0,
+                         "onset": "2026-11-23T10:14:00+00:00", "peak_at": "2026-11-23T10:15:00+00:00"},
+         "unit_errors": [{"unit": unit, "errors": 500}], "top_messages": []}
+    f = J.findings(Section("journal", "ok", data=d), Thresholds(J.THRESHOLDS))[0]
+    first, alt = f.verify.split("   # or: ")
+    assert shlex.split(first.split(" | ")[0]) == ["journalctl", "-p", "err", "--since", "2026-11-23T10:14:00+00:00",
+                                                 "-o", "short-iso"]
+    argv = shlex.split(alt) if not J.re.search(r"[\x00-\x1f\x7f]", unit) else None
+    if argv is not None:
+        assert argv[2] == unit and argv[:2] in (["journalctl", "-u"], ["journalctl", "-t"]) or unit == "kernel"

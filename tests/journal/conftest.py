@@ -10,16 +10,6 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))
 import journalgen  # noqa: E402
 
-@pytest.fixture(autouse=True)
-def fresh_catalog():
-    """Each test sees the catalog as it is now (the collector caches compiled patterns)."""
-    from hostdiag.collectors import journal
-
-    journal._cat_cache.clear()
-    yield
-    journal._cat_cache.clear()
-
-
 def _need_remote():
     why = journalgen.available()
     if why:

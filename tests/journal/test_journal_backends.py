@@ -12,6 +12,8 @@ import time
 import pytest
 
 import journalgen
+from hostdiag import logs
+from hostdiag import catalog
 from hostdiag.collectors import journal as J
 from hostdiag.core.context import Context
 
@@ -31,10 +33,10 @@ def _backends():
     return out
 
 
-def _analyse(path, since, until, backend, cap=J.MAX_ENTRIES):
+def _analyse(path, since, until, backend, cap=logs.MAX_ENTRIES):
     ctx = Context(journal_path=str(path), since=since, until=until)
-    rd = J.open_journal(ctx, since, until, cap=cap, backends=(backend,))
-    pats, errs = J.log_patterns()
+    rd = logs.open_journal(ctx, since, until, cap=cap, backends=(backend,))
+    cat = catalog.load(); pats, errs = cat.log_patterns(), cat.errors
     assert not [e for e in errs if "kernel." in e], errs
     data = J.analyse(rd.entries, since, until, pats)
     return rd, data
@@ -88,14 +90,14 @@ def test_default_window_bound_on_big_journal(big_dir):
     """The whole 100k+ journal in the window: read completes within the collector's own caps."""
     d, now = big_dir
     rd, data = _analyse(d, now - 3600, now, "systemd-python" if HAVE_PY else "journalctl")
-    assert data["entries"] == rd.read == 100_000 == J.MAX_ENTRIES
+    assert data["entries"] == rd.read == 100_000 == logs.MAX_ENTRIES
     assert rd.truncated
 
 
 def test_time_budget_stops_reading(big_dir):
     d, now = big_dir
     ctx = Context(journal_path=str(d))
-    rd = J.open_journal(ctx, now - 3600, now, expired=lambda: True,
+    rd = logs.open_journal(ctx, now - 3600, now, expired=lambda: True,
                         backends=("systemd-python" if HAVE_PY else "journalctl",))
     n = sum(1 for _ in rd.entries)
     assert n <= 1024 and rd.truncated == "time budget spent"
@@ -185,7 +187,9 @@ def test_change_before_the_oom_is_shown_next_to_it(incident_dir, tmp_path):
     log.mkdir(parents=True)
     stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(oom_t - 120))   # dpkg.log is local time
     (log / "dpkg.log").write_text(f"{stamp} upgrade nginx:amd64 1.24.0-1 1.26.1-1\n")
-    args = ("--journal-dir", str(d), "--root", str(tmp_path / "root"), "--since", f"{end - 1800:.0f}",
+    (tmp_path / "proc").mkdir()   # no live processes: on a freshly booted host they crowd the timeline
+    args = ("--journal-dir", str(d), "--root", str(tmp_path / "root"), "--proc-root", str(tmp_path / "proc"),
+            "--since", f"{end - 1800:.0f}",
             "--until", f"{end:.0f}", "--window", "0", "--only", "journal,changes")
     doc = json.loads(_cli(*args, "--json").stdout)
     oom = next(f for f in doc["findings"] if f["id"] == "kernel.oom_kill")
@@ -196,3 +200,34 @@ def test_change_before_the_oom_is_shown_next_to_it(incident_dir, tmp_path):
     changed = plain[plain.index("WHAT CHANGED"):plain.index("EVIDENCE")]
     assert "upgrade nginx 1.24.0-1 → 1.26.1-1" in changed
     assert plain.index("kernel.oom_kill") < plain.index("WHAT CHANGED")
+
+
+def test_failed_unit_is_a_changes_finding_with_a_quoted_verify(tmp_path, snapshot):
+    """A real journal with pid 1's "unit failed" catalog messages for a hostile unit name: the changes
+    collector reads it through hostdiag.logs and its finding's commands keep the name one argument."""
+    import shlex
+
+    _need = journalgen.available()
+    if _need:
+        pytest.skip(_need)
+    unit = "x;id>>PWNED;#.service"
+    end = time.time() - 120
+    pid1 = {"_PID": 1, "_TRANSPORT": "journal", "SYSLOG_IDENTIFIER": "systemd", "PRIORITY": 3, "UNIT": unit}
+    entries = [(end - 300, {**pid1, "MESSAGE": f"{unit}: Failed with result 'exit-code'.",
+                            "MESSAGE_ID": "7ad2d189f7e94e70a38c781354912448"}),
+               (end - 300, {**pid1, "MESSAGE": f"Failed to start {unit}.",
+                            "MESSAGE_ID": "be02cf6855d2428ba40df7e9d022f03d"}),
+               (end - 60, {**pid1, "MESSAGE": f"Failed to start {unit}.",
+                           "MESSAGE_ID": "be02cf6855d2428ba40df7e9d022f03d"})]
+    d = tmp_path / "j"
+    d.mkdir()
+    journalgen.write_journal(str(d / "system.journal"), entries)
+    (tmp_path / "proc").mkdir()
+    rep = snapshot(only=["changes"], proc=str(tmp_path / "proc"), root=str(tmp_path), journal_path=str(d), until=end)
+    assert any(e["kind"] == "unit" for e in rep.snapshot.sections["changes"].data["timeline"])
+    fs = [f for f in rep.findings if f.id == "changes.unit_failed"]
+    assert len(fs) == 1 and fs[0].subject == {"unit": unit}
+    assert fs[0].evidence["failures"] == 2   # one failure logs two messages in the same second
+    status, logs_cmd = fs[0].verify.split("   # and: ")
+    assert shlex.split(status) == ["systemctl", "status", "--no-pager", unit]
+    assert shlex.split(logs_cmd) == ["journalctl", "-u", unit, "-n", "50", "--no-pager"]

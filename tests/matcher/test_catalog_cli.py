@@ -2,12 +2,18 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from hostdiag import catalog
 from hostdiag.cli import app
+from support import cli
 
 runner = CliRunner()
 
@@ -206,3 +212,138 @@ def test_show_and_list():
     assert run("show", "nope.nothing").exit_code == 1
     r = run("list")
     assert "shape.ramp" in r.output and "files.fd_leak" in r.output
+
+
+# ---------------------------------------------------------------------------- issue 8: safe catalogs
+
+LOG = '''id = "{id}"
+kind = "log"
+title = "Payment gateway unreachable"
+owner = "team-pay"
+category = "network"
+severity = "critical"
+pattern = '{pattern}'
+subject = ["gw"]
+verify = "{verify}"
+stabilize = ["Fail over to the standby gateway"]
+runbook = "https://runbooks.example/pay"
+
+[[examples]]
+line = "payment gateway gw1 unreachable"
+'''
+
+
+def log_entry(eid="app.pay", pattern=r"payment gateway (?P<gw>\S{1,64}) unreachable", verify="ping -c1 {gw}"):
+    return LOG.format(id=eid, pattern=pattern, verify=verify)
+
+
+@pytest.mark.parametrize("pattern,why", [
+    (r"(?P<gw>(a+)+)$", "nested quantifiers"),
+    (r"(?P<gw>(?:\s+\w+)*) unreachable", "nested quantifiers"),
+    (r"(?P<gw>(?:a|ab)*)c", "same character"),
+])
+def test_lint_rejects_backtracking_patterns_with_file_line(tmp_path, pattern, why):
+    p = write(tmp_path, "app.pay.toml", log_entry(pattern=pattern))
+    r = run("lint", str(p))
+    assert r.exit_code == 1
+    assert any(ln.startswith(f"{p}:7: pattern can backtrack catastrophically") and why in ln
+               for ln in r.output.splitlines()), r.output
+
+
+def test_lint_rejects_placeholder_inside_quotes_and_unknown_group(tmp_path):
+    p = write(tmp_path, "app.pay.toml", log_entry(verify="ss -ltn 'sport = :{gw}'   # and {port}"))
+    r = run("lint", str(p))
+    assert r.exit_code == 1
+    assert f"{p}:9: verify: placeholder {{gw}} is inside quotes: put it outside so its value is quoted as one word" in r.output
+    assert f"{p}:9: placeholder {{port}} is not a named group of the pattern" in r.output
+    ok = write(tmp_path / "..", "app.pay.toml", log_entry())
+    assert run("lint", str(ok)).exit_code == 0
+
+
+def test_override_of_a_shipped_id_is_said_in_lint_and_list(tmp_path):
+    oom = (Path(catalog.__file__).parent.parent / "signatures" / "kernel.oom_kill.toml").read_text()
+    p = write(tmp_path, "kernel.oom_kill.toml", oom.replace("severity = \"critical\"", "severity = \"warning\""))
+    r = run("lint", "--catalog", str(tmp_path))
+    assert r.exit_code == 0, r.output
+    assert f"note: {p}:1: overrides shipped kernel.oom_kill" in r.output
+    cat = catalog.load([str(tmp_path)])
+    assert cat.notes == [f"{p}: overrides shipped kernel.oom_kill"]
+    assert cat.entries["kernel.oom_kill"].data["severity"] == "warning"
+
+
+def test_show_did_you_mean_escapes_ids(tmp_path):
+    write(tmp_path, "evil.toml", log_entry(eid="app.pay\\u001b]0;pwned\\u0007"))   # TOML escapes: ESC, BEL
+    r = run("show", "pay", "--catalog", str(tmp_path))
+    assert r.exit_code == 1
+    assert "\x1b" not in r.output and "\x07" not in r.output and "\\x1b]0;pwned\\x07" in r.output
+
+
+def test_catalog_load_skips_fifo_device_huge_and_too_many_files(tmp_path):
+    """Real FIFOs, a symlink to /dev/zero, a 2-million-value file and 10,000 files: each skipped and said."""
+    d = tmp_path / "cat"
+    d.mkdir()
+    os.mkfifo(d / "a.toml")                          # no writer: a blocking open would hang forever
+    os.symlink("/dev/zero", d / "b.toml")            # 1.7 GB then MemoryError before
+    with open(d / "c.toml", "w") as f:               # 2 million example values (~14 MB)
+        f.write('id = "c"\n[[examples]]\nvalues = [' + ", ".join(["1.5"] * 2_000_000) + "]\n")
+    write(d, "d.ok.toml", GOOD.format(id="d.ok", shape="ramp", metric="*", values=RAMP))
+    # Real CLI in a subprocess, bounded by the test: a hang fails the test instead of the suite.
+    p = cli("signatures", "list", "--catalog", str(d), timeout=30)
+    assert p.returncode == 0
+    assert "d.ok" in p.stdout
+    assert f"{d / 'a.toml'}:1: not a regular file" in p.stderr
+    assert f"{d / 'b.toml'}:1: not a regular file" in p.stderr
+    assert f"{d / 'c.toml'}:1: " in p.stderr and "per-file cap" in p.stderr
+    lint = cli("signatures", "lint", str(d), timeout=30)
+    assert lint.returncode == 1 and f"{d / 'a.toml'}:1: not a regular file" in lint.stdout
+
+    many = tmp_path / "many"
+    many.mkdir()
+    for i in range(10_000):
+        (many / f"m{i:05d}.toml").write_text(f'id = "m{i:05d}"\n')
+    cat = catalog.load([str(many)])
+    assert len([e for e in cat.entries if e.startswith("m0")]) == catalog.MAX_FILES
+    assert any(f"{10_000 - catalog.MAX_FILES} catalog files not read (over the {catalog.MAX_FILES}-file cap)" in e
+               for e in cat.errors), cat.errors[-3:]
+
+
+def test_shipped_catalog_reads_from_a_zipapp(tmp_path):
+    """importlib.resources Traversables, not filesystem paths: `signatures list` works from a zip."""
+    import zipfile
+
+    root = Path(catalog.__file__).parent.parent
+    z = tmp_path / "hostdiag.pyz"
+    with zipfile.ZipFile(z, "w") as zf:
+        for sub, dest in (("hostdiag", "hostdiag"), ("collectors", "hostdiag/collectors"),
+                          ("signatures", "hostdiag/signatures")):
+            for f in (root / sub).rglob("*"):
+                if f.is_file() and "__pycache__" not in f.parts:
+                    zf.write(f, f"{dest}/{f.relative_to(root / sub)}")
+    code = ("import sys, hostdiag.signatures as s; assert '.pyz' in s.__file__, s.__file__; "
+            "sys.argv = ['hostdiag', 'signatures', 'list', '--kind', 'log']; "
+            "from hostdiag.cli import main; main()")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                       env=dict(os.environ, PYTHONPATH=str(z), PYTHONDONTWRITEBYTECODE="1"), cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert "kernel.oom_kill" in p.stdout and not p.stderr
+
+
+def test_readme_documents_every_schema_field():
+    """signatures/README.md's field tables are catalog.schema_markdown(): they cannot drift."""
+    text = (Path(catalog.__file__).parent.parent / "signatures" / "README.md").read_text()
+    block = text.split("<!-- schema:begin -->\n", 1)[1].split("<!-- schema:end -->", 1)[0]
+    assert block == catalog.schema_markdown(), "regenerate the table: see signatures/README.md"
+    for f in catalog.FIELDS:
+        assert f"| `{f.name}` |" in block
+
+
+def test_shipped_patterns_are_bounded_and_user_stars_get_the_timed_engine():
+    """Shipped log patterns have only small bounded repeats: they run on re (cheap per line); a
+    pattern with * or + runs on `regex` with the per-line timeout."""
+    for p in catalog.load().log_patterns():
+        assert catalog.bounded(p.data["pattern"]), p.id
+    assert not catalog.bounded(r"foo.*bar") and not catalog.bounded(r"(a+)+$")
+    assert catalog.bounded(r"foo.{0,10}bar(?P<n>\d{1,5})")
+    search, _ = catalog.compile_search(r"(x+x+)+y")
+    with pytest.raises(TimeoutError):
+        search("x" * 5000)

@@ -89,8 +89,6 @@ def test_stage_is_shipped_and_runs_from_stdin(pyz):
     assert "Condition" in p.stdout
 
 
-@pytest.mark.xfail(reason="catalog fix on b-catalog branch: shipped_dir() makes a filesystem Path of a zip Traversable",
-                   strict=False)
 def test_signatures_list_inside_the_zip(pyz):
     p = run([str(pyz), "signatures", "list"])
     assert "memory.leak_stair_step" in p.stdout
