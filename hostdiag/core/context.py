@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import threading
 from dataclasses import dataclass, field
 
@@ -48,22 +49,27 @@ class Context:
         """Map an absolute host path (a mount point, /etc/...) under --root."""
         return os.path.join(self.root, path.lstrip("/"))
 
-    def read(self, path: str, limit: int = MAX_READ_BYTES) -> str:
-        """Read a text file, at most `limit` bytes. Raises OSError as-is.
+    @property
+    def foreign(self) -> bool:
+        """Pointed at a tree other than the live /proc, /sys and / (a container's /host/proc,
+        a copied tree): its files may sit on a filesystem whose reads hang."""
+        return (os.path.normpath(self.proc), os.path.normpath(self.sys), os.path.normpath(self.root)) \
+            != ("/proc", "/sys", "/")
 
-        In chunks: procfs sysctl handlers allocate a buffer of the requested size, so one
-        read(64 MiB) of /proc/sys/fs/file-nr fails with ENOMEM.
+    def read(self, path: str, limit: int = MAX_READ_BYTES) -> str:
+        """Read a regular text file, at most `limit` bytes. Raises OSError as-is.
+
+        Never a FIFO, socket or device: the open is O_NONBLOCK and anything but a regular
+        file is refused (EINVAL) before a byte is read. Under a foreign tree the read runs in
+        the prober child (core/isolate.py), so a hung FUSE/NFS read costs ctx.timeout_s, not
+        the process. In chunks: procfs sysctl handlers allocate a buffer of the requested size,
+        so one read(64 MiB) of /proc/sys/fs/file-nr fails with ENOMEM.
         """
-        chunks = []
-        left = limit
-        with open(path, "rb", buffering=0) as f:
-            while left > 0:
-                b = f.read(min(left, READ_CHUNK))
-                if not b:
-                    break
-                chunks.append(b)
-                left -= len(b)
-        return b"".join(chunks).decode("utf-8", "backslashreplace")
+        if self.foreign:
+            from hostdiag.core import isolate
+
+            return isolate.read(path, limit, self.timeout_s).decode("utf-8", "backslashreplace")
+        return read_regular(path, limit).decode("utf-8", "backslashreplace")
 
     def read_proc(self, rel: str, limit: int = MAX_READ_BYTES) -> str:
         """Read a /proc file every supported kernel has; missing or unreadable -> Unavailable."""
@@ -86,6 +92,24 @@ class Context:
             if e.errno in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENODEV):
                 return None
             raise
+
+
+def read_regular(path: str, limit: int) -> bytes:
+    """Up to `limit` bytes of a regular file; OSError(EINVAL) for a FIFO, socket or device."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", path)
+        chunks, left = [], limit
+        while left > 0:
+            b = os.read(fd, min(left, READ_CHUNK))
+            if not b:
+                break
+            chunks.append(b)
+            left -= len(b)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 class Deadline:

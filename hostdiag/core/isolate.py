@@ -39,6 +39,8 @@ def _child_call(op: str, arg):
         path, limit = arg
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
         try:
+            if (os.fstat(fd).st_mode & 0o170000) != 0o100000:   # S_ISREG: never a FIFO or device
+                raise OSError(22, "not a regular file", path)
             chunks, left = [], limit
             while left > 0:
                 b = os.read(fd, min(left, 256 * 1024))
@@ -139,7 +141,9 @@ class Prober:
                 r, _, _ = select.select([self._rep], [], [], timeout_s)
                 if not r:
                     self._abandon()
-                    raise TimeoutError(f"timed out after {timeout_s:g}s")
+                    path = arg[0] if isinstance(arg, tuple) else arg
+                    raise TimeoutError(f"{op} {path} did not answer within {timeout_s:g}s "
+                                       "(hung NFS/FUSE server?)")
                 (n,) = _HDR.unpack(_read_exact(self._rep, _HDR.size))
                 if n > MAX_REPLY + 64:
                     raise OSError(f"probe reply too large ({n} bytes)")
@@ -191,5 +195,6 @@ def stat(path: str, timeout_s: float) -> tuple[int, int, int, int, float]:
 
 
 def read(path: str, limit: int, timeout_s: float) -> bytes:
-    """Up to `limit` bytes of a file opened O_NONBLOCK in the prober (a FIFO cannot block it)."""
+    """Up to `limit` bytes of a regular file, read in the prober (O_NONBLOCK, S_ISREG checked:
+    a FIFO or device is refused with EINVAL, a hung FUSE read costs the child)."""
     return prober().call("read", (path, limit), timeout_s)
