@@ -22,7 +22,7 @@ import numpy as np
 
 from hostdiag.matcher import MIN_SCORE, SHAPES  # noqa: F401  (re-exported)
 
-GRID = 256          # grid points; shapes of interest span >= ~1 % of the window
+GRID = 1024          # grid points; shapes of interest span >= ~1 % of the window
 MIN_POINTS = 8      # fewer usable points: "too short to judge"
 KMAX = 8            # change points searched by the segmentation
 
@@ -192,6 +192,63 @@ class _Ctx:
         # linear fit over the whole window
         xc = self.x - 0.5
         self.slope = float(xc @ (y - y.mean()) / (xc @ xc))
+        yc = y - y.mean()
+        syy = float(yc @ yc)
+        self.r2 = float((xc @ yc) ** 2 / ((xc @ xc) * syy)) if syy > 0 else 0.0
+        p1, p99 = np.percentile(y, [1, 99])
+        self.rr = max(float(p99 - p1), 0.5 * self.r)      # range without a few outliers
+        self.explain: dict = {}
+        self._tail = False
+        self.stairiness = 0.0
+
+    def tail(self) -> dict | None:
+        """The quiet tail: the longest end stretch that stays within a narrow band around its
+        own median (<= 5 % of its points outside, so 1-3 isolated blips are allowed), and how
+        the head before it compares. None when the end of the window is not quieter than the
+        start, or either part is too short to compare."""
+        if self._tail is not False:
+            return self._tail
+        y, n = self.y, self.n
+        self._tail = None
+        k = max(int(0.3 * n), 4)
+        t_end = y[n - k:]
+        m = float(np.median(t_end))
+        t10, t90 = np.percentile(t_end, [10, 90])
+        band = max(3.0 * float(t90 - t10), self.tol)
+        out = np.abs(y - m) > band
+        after = np.cumsum(out[::-1])[::-1]
+        ok = after <= 0.05 * (n - np.arange(n))
+        ok[n - k + 1:] = True
+        s = int(np.argmax(ok))
+        if s < max(3, 0.08 * n) or n - s < 10:
+            return None
+        head, tl = y[:s], y[s:]
+        h5, h10, h50, h90, h95 = np.percentile(head, [5, 10, 50, 90, 95])
+        q5, q10, q50, q90, q95, q99 = np.percentile(tl, [5, 10, 50, 90, 95, 99])
+        hs = float(h95 - h5)
+        st = float(q90 - q10)
+        hrun_s, hrun_e = _runs(out[:s])
+        self._tail = dict(start=s, frac=(n - s) / n, level=float(q50), spread=st,
+                          head_spread=hs, quiet=st / hs if hs > 0 else 1.0,
+                          head_p10=float(h10), head_p50=float(h50), head_p90=float(h90),
+                          head_excursions=int(len(hrun_s)),
+                          head_out=float(np.mean(out[:s])),
+                          quiet_d=float(np.median(np.abs(np.diff(tl)))) / max(float(np.median(np.abs(np.diff(head)))), self.tol)
+                          if s > 1 else 1.0,
+                          exact=float(np.mean(np.abs(tl - q50) <= self.tol)) >= 0.9,
+                          up_side=float(q95 - q50), down_side=float(q50 - q5), top=float(q99))
+        return self._tail
+
+    def jumps(self, k: np.ndarray) -> np.ndarray:
+        """Level change across a few points at the breakpoints after segments k: a stair's
+        step shows here in full, a ramp's segment boundary only as a sliver of slope."""
+        y, n, w = self.y, self.n, 3
+        edges = np.cumsum(self.seglen)[:-1]
+        out = np.empty(len(k))
+        for j, b in enumerate(edges[k]):
+            pre, post = y[max(0, b - 1 - w):max(1, b - 1)], y[min(n - 1, b + 1):b + 1 + w]
+            out[j] = float(np.median(post)) - float(np.median(pre))
+        return out
 
     def ts(self, i: int) -> float:
         return float(self.t[min(max(i, 0), self.n - 1)])
@@ -226,12 +283,12 @@ def _stair_and_cliff(c: _Ctx) -> tuple[ShapeHit | None, ShapeHit | None]:
         return None, None
     # a step is significant by its t statistic across the two segments it separates
     tstat = np.abs(steps) / (c.sigma * np.sqrt(1.0 / c.seglen[:-1] + 1.0 / c.seglen[1:]))
-    big = (np.abs(steps) >= 0.1 * c.r) & (tstat >= 5)
+    big = (np.abs(steps) >= 0.1 * c.rr) & (tstat >= 5)
     stair = cliff = None
     # cliff: one dominant sudden drop, sustained to the end
     k = int(np.argmin(steps))
     drop = -steps[k]
-    if drop >= 0.5 * c.r:
+    if drop >= 0.5 * c.rr:
         pre_level, post = c.means[k], c.means[k + 1:]
         b = int(np.sum(c.seglen[:k + 1]))
         pre_y, post_y = c.y[:b], c.y[b:]
@@ -242,8 +299,8 @@ def _stair_and_cliff(c: _Ctx) -> tuple[ShapeHit | None, ShapeHit | None]:
         # the level before the drop was established, not the top of a spike
         established = float(np.median(pre_y)) >= pre_level - 0.3 * drop
         if sustained and established and frac_post >= 0.08 and frac_pre >= 0.1:
-            score = (0.55 + 0.45 * _lin(drop / c.r, 0.5, 0.8)) * (1 - 0.8 * _lin(quiet, 0.2, 0.4)) \
-                * (1 - _lin(others / c.r, 0.2, 0.5)) * _lin(drop / c.sigma, 4, 8)
+            score = (0.55 + 0.45 * _lin(drop / c.rr, 0.5, 0.8)) * (1 - 0.8 * _lin(quiet, 0.2, 0.4)) \
+                * (1 - _lin(others / c.rr, 0.2, 0.5)) * _lin(drop / c.sigma, 4, 8)
             pct = 100.0 * drop / abs(pre_level) if pre_level else float("inf")
             cliff = ShapeHit("cliff_drop", score, c.ts(b), c.ts(c.n - 1),
                              f"dropped {fmt_num(drop)} ({pct:.0f} %) from {fmt_num(pre_level)} to "
@@ -257,7 +314,7 @@ def _stair_and_cliff(c: _Ctx) -> tuple[ShapeHit | None, ShapeHit | None]:
     nsteps = up if direction > 0 else down
     against = up if direction < 0 else down
     net = direction * (c.means[-1] - c.means[0])
-    if nsteps >= 1 and against == 0 and net >= 0.6 * c.r:
+    if nsteps >= 1 and against == 0 and net >= 0.6 * c.rr:
         ratio = c.within_slope_ratio()
         bigk = np.flatnonzero(big & (np.sign(steps) == direction))
         # first/last segments must be real levels, not a sliver
@@ -265,8 +322,15 @@ def _stair_and_cliff(c: _Ctx) -> tuple[ShapeHit | None, ShapeHit | None]:
         level_ok = c.seglen[bigk[-1] + 1:].sum() >= 0.06 * c.n and c.seglen[:bigk[0] + 1].sum() >= 0.06 * c.n
         if level_ok:
             sizes = direction * steps[bigk]
+            jf = float(np.sum(direction * c.jumps(bigk))) / float(np.sum(sizes))
             base = 0.55 if nsteps == 1 else (0.85 if nsteps == 2 else 1.0)
-            score = base * (1 - _lin(ratio, 0.25, 0.6)) * _lin(float(tstat[bigk].min()), 5, 10)
+            # a stair changes in jumps (the level change across 3-4 points at the breakpoints
+            # is most of the net change) and is flat between them; a ramp cut into segments
+            # has small jumps and slopes inside the segments
+            c.stairiness = (1 - _lin(ratio, 0.25, 0.45)) * _lin(jf, 0.65, 0.85)
+            score = base * c.stairiness * _lin(float(tstat[bigk].min()), 5, 10)
+            c.explain["stair_step"] = {"steps": nsteps, "jump_fraction": round(jf, 3),
+                                       "within_segment_slope_ratio": round(ratio, 3)}
             # one big step that is mostly a drop is a cliff, not a stair
             if direction < 0 and nsteps == 1:
                 score *= 0.5
@@ -318,6 +382,25 @@ def _ramp(c: _Ctx) -> ShapeHit | None:
     tail = len(stuck) if stuck.all() else int(np.argmin(stuck[::-1]))
     if tail >= 0.25 * n:
         score *= 1 - tail / n
+    # the corpus rule: a line explains most of the variance (R^2 >= ~0.75) and the trend is
+    # significant against the noise left around it (t of the slope with the sample count
+    # discounted for autocorrelated residuals), with no flat top at the end
+    res = y - y.mean() - c.slope * (c.x - 0.5)
+    rho1 = float(res[1:] @ res[:-1]) / float(res @ res) if float(res @ res) > 0 else 0.0
+    rho1 = min(max(rho1, 0.0), 0.95)
+    neff = max(3.0, n * (1 - rho1) / (1 + rho1))
+    tval = math.sqrt(c.r2 * (neff - 2) / max(1e-12, 1 - c.r2))
+    k = max(4, int(0.3 * n))
+    xe = c.x[-k:] - c.x[-k:].mean()
+    end_slope = float(xe @ (y[-k:] - y[-k:].mean()) / (xe @ xe))
+    flat_top = 1 - _lin(end_slope / c.slope, 0.15, 0.35) if c.slope != 0 else 1.0
+    r2score = _lin(c.r2, 0.6, 0.8) * _lin(tval, 3, 5) * (1 - flat_top) * (1 - c.stairiness)
+    c.explain["ramp"] = {"r2": round(c.r2, 3), "t_slope": round(tval, 1), "end_slope_ratio":
+                         round(end_slope / c.slope, 2) if c.slope else None,
+                         "fit_over_noise": round(fit, 2), "within_segment_slope_ratio": round(ratio, 3)}
+    if r2score > score:
+        score, h, slope = r2score, 0, c.slope
+        rise = slope
     i0 = int(round(_HINGES[h] * (n - 1)))
     per_s = slope / c.span if not c.index else slope / (n - 1)
     start_level = float(y[:max(i0, 1)].mean()) if i0 > 0 else float(y[0] + 0 * slope)
@@ -360,6 +443,38 @@ def _flat_and_plateau(c: _Ctx) -> tuple[ShapeHit | None, ShapeHit | None]:
                             f"{fmt_num(float(before.min()))}..{fmt_num(float(before.max()))}",
                             {"direction": 0, "level_after": level,
                              "level_before": float(np.mean(before))})
+    # flatline, not exactly constant: the end of the window sits in a narrow band at the floor
+    # the bursts before it came back to, and the head varied repeatedly (not one excursion)
+    T = c.tail()
+    if T is not None:
+        at_top = T["level"] >= T["head_p90"] - 0.05 * c.rr and T["head_p10"] <= T["level"] - 0.3 * c.rr
+        floor = abs(T["head_p50"] - T["level"]) <= 0.25 * T["head_spread"] and not at_top
+        fscore = (0.6 + 0.4 * _lin(T["frac"], 0.35, 0.6)) * (1 - _lin(T["quiet"], 0.1, 0.2)) \
+            * (1.0 if T["head_excursions"] >= 2 else 0.0) * (1.0 if floor or T["exact"] else 0.0)
+        c.explain["flatline_tail"] = {k: round(v, 4) if isinstance(v, float) else v for k, v in T.items()}
+        if fscore > (flat.score if flat else 0.0):
+            a = T["start"]
+            before = y[:a]
+            flat = ShapeHit("flatline", fscore, c.ts(a), c.ts(n - 1),
+                            f"settled at {fmt_num(T['level'])} (within {fmt_num(T['spread'])}) for "
+                            f"{c.dur(n - a - 1)} ({100 * T['frac']:.0f} % of the window) after varying "
+                            f"{fmt_num(float(before.min()))}..{fmt_num(float(before.max()))}",
+                            {"direction": 0, "level_after": T["level"], "level_before": float(np.mean(before))})
+        # plateau: the end sits at the top of the window, the head's lower edge clearly below,
+        # and the variation there collapsed or became one-sided (only dips below a ceiling)
+        one_sided = T["up_side"] <= 0.35 * T["down_side"] and T["up_side"] <= 0.05 * c.rr
+        collapsed = T["quiet"] <= 0.25 and T["quiet_d"] <= 0.3     # not a stair's last shelf
+        if at_top and (one_sided or collapsed) and T["frac"] >= 0.2:
+            pscore = 0.6 + 0.4 * _lin(T["frac"], 0.2, 0.4)
+            a = T["start"]
+            plateau = ShapeHit("plateau_under_peak", pscore, c.ts(a), c.ts(n - 1),
+                               f"rose from {fmt_num(T['head_p10'])} and held under a ceiling of "
+                               f"{fmt_num(T['top'])} for {c.dur(n - a - 1)} ({100 * T['frac']:.0f} % "
+                               f"of the window), {'only dipping below it' if one_sided else 'noise collapsed'}",
+                               {"direction": 1, "level_before": T["head_p50"], "level_after": T["level"],
+                                "change": T["level"] - T["head_p50"]})
+    if plateau is not None:
+        return flat, plateau
     # plateau under peak: rose, then clipped at the ceiling with the noise squashed
     near = y >= c.hi - max(0.03 * c.r, 0.5 * c.sigma, c.tol)
     starts, ends = _runs(near)
@@ -417,7 +532,13 @@ def _oscillating(c: _Ctx) -> ShapeHit | None:
         return None                                # daily/weekly cycle: normal periodicity
     # peak-to-trough of one cycle, robustly
     p2p = float(np.percentile(r, 95) - np.percentile(r, 5))
-    score = _lin(rho, 0.2, 0.5) * _lin(amp / c.sigma, 1.5, 3.0)
+    # noise = what one cycle does not repeat in the next; first differences would count a fast
+    # (4-6 sample) cycle itself as noise
+    dl = r[lag:] - r[:-lag]
+    sig = min(c.sigma, 1.4826 * float(np.median(np.abs(dl - np.median(dl)))) / math.sqrt(2))
+    score = _lin(rho, 0.2, 0.5) * (_lin(amp / sig, 1.5, 3.0) if sig > 0 else 1.0)
+    c.explain["oscillating"] = {"autocorrelation": round(rho, 3), "lag_points": lag,
+                                "amplitude_over_noise": round(amp / sig, 2) if sig > 0 else None}
     cycles = (n - 1) / lag
     return ShapeHit("oscillating", score, c.ts(0), c.ts(n - 1),
                     f"{cycles:.0f} cycles every {c.dur(lag)}, swinging {fmt_num(p2p)} peak to trough "
@@ -478,6 +599,8 @@ def analyse(t, v, *, counter: bool = False) -> Analysis:
     #   flatline at the end = a drop (cliff) into a dead, exactly constant signal
     #   spike_then_settle = a rise and a drop that cancel out
     for specific, generic in (("plateau_under_peak", "stair_step"), ("plateau_under_peak", "ramp"),
+                              ("plateau_under_peak", "flatline"), ("flatline", "spike_then_settle"),
+                              ("flatline", "oscillating"), ("plateau_under_peak", "oscillating"),
                               ("flatline", "cliff_drop"), ("spike_then_settle", "cliff_drop"),
                               ("spike_then_settle", "stair_step")):
         if specific in by and generic in by and by[specific].score >= MIN_SCORE:
