@@ -137,19 +137,27 @@ def match(file: str = typer.Argument(..., metavar="FILE|-", help="CSV (timestamp
           metric: str = typer.Option(None, "--metric", help="What the series is, e.g. memory.available_bytes or 'disk.used_bytes[mount=/var]'."),
           counter: bool = typer.Option(False, "--counter", help="The values are a monotonically increasing counter: match its rate."),
           json_: bool = typer.Option(False, "--json", help="Print {\"matches\": [...]} best first; [] means steady."),
+          explain: bool = typer.Option(False, "--explain", help="Per shape: the detector's features, its score and why it won or lost."),
+          max_rows: int = typer.Option(200_000, "--max-rows", help="Sample longer series evenly down to this many rows (said in a note)."),
           catalog_dir: list[str] = typer.Option(None, "--catalog", help=_CATALOG_HELP)):
     """Name the shape of one series and the archetypes it matches, best first."""
     import json
     import sys
 
-    from hostdiag.matcher.series_io import SeriesError, read_series
+    from hostdiag.matcher.series_io import SeriesError, read_bounded, read_series_bounded
 
     try:
-        text = sys.stdin.read() if file == "-" else open(file, encoding="utf-8").read()
-        t, v = read_series(text)
-    except (OSError, UnicodeDecodeError, SeriesError) as e:
+        if file == "-":
+            text = read_bounded(sys.stdin.buffer)
+        else:
+            with open(file, "rb") as f:
+                text = read_bounded(f)
+        t, v, sampled = read_series_bounded(text, max_rows)
+    except (OSError, SeriesError) as e:
         typer.echo(_clean(f"{file}: {e}"), err=True)
         raise typer.Exit(2)
+    if sampled:
+        typer.echo(_clean(f"note: {sampled}"), err=True)
     from hostdiag.matcher import analyse, match_analysis
 
     cat = _load(catalog_dir)
@@ -161,8 +169,17 @@ def match(file: str = typer.Argument(..., metavar="FILE|-", help="CSV (timestamp
         out = {"matches": [m.to_dict() for m in ms]}
         if an.status != "ok":
             out["note"] = an.note
+        if sampled:
+            out["sampled"] = sampled
+        if explain:
+            out["explain"] = an.explain
         typer.echo(json.dumps(out))
         return
+    if explain:
+        from hostdiag.matcher.shapes import explain_lines
+
+        for line in explain_lines(an):
+            typer.echo(_clean(line))
     if not ms:
         typer.echo(_clean(f"no match: {an.note} ({an.points} points)"))
         return

@@ -25,6 +25,7 @@ from hostdiag.matcher import MIN_SCORE, SHAPES  # noqa: F401  (re-exported)
 GRID = 1024          # grid points; shapes of interest span >= ~1 % of the window
 MIN_POINTS = 8      # fewer usable points: "too short to judge"
 KMAX = 8            # change points searched by the segmentation
+MAX_ABS = 1e100     # larger magnitudes are treated as missing (as the CLI reader refuses them)
 
 
 @dataclass
@@ -44,6 +45,7 @@ class Analysis:
     hits: list[ShapeHit]        # best first, score >= MIN_SCORE
     points: int                 # usable points after cleaning
     all_scores: dict = field(default_factory=dict)   # every shape's score, for benchmarks/debugging
+    explain: dict = field(default_factory=dict)      # shape -> {score, verdict, features}
 
 
 # ---------------------------------------------------------------- formatting
@@ -73,6 +75,27 @@ def fmt_dur(s: float, index: bool = False) -> str:
     return f"{s / 86400:.1f} d"
 
 
+def rate_unit(span_s: float) -> tuple[float, str]:
+    """(seconds per unit, unit) for quoting a rate over a window: per second under 10
+    minutes, per minute up to 6 hours, per hour above (+10/s is not '36k/h' in a 30 s window)."""
+    if span_s < 600:
+        return 1.0, "s"
+    if span_s < 6 * 3600:
+        return 60.0, "min"
+    return 3600.0, "h"
+
+
+def explain_lines(an: "Analysis") -> list[str]:
+    """`signatures match --explain`: one block per shape, best first."""
+    out = [f"explain ({an.points} points, {an.status}): a shape is reported at score >= {MIN_SCORE}"]
+    for shape, e in sorted(an.explain.items(), key=lambda kv: (kv[0] != "_series", -kv[1]["score"])):
+        feats = ", ".join(f"{k}={v}" for k, v in e.get("features", {}).items())
+        out.append(f"  {shape:18s} {e['score']:.2f}  {e['verdict']}")
+        if feats:
+            out.append(f"  {'':18s}       {feats}")
+    return out
+
+
 # ---------------------------------------------------------------- cleaning
 
 def clean(t, v, counter: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -85,7 +108,7 @@ def clean(t, v, counter: bool = False) -> tuple[np.ndarray, np.ndarray]:
         [np.nan if x is None else x for x in t] if not isinstance(t, np.ndarray) else t, dtype=float)
     if len(ta) != len(va):
         raise ValueError(f"{len(ta)} timestamps for {len(va)} values")
-    ok = np.isfinite(ta) & np.isfinite(va)
+    ok = np.isfinite(ta) & np.isfinite(va) & (np.abs(va) <= MAX_ABS)   # squares stay finite
     if not ok.all():
         ta, va = ta[ok], va[ok]
     if len(ta) > 1:
@@ -404,8 +427,7 @@ def _ramp(c: _Ctx) -> ShapeHit | None:
     i0 = int(round(_HINGES[h] * (n - 1)))
     per_s = slope / c.span if not c.index else slope / (n - 1)
     start_level = float(y[:max(i0, 1)].mean()) if i0 > 0 else float(y[0] + 0 * slope)
-    unit = "point" if c.index else "s"
-    mult, mname = (1, unit) if c.index else ((3600, "h") if abs(per_s) * 3600 < 1e15 else (1, "s"))
+    mult, mname = (1, "point") if c.index else rate_unit(c.span)
     return ShapeHit("ramp", score, c.ts(i0), c.ts(n - 1),
                     f"{'rising' if direction > 0 else 'falling'} steadily by "
                     f"{fmt_num(per_s * mult)}/{mname} for {c.dur(n - 1 - i0)} "
@@ -594,6 +616,7 @@ def analyse(t, v, *, counter: bool = False) -> Analysis:
     by = {h.shape: h for h in found}
     for h in found:
         h.score = float(min(1.0, max(0.0, h.score)))
+    raw = {h.shape: h.score for h in found}
     # precedence: the more specific description wins a tie with the generic one it implies
     #   plateau_under_peak = a rise (stair/ramp) whose top is clipped
     #   flatline at the end = a drop (cliff) into a dead, exactly constant signal
@@ -611,4 +634,34 @@ def analyse(t, v, *, counter: bool = False) -> Analysis:
         scores[h.shape] = h.score
     hits = sorted((h for h in found if h.score >= MIN_SCORE), key=lambda h: -h.score)
     note = "steady: no shape above the noise" if not hits else hits[0].why
-    return Analysis("ok", note, hits, n, scores)
+    return Analysis("ok", note, hits, n, scores, _explain(c, by, hits, raw))
+
+
+_FEATURE_KEYS = {"flatline": "flatline_tail", "plateau_under_peak": "flatline_tail"}
+
+
+def _explain(c: _Ctx, by: dict, hits: list, raw: dict) -> dict:
+    """Per shape: score, the verdict (won / lost to X / below the bar / not found) and the
+    detector's features, so a responder can see why a graph was or was not called a shape."""
+    out = {}
+    common = {"range": round(c.rr, 6), "noise_sd": round(c.sigma, 6), "r2": round(c.r2, 3),
+              "segments": len(c.seglen)}
+    for shape in SHAPES:
+        h = by.get(shape)
+        feats = dict(c.explain.get(_FEATURE_KEYS.get(shape, shape)) or {})
+        if h is None:
+            verdict = "not found: the detector's preconditions did not hold"
+            score = 0.0
+        else:
+            score = h.score
+            if hits and hits[0] is h:
+                verdict = f"won: {h.why}"
+            elif h.score >= MIN_SCORE:
+                verdict = f"ranked below {hits[0].shape} ({hits[0].score:.2f}): {h.why}"
+            else:
+                verdict = f"below {MIN_SCORE}: {h.why}"
+                if raw.get(shape, 0.0) >= MIN_SCORE > h.score:
+                    verdict += " (capped by a more specific shape)"
+        out[shape] = {"score": round(score, 3), "verdict": verdict, "features": feats}
+    out["_series"] = {"score": 1.0, "verdict": "common features", "features": common}
+    return out
