@@ -300,6 +300,61 @@ class _Ctx:
         return float(xc @ (y - self.means[sid])) / den / g if den > 0 else 1.0
 
 
+def _medfilt(y: np.ndarray, w: int = 5) -> np.ndarray:
+    """Running median: removes 1-2 sample spikes and keeps level shifts sharp."""
+    if len(y) < 2 * w:
+        return y
+    h = w // 2
+    p = np.r_[np.full(h, y[0]), y, np.full(h, y[-1])]
+    return np.median(np.lib.stride_tricks.sliding_window_view(p, w), axis=1)
+
+
+def _level_drop(c: _Ctx) -> ShapeHit | None:
+    """cliff_drop by the corpus rule: a sustained level (noisy or flat, not bursts) falls within
+    a few samples by most of the smoothed range and stays down to the end. Read on the running
+    median, so a one-sample spike before the drop or blips after it do not hide the levels."""
+    n = c.n
+    if n < 20:
+        return None
+    ym = _medfilt(c.y)
+    s = np.r_[0.0, np.cumsum(ym)]
+    i = np.arange(max(2, int(0.1 * n)), n - max(2, int(0.08 * n)))
+    if not len(i):
+        return None
+    m1, m2 = s[i] / i, (s[n] - s[i]) / (n - i)
+    gain = (m1 - m2) ** 2 * i * (n - i) / n
+    b = int(i[int(np.argmax(gain))])
+    pre, post = c.y[:b], c.y[b:]
+    l1, l2 = float(np.median(pre)), float(np.median(post))
+    drop = l1 - l2
+    p1, p99 = np.percentile(ym, [1, 99])
+    rng = float(p99 - p1)
+    if drop <= 0 or rng <= 0:
+        return None
+    q25a, q75a = np.percentile(pre, [25, 75])
+    q25b, q75b = np.percentile(post, [25, 75])
+    spread = max(float(q75a - q25a), float(q75b - q25b), c.tol) / 1.35
+    w = 3
+    jump = float(np.median(ym[max(0, b - 1 - w):max(1, b - 1)]) - np.median(ym[b + 1:b + 1 + w]))
+    post_m = ym[b + w:]
+    back = float(np.percentile(post_m, 95)) if len(post_m) else l2
+    sustained = back <= l1 - 0.5 * drop
+    established = float(np.percentile(pre, 25)) >= l2 + 0.5 * drop      # a level, not bursts
+    feats = {"drop_over_range": round(drop / rng, 3), "drop_over_spread": round(drop / spread, 2),
+             "sudden": round(jump / drop, 2), "sustained": sustained, "established": established,
+             "at": b, "pre_shelves": round(float(np.subtract(*np.percentile(ym[:b], [90, 10]))) / drop, 2),
+             "post_shelves": round(float(np.subtract(*np.percentile(ym[b:], [90, 10]))) / drop, 2)}
+    c.explain["cliff_drop"] = feats
+    if not (sustained and established):
+        return None
+    score = _lin(drop / rng, 0.35, 0.55) * _lin(drop / spread, 2, 4) * _lin(jump / drop, 0.5, 0.8)
+    pct = 100.0 * drop / abs(l1) if l1 else float("inf")
+    return ShapeHit("cliff_drop", score, c.ts(b), c.ts(n - 1),
+                    f"dropped {fmt_num(drop)} ({pct:.0f} %) from {fmt_num(l1)} to {fmt_num(l2)} "
+                    f"at once; still down {c.dur(n - b)} later",
+                    {"direction": -1, "change": -drop, "level_before": l1, "level_after": l2})
+
+
 def _stair_and_cliff(c: _Ctx) -> tuple[ShapeHit | None, ShapeHit | None]:
     steps = np.diff(c.means)
     if not len(steps):
@@ -331,6 +386,9 @@ def _stair_and_cliff(c: _Ctx) -> tuple[ShapeHit | None, ShapeHit | None]:
                              f"{c.dur(c.n - b)} later",
                              {"direction": -1, "change": -drop, "level_before": float(pre_level),
                               "level_after": float(np.mean(post_y))})
+    alt = _level_drop(c)
+    if alt is not None and (cliff is None or alt.score > cliff.score):
+        cliff = alt
     # stairs: >= 2 sizeable level shifts the same way, flat between, no way back
     up, down = int(np.sum(big & (steps > 0))), int(np.sum(big & (steps < 0)))
     direction = 1 if up >= down else -1
@@ -588,8 +646,16 @@ def _spike(c: _Ctx) -> ShapeHit | None:
     outside = np.r_[s * dev[:a], s * dev[b:]]
     second = float(outside.max()) / amp
     settle = abs(float(np.median(post)) - float(np.median(pre))) / amp
+    # the same baseline on both sides, judged against the baseline's own spread (a spike on
+    # top of a level shift is a cliff or a step, however small the shift is next to the spike)
+    iqr = max(float(np.subtract(*np.percentile(pre, [75, 25]))),
+              float(np.subtract(*np.percentile(post, [75, 25]))), c.tol) / 1.35
+    shift = abs(float(np.median(post)) - float(np.median(pre))) / iqr
     score = (1 - _lin(w / n, 0.15, 0.3)) * (1 - _lin(settle, 0.2, 0.4)) * (1 - _lin(second, 0.4, 0.6)) \
-        * _lin(amp / c.sigma, 5, 10)
+        * _lin(amp / c.sigma, 5, 10) * (1 - _lin(shift, 2.0, 4.0))
+    c.explain["spike_then_settle"] = {"width_points": w, "amplitude_over_noise": round(amp / c.sigma, 1),
+                                      "baseline_shift_over_spread": round(shift, 2),
+                                      "second_excursion": round(second, 2)}
     return ShapeHit("spike_then_settle", score, c.ts(a), c.ts(b - 1),
                     f"{'spiked' if s > 0 else 'dipped'} {'+' if s > 0 else '-'}{fmt_num(amp)} "
                     f"from a baseline of {fmt_num(base)} for {c.dur(max(w - 1, 1))}, "
