@@ -648,11 +648,10 @@ def _spike(c: _Ctx) -> ShapeHit | None:
     settle = abs(float(np.median(post)) - float(np.median(pre))) / amp
     # the same baseline on both sides, judged against the baseline's own spread (a spike on
     # top of a level shift is a cliff or a step, however small the shift is next to the spike)
-    iqr = max(float(np.subtract(*np.percentile(pre, [75, 25]))),
-              float(np.subtract(*np.percentile(post, [75, 25]))), c.tol) / 1.35
+    iqr = max(float(np.subtract(*np.percentile(np.r_[pre, post], [75, 25]))), c.tol) / 1.35
     shift = abs(float(np.median(post)) - float(np.median(pre))) / iqr
     score = (1 - _lin(w / n, 0.15, 0.3)) * (1 - _lin(settle, 0.2, 0.4)) * (1 - _lin(second, 0.4, 0.6)) \
-        * _lin(amp / c.sigma, 5, 10) * (1 - _lin(shift, 2.0, 4.0))
+        * _lin(amp / c.sigma, 5, 10) * (1 - _lin(shift, 2.0, 4.0)) * _lin(amp / iqr, 5, 8)
     c.explain["spike_then_settle"] = {"width_points": w, "amplitude_over_noise": round(amp / c.sigma, 1),
                                       "baseline_shift_over_spread": round(shift, 2),
                                       "second_excursion": round(second, 2)}
