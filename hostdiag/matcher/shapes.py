@@ -147,6 +147,24 @@ def to_grid(t: np.ndarray, v: np.ndarray, size: int = GRID) -> tuple[np.ndarray,
 
 # ---------------------------------------------------------------- helpers
 
+def _q(a: np.ndarray, *qs: float):
+    """Percentiles (linear interpolation, as np.percentile) from one sort; np.percentile's
+    per-call overhead dominated the detectors at 1,000 series/s."""
+    s = np.sort(a, kind="quicksort")
+    n = len(s)
+    out = []
+    for q in qs:
+        x = (n - 1) * q / 100.0
+        i = int(x)
+        j = min(i + 1, n - 1)
+        out.append(float(s[i] + (s[j] - s[i]) * (x - i)))
+    return out[0] if len(out) == 1 else out
+
+
+def _med(a: np.ndarray) -> float:
+    return _q(a, 50)
+
+
 def _lin(x: float, lo: float, hi: float) -> float:
     """0 below lo, 1 above hi, linear between."""
     return min(1.0, max(0.0, (x - lo) / (hi - lo)))
@@ -157,7 +175,7 @@ def _noise(d: np.ndarray, tol: float) -> float:
     nz = d[np.abs(d) > tol]
     if len(nz) < 3:
         return 0.0
-    return 1.4826 * float(np.median(np.abs(nz - np.median(nz)))) / math.sqrt(2)
+    return 1.4826 * _med(np.abs(nz - _med(nz))) / math.sqrt(2)
 
 
 def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -168,25 +186,35 @@ def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _binseg(y: np.ndarray, pen: float, minseg: int, kmax: int = KMAX) -> list[int]:
-    """Breakpoints [0, b1, ..., N] of a piecewise-constant fit by binary segmentation."""
+    """Breakpoints [0, b1, ..., N] of a piecewise-constant fit by binary segmentation.
+    Split gains are kept per position and recomputed only inside the two segments a split
+    creates, so the whole search costs about O(N log N) rather than O(KMAX * N)."""
     n = len(y)
     s = np.r_[0.0, np.cumsum(y)]
-    i = np.arange(1, n)
+    gain = np.full(n, -1.0)          # gain[i]: splitting i's segment at i (i in 1..n-1)
+
+    def fill(a: int, b: int) -> None:
+        i = np.arange(a + minseg, b - minseg + 1)
+        if not len(i):
+            gain[a + 1:b] = -1.0
+            return
+        la, lb = i - a, b - i
+        g = (s[i] - s[a]) ** 2 / la + (s[b] - s[i]) ** 2 / lb - (s[b] - s[a]) ** 2 / (b - a)
+        gain[a + 1:b] = -1.0
+        gain[i] = g
+
+    fill(0, n)
     bps = [0, n]
     for _ in range(kmax):
-        b_arr = np.asarray(bps)
-        seg = np.searchsorted(b_arr, i, side="right") - 1
-        a, b = b_arr[seg], b_arr[seg + 1]
-        la, lb = i - a, b - i
-        sa, sb, si = s[a], s[b], s[i]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            gain = (si - sa) ** 2 / la + (sb - si) ** 2 / lb - (sb - sa) ** 2 / (b - a)
-        gain[(la < minseg) | (lb < minseg)] = -1.0
         k = int(np.argmax(gain))
         if gain[k] < pen:
             break
-        bps.append(int(i[k]))
-        bps.sort()
+        j = bps.index(next(x for x in bps if x > k))
+        a, b = bps[j - 1], bps[j]
+        bps.insert(j, k)
+        fill(a, k)
+        fill(k, b)
+        gain[k] = -1.0
     return bps
 
 
@@ -218,7 +246,7 @@ class _Ctx:
         yc = y - y.mean()
         syy = float(yc @ yc)
         self.r2 = float((xc @ yc) ** 2 / ((xc @ xc) * syy)) if syy > 0 else 0.0
-        p1, p99 = np.percentile(y, [1, 99])
+        p1, p99 = _q(y, 1, 99)
         self.rr = max(float(p99 - p1), 0.5 * self.r)      # range without a few outliers
         self.explain: dict = {}
         self._tail = False
@@ -235,8 +263,8 @@ class _Ctx:
         self._tail = None
         k = max(int(0.3 * n), 4)
         t_end = y[n - k:]
-        m = float(np.median(t_end))
-        t10, t90 = np.percentile(t_end, [10, 90])
+        m = _med(t_end)
+        t10, t90 = _q(t_end, 10, 90)
         band = max(3.0 * float(t90 - t10), self.tol)
         out = np.abs(y - m) > band
         after = np.cumsum(out[::-1])[::-1]
@@ -246,8 +274,8 @@ class _Ctx:
         if s < max(3, 0.08 * n) or n - s < 10:
             return None
         head, tl = y[:s], y[s:]
-        h5, h10, h50, h90, h95 = np.percentile(head, [5, 10, 50, 90, 95])
-        q5, q10, q50, q90, q95, q99 = np.percentile(tl, [5, 10, 50, 90, 95, 99])
+        h5, h10, h50, h90, h95 = _q(head, 5, 10, 50, 90, 95)
+        q5, q10, q50, q90, q95, q99 = _q(tl, 5, 10, 50, 90, 95, 99)
         hs = float(h95 - h5)
         st = float(q90 - q10)
         hrun_s, hrun_e = _runs(out[:s])
@@ -256,7 +284,7 @@ class _Ctx:
                           head_p10=float(h10), head_p50=float(h50), head_p90=float(h90),
                           head_excursions=int(len(hrun_s)),
                           head_out=float(np.mean(out[:s])),
-                          quiet_d=float(np.median(np.abs(np.diff(tl)))) / max(float(np.median(np.abs(np.diff(head)))), self.tol)
+                          quiet_d=_med(np.abs(np.diff(tl))) / max(_med(np.abs(np.diff(head))), self.tol)
                           if s > 1 else 1.0,
                           exact=float(np.mean(np.abs(tl - q50) <= self.tol)) >= 0.9,
                           up_side=float(q95 - q50), down_side=float(q50 - q5), top=float(q99))
@@ -270,7 +298,7 @@ class _Ctx:
         out = np.empty(len(k))
         for j, b in enumerate(edges[k]):
             pre, post = y[max(0, b - 1 - w):max(1, b - 1)], y[min(n - 1, b + 1):b + 1 + w]
-            out[j] = float(np.median(post)) - float(np.median(pre))
+            out[j] = _med(post) - _med(pre)
         return out
 
     def ts(self, i: int) -> float:
@@ -306,7 +334,8 @@ def _medfilt(y: np.ndarray, w: int = 5) -> np.ndarray:
         return y
     h = w // 2
     p = np.r_[np.full(h, y[0]), y, np.full(h, y[-1])]
-    return np.median(np.lib.stride_tricks.sliding_window_view(p, w), axis=1)
+    stack = np.stack([p[k:k + len(y)] for k in range(w)])      # (w, n): sort across rows
+    return np.partition(stack, h, axis=0)[h]
 
 
 def _level_drop(c: _Ctx) -> ShapeHit | None:
@@ -325,25 +354,25 @@ def _level_drop(c: _Ctx) -> ShapeHit | None:
     gain = (m1 - m2) ** 2 * i * (n - i) / n
     b = int(i[int(np.argmax(gain))])
     pre, post = c.y[:b], c.y[b:]
-    l1, l2 = float(np.median(pre)), float(np.median(post))
+    l1, l2 = _med(pre), _med(post)
     drop = l1 - l2
-    p1, p99 = np.percentile(ym, [1, 99])
+    p1, p99 = _q(ym, 1, 99)
     rng = float(p99 - p1)
     if drop <= 0 or rng <= 0:
         return None
-    q25a, q75a = np.percentile(pre, [25, 75])
-    q25b, q75b = np.percentile(post, [25, 75])
+    q25a, q75a = _q(pre, 25, 75)
+    q25b, q75b = _q(post, 25, 75)
     spread = max(float(q75a - q25a), float(q75b - q25b), c.tol) / 1.35
     w = 3
-    jump = float(np.median(ym[max(0, b - 1 - w):max(1, b - 1)]) - np.median(ym[b + 1:b + 1 + w]))
+    jump = _med(ym[max(0, b - 1 - w):max(1, b - 1)]) - _med(ym[b + 1:b + 1 + w])
     post_m = ym[b + w:]
-    back = float(np.percentile(post_m, 95)) if len(post_m) else l2
+    back = _q(post_m, 95) if len(post_m) else l2
     sustained = back <= l1 - 0.5 * drop
-    established = float(np.percentile(pre, 25)) >= l2 + 0.5 * drop      # a level, not bursts
+    established = q25a >= l2 + 0.5 * drop      # a level, not bursts
     feats = {"drop_over_range": round(drop / rng, 3), "drop_over_spread": round(drop / spread, 2),
              "sudden": round(jump / drop, 2), "sustained": sustained, "established": established,
-             "at": b, "pre_shelves": round(float(np.subtract(*np.percentile(ym[:b], [90, 10]))) / drop, 2),
-             "post_shelves": round(float(np.subtract(*np.percentile(ym[b:], [90, 10]))) / drop, 2)}
+             "at": b, "pre_shelves": round(np.subtract(*_q(ym[:b], 90, 10)) / drop, 2),
+             "post_shelves": round(np.subtract(*_q(ym[b:], 90, 10)) / drop, 2)}
     c.explain["cliff_drop"] = feats
     if not (sustained and established):
         return None
@@ -375,7 +404,7 @@ def _stair_and_cliff(c: _Ctx) -> tuple[ShapeHit | None, ShapeHit | None]:
         quiet = max(float(np.std(c.y[b - c.seglen[k]:b])), float(np.std(post_y))) / drop
         frac_post, frac_pre = len(post_y) / c.n, len(pre_y) / c.n
         # the level before the drop was established, not the top of a spike
-        established = float(np.median(pre_y)) >= pre_level - 0.3 * drop
+        established = _med(pre_y) >= pre_level - 0.3 * drop
         if sustained and established and frac_post >= 0.08 and frac_pre >= 0.1:
             score = (0.55 + 0.45 * _lin(drop / c.rr, 0.5, 0.8)) * (1 - 0.8 * _lin(quiet, 0.2, 0.4)) \
                 * (1 - _lin(others / c.rr, 0.2, 0.5)) * _lin(drop / c.sigma, 4, 8)
@@ -611,11 +640,11 @@ def _oscillating(c: _Ctx) -> ShapeHit | None:
     if not c.index and any(abs(period - p) <= 0.15 * p for p in (_DAY, _WEEK)):
         return None                                # daily/weekly cycle: normal periodicity
     # peak-to-trough of one cycle, robustly
-    p2p = float(np.percentile(r, 95) - np.percentile(r, 5))
+    p2p = float(np.subtract(*_q(r, 95, 5)))
     # noise = what one cycle does not repeat in the next; first differences would count a fast
     # (4-6 sample) cycle itself as noise
     dl = r[lag:] - r[:-lag]
-    sig = min(c.sigma, 1.4826 * float(np.median(np.abs(dl - np.median(dl)))) / math.sqrt(2))
+    sig = min(c.sigma, 1.4826 * _med(np.abs(dl - _med(dl))) / math.sqrt(2))
     score = _lin(rho, 0.2, 0.5) * (_lin(amp / sig, 1.5, 3.0) if sig > 0 else 1.0)
     c.explain["oscillating"] = {"autocorrelation": round(rho, 3), "lag_points": lag,
                                 "amplitude_over_noise": round(amp / sig, 2) if sig > 0 else None}
@@ -628,7 +657,7 @@ def _oscillating(c: _Ctx) -> ShapeHit | None:
 
 def _spike(c: _Ctx) -> ShapeHit | None:
     y, n = c.y, c.n
-    base = float(np.median(y))
+    base = _med(y)
     dev = y - base
     p = int(np.argmax(np.abs(dev)))
     amp = abs(float(dev[p]))
@@ -645,11 +674,12 @@ def _spike(c: _Ctx) -> ShapeHit | None:
         return None
     outside = np.r_[s * dev[:a], s * dev[b:]]
     second = float(outside.max()) / amp
-    settle = abs(float(np.median(post)) - float(np.median(pre))) / amp
+    mpre, mpost = _med(pre), _med(post)
+    settle = abs(mpost - mpre) / amp
     # the same baseline on both sides, judged against the baseline's own spread (a spike on
     # top of a level shift is a cliff or a step, however small the shift is next to the spike)
-    iqr = max(float(np.subtract(*np.percentile(np.r_[pre, post], [75, 25]))), c.tol) / 1.35
-    shift = abs(float(np.median(post)) - float(np.median(pre))) / iqr
+    iqr = max(float(np.subtract(*_q(np.r_[pre, post], 75, 25))), c.tol) / 1.35
+    shift = abs(mpost - mpre) / iqr
     score = (1 - _lin(w / n, 0.15, 0.3)) * (1 - _lin(settle, 0.2, 0.4)) * (1 - _lin(second, 0.4, 0.6)) \
         * _lin(amp / c.sigma, 5, 10) * (1 - _lin(shift, 2.0, 4.0)) * _lin(amp / iqr, 5, 8)
     c.explain["spike_then_settle"] = {"width_points": w, "amplitude_over_noise": round(amp / c.sigma, 1),
@@ -660,7 +690,7 @@ def _spike(c: _Ctx) -> ShapeHit | None:
                     f"from a baseline of {fmt_num(base)} for {c.dur(max(w - 1, 1))}, "
                     f"back within {100 * settle:.0f} % of the excursion",
                     {"direction": int(s), "change": s * amp, "level_before": base,
-                     "level_after": float(np.median(post))})
+                     "level_after": mpost})
 
 
 def analyse(t, v, *, counter: bool = False) -> Analysis:
