@@ -418,6 +418,7 @@ def _stair_and_cliff(c: _Ctx) -> tuple[ShapeHit | None, ShapeHit | None]:
     alt = _level_drop(c)
     if alt is not None and (cliff is None or alt.score > cliff.score):
         cliff = alt
+    stair2 = _sudden_steps(c, steps, tstat)
     # stairs: >= 2 sizeable level shifts the same way, flat between, no way back
     up, down = int(np.sum(big & (steps > 0))), int(np.sum(big & (steps < 0)))
     direction = 1 if up >= down else -1
@@ -439,8 +440,8 @@ def _stair_and_cliff(c: _Ctx) -> tuple[ShapeHit | None, ShapeHit | None]:
             # has small jumps and slopes inside the segments
             c.stairiness = (1 - _lin(ratio, 0.25, 0.45)) * _lin(jf, 0.65, 0.85)
             score = base * c.stairiness * _lin(float(tstat[bigk].min()), 5, 10)
-            c.explain["stair_step"] = {"steps": nsteps, "jump_fraction": round(jf, 3),
-                                       "within_segment_slope_ratio": round(ratio, 3)}
+            c.explain.setdefault("stair_step", {}).update(
+                {"steps": nsteps, "jump_fraction": round(jf, 3), "within_segment_slope_ratio": round(ratio, 3)})
             # one big step that is mostly a drop is a cliff, not a stair
             if direction < 0 and nsteps == 1:
                 score *= 0.5
@@ -455,7 +456,51 @@ def _stair_and_cliff(c: _Ctx) -> tuple[ShapeHit | None, ShapeHit | None]:
                              {"direction": direction, "change": float(c.means[-1] - c.means[0]),
                               "steps": nsteps, "level_before": float(c.means[0]),
                               "level_after": float(c.means[-1])})
+    if stair2 is not None and (stair is None or stair2.score > stair.score):
+        stair = stair2
     return stair, cliff
+
+
+def _sudden_steps(c: _Ctx, steps: np.ndarray, tstat: np.ndarray) -> ShapeHit | None:
+    """stair_step by the corpus rule: the level moves in jumps of 1-3 samples (the change
+    across 3-4 points at the breakpoint is most of the step between the segment means) and the
+    jumps carry most of the net change; gradual sag or decay between them is allowed (a
+    sawtooth stair), a sudden jump back is not. One step down is a cliff, not a stair."""
+    if not len(steps):
+        return None
+    ratio = c.jumps(np.arange(len(steps))) / np.where(steps == 0, 1.0, steps)
+    # a jump of 1-3 samples must stand out of the point-to-point noise by itself
+    sudden = (np.abs(steps) >= 0.12 * c.rr) & (tstat >= 5) & (ratio >= 0.6) & (np.abs(steps) >= 4 * c.sigma)
+    net = float(c.means[-1] - c.means[0])
+    if not sudden.any() or abs(net) < 0.4 * c.rr:
+        return None
+    direction = 1 if net > 0 else -1
+    k = np.flatnonzero(sudden)
+    if np.any(np.sign(steps[k]) != direction):
+        return None
+    jsum = float(np.sum(np.abs(steps[k])))
+    frac = jsum / abs(net)
+    nsteps = len(k)
+    edges = np.cumsum(c.seglen)[:-1][k]
+    shelves = np.diff(np.r_[0, edges, c.n])
+    c.explain.setdefault("stair_step", {}).update({"sudden_steps": nsteps, "jump_share_of_net": round(frac, 2),
+                                     "shortest_shelf": round(float(shelves.min()) / c.n, 3)})
+    if direction < 0 and nsteps == 1:
+        return None
+    if shelves.min() < 0.05 * c.n:
+        return None
+    c.stairiness = max(c.stairiness, _lin(frac, 0.5, 0.7))
+    base = 0.6 if nsteps == 1 else (0.85 if nsteps == 2 else 0.95)
+    score = base * _lin(frac, 0.5, 0.7)
+    sizes = np.abs(steps[k])
+    gaps = np.diff(edges)
+    gap_txt = f", {c.dur(float(np.median(gaps)))} apart" if len(gaps) else ""
+    return ShapeHit("stair_step", score, c.ts(int(edges[0]) - 1), c.ts(c.n - 1),
+                    f"{nsteps} step{'s' if nsteps > 1 else ''} of "
+                    f"{'+' if direction > 0 else '-'}{fmt_num(float(np.median(sizes)))} each"
+                    f"{gap_txt}, no recovery ({fmt_num(float(c.means[0]))} -> {fmt_num(float(c.means[-1]))})",
+                    {"direction": direction, "change": net, "steps": nsteps,
+                     "level_before": float(c.means[0]), "level_after": float(c.means[-1])})
 
 
 _HINGES = np.linspace(0.0, 0.65, 14)
@@ -476,7 +521,7 @@ def _ramp(c: _Ctx) -> ShapeHit | None:
     slope = float(suy[h] / suu[h])                              # per unit of x
     resid = math.sqrt(max(float(sse[h]), 0.0) / n)
     rise = slope * (1 - _HINGES[h])
-    if abs(rise) < 0.5 * c.r:
+    if abs(rise) < 0.5 * c.rr:
         return None
     direction = 1 if rise > 0 else -1
     fit = resid / c.sigma
@@ -558,7 +603,8 @@ def _flat_and_plateau(c: _Ctx) -> tuple[ShapeHit | None, ShapeHit | None]:
     if T is not None:
         at_top = T["level"] >= T["head_p90"] - 0.05 * c.rr and T["head_p10"] <= T["level"] - 0.3 * c.rr
         floor = abs(T["head_p50"] - T["level"]) <= 0.25 * T["head_spread"] and not at_top
-        fscore = (0.6 + 0.4 * _lin(T["frac"], 0.35, 0.6)) * (1 - _lin(T["quiet"], 0.1, 0.2)) \
+        fscore = (0.6 + 0.4 * _lin(T["frac"], 0.35, 0.6)) * _lin(T["frac"], 0.3, 0.35) \
+            * (1 - _lin(T["quiet"], 0.1, 0.2)) \
             * (1.0 if T["head_excursions"] >= 2 else 0.0) * (1.0 if floor or T["exact"] else 0.0)
         c.explain["flatline_tail"] = {k: round(v, 4) if isinstance(v, float) else v for k, v in T.items()}
         if fscore > (flat.score if flat else 0.0):
