@@ -487,7 +487,7 @@ def _sudden_steps(c: _Ctx, steps: np.ndarray, tstat: np.ndarray) -> ShapeHit | N
                                      "shortest_shelf": round(float(shelves.min()) / c.n, 3)})
     if direction < 0 and nsteps == 1:
         return None
-    if shelves.min() < 0.05 * c.n:
+    if shelves.min() < max(0.05 * c.n, 5):
         return None
     c.stairiness = max(c.stairiness, _lin(frac, 0.5, 0.7))
     base = 0.6 if nsteps == 1 else (0.85 if nsteps == 2 else 0.95)
@@ -628,6 +628,8 @@ def _flat_and_plateau(c: _Ctx) -> tuple[ShapeHit | None, ShapeHit | None]:
                                f"of the window), {'only dipping below it' if one_sided else 'noise collapsed'}",
                                {"direction": 1, "level_before": T["head_p50"], "level_after": T["level"],
                                 "change": T["level"] - T["head_p50"]})
+    if plateau is None:
+        plateau = _pile_up(c)
     if plateau is not None:
         return flat, plateau
     # plateau under peak: rose, then clipped at the ceiling with the noise squashed
@@ -655,6 +657,37 @@ def _flat_and_plateau(c: _Ctx) -> tuple[ShapeHit | None, ShapeHit | None]:
                            {"direction": 1, "level_before": before, "level_after": c.hi,
                             "change": c.hi - before})
     return flat, plateau
+
+
+def _pile_up(c: _Ctx) -> ShapeHit | None:
+    """plateau_under_peak by the corpus rule: in the last 40 % of the window the values pile up
+    just under a maximum they do not exceed (the window's own top), only dipping below it, and
+    the window sat clearly lower before (its median or its lower edge). Steady noise scatters
+    on both sides of its level; a stair's new level keeps its noise on both sides."""
+    y, n = c.y, c.n
+    if n < 20:
+        return None
+    # the tail is the last 40 %, or less when the last level the segmentation found is shorter
+    # (a stair's last shelf must not be read with the shelf before it as 'dips')
+    a = max(int(0.6 * n), n - int(c.seglen[-1]) if c.seglen[-1] >= 0.1 * n else int(0.6 * n))
+    tl, hd = y[a:], y[:int(0.3 * n)]
+    t5, t10, t50, t99 = _q(tl, 5, 10, 50, 99)
+    h10, h50 = _q(hd, 10, 50)
+    pile = float(np.mean(tl >= t99 - 0.03 * c.rr))
+    top = _q(y, 99)
+    rose = max(t50 - h50, t10 - h10) / c.rr
+    c.explain["plateau_under_peak"] = {"pile_under_max": round(pile, 2), "ceiling_gap": round((t99 - t50) / c.rr, 3),
+                                       "rose": round(rose, 2)}
+    one_sided = t99 - t50 <= 0.5 * (t50 - t5) and t50 - t5 > 0.02 * c.rr     # it does dip
+    if not (t99 >= top - 0.03 * c.rr and t99 - t50 <= 0.1 * c.rr and rose >= 0.3 and pile >= 0.3
+            and one_sided):
+        return None
+    score = 0.6 + 0.4 * _lin(pile, 0.3, 0.5)
+    return ShapeHit("plateau_under_peak", score, c.ts(a), c.ts(n - 1),
+                    f"rose from {fmt_num(h50)} and piled up under a ceiling of {fmt_num(t99)} "
+                    f"({100 * pile:.0f} % of the last {c.dur(n - a - 1)} within 3 % of the range of it), "
+                    f"only dipping below",
+                    {"direction": 1, "level_before": h50, "level_after": t50, "change": t50 - h50})
 
 
 _DAY, _WEEK = 86400.0, 604800.0
@@ -789,7 +822,7 @@ def _explain(c: _Ctx, by: dict, hits: list, raw: dict) -> dict:
               "segments": len(c.seglen)}
     for shape in SHAPES:
         h = by.get(shape)
-        feats = dict(c.explain.get(_FEATURE_KEYS.get(shape, shape)) or {})
+        feats = {**(c.explain.get(shape) or {}), **(c.explain.get(_FEATURE_KEYS.get(shape, shape)) or {})}
         if h is None:
             verdict = "not found: the detector's preconditions did not hold"
             score = 0.0
