@@ -419,6 +419,7 @@ def _stair_and_cliff(c: _Ctx) -> tuple[ShapeHit | None, ShapeHit | None]:
     if alt is not None and (cliff is None or alt.score > cliff.score):
         cliff = alt
     stair2 = _sudden_steps(c, steps, tstat)
+    share = c.explain.get("stair_step", {}).get("jump_share_of_net")
     # stairs: >= 2 sizeable level shifts the same way, flat between, no way back
     up, down = int(np.sum(big & (steps > 0))), int(np.sum(big & (steps < 0)))
     direction = 1 if up >= down else -1
@@ -439,6 +440,8 @@ def _stair_and_cliff(c: _Ctx) -> tuple[ShapeHit | None, ShapeHit | None]:
             # is most of the net change) and is flat between them; a ramp cut into segments
             # has small jumps and slopes inside the segments
             c.stairiness = (1 - _lin(ratio, 0.25, 0.45)) * _lin(jf, 0.65, 0.85)
+            if share is not None:      # some jumps stand out of the noise, but carry little
+                c.stairiness *= _lin(share, 0.25, 0.45)
             score = base * c.stairiness * _lin(float(tstat[bigk].min()), 5, 10)
             c.explain.setdefault("stair_step", {}).update(
                 {"steps": nsteps, "jump_fraction": round(jf, 3), "within_segment_slope_ratio": round(ratio, 3)})
@@ -630,6 +633,8 @@ def _flat_and_plateau(c: _Ctx) -> tuple[ShapeHit | None, ShapeHit | None]:
                                 "change": T["level"] - T["head_p50"]})
     if plateau is None:
         plateau = _pile_up(c)
+    if plateau is None:
+        plateau = _levels_off(c)
     if plateau is not None:
         return flat, plateau
     # plateau under peak: rose, then clipped at the ceiling with the noise squashed
@@ -688,6 +693,50 @@ def _pile_up(c: _Ctx) -> ShapeHit | None:
                     f"({100 * pile:.0f} % of the last {c.dur(n - a - 1)} within 3 % of the range of it), "
                     f"only dipping below",
                     {"direction": 1, "level_before": h50, "level_after": t50, "change": t50 - h50})
+
+
+_X1 = np.arange(0.0, 0.51, 0.05)
+_X2 = np.arange(0.2, 0.76, 0.05)
+_PAIRS = np.array([(a, b) for a in _X1 for b in _X2 if b - a >= 0.15 - 1e-9])
+
+
+def _levels_off(c: _Ctx) -> ShapeHit | None:
+    """plateau_under_peak, the medium 'rise then level off' form: a gradual rise (not a jump:
+    that is a stair) that stops and holds flat for at least the last quarter of the window,
+    explained much better by rise-then-flat than by a straight line (a ramp has no flat top)."""
+    y, n = c.y, c.n
+    if n < 20 or c.r2 < 0.3 or c.slope == 0:
+        return None
+    u = np.clip(c.x[None, :], _PAIRS[:, :1], _PAIRS[:, 1:])          # (P, N)
+    uc = u - u.mean(1, keepdims=True)
+    yc = y - y.mean()
+    syy = float(yc @ yc)
+    suu = np.einsum("ij,ij->i", uc, uc)
+    suy = uc @ yc
+    r2 = suy ** 2 / (suu * syy)
+    k = int(np.argmax(r2))
+    x1, x2 = _PAIRS[k]
+    b = float(suy[k] / suu[k])                                          # rise per unit of x
+    rise = b * (x2 - x1)
+    i2 = int(x2 * (n - 1))
+    tail = y[i2:]
+    xe = c.x[i2:] - c.x[i2:].mean()
+    end_drift = float(xe @ (tail - tail.mean()) / (xe @ xe)) * (1 - x2) if len(tail) > 2 else 0.0
+    c.explain["plateau_under_peak"] = {**c.explain.get("plateau_under_peak", {}),
+                                       "levels_off_r2": round(float(r2[k]), 3), "rise_from": round(float(x1), 2),
+                                       "flat_from": round(float(x2), 2), "end_drift_over_rise": round(end_drift / rise, 2)
+                                       if rise else None}
+    better = (1 - r2[k]) <= 0.5 * (1 - c.r2)
+    if not (rise > 0 and r2[k] >= 0.8 and better and abs(end_drift) <= 0.15 * rise
+            and c.stairiness < 0.5 and rise >= 0.5 * c.rr):
+        return None
+    a = int(x1 * (n - 1))
+    level = float(tail.mean())
+    return ShapeHit("plateau_under_peak", 0.6, c.ts(i2), c.ts(n - 1),
+                    f"rose from {fmt_num(float(y[:max(a, 1)].mean()))} over {c.dur(i2 - a)} and levelled off "
+                    f"at {fmt_num(level)} for the last {c.dur(n - 1 - i2)}",
+                    {"direction": 1, "level_before": float(y[:max(a, 1)].mean()), "level_after": level,
+                     "change": rise})
 
 
 _DAY, _WEEK = 86400.0, 604800.0
