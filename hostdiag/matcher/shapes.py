@@ -419,7 +419,12 @@ def _stair_and_cliff(c: _Ctx) -> tuple[ShapeHit | None, ShapeHit | None]:
     if alt is not None and (cliff is None or alt.score > cliff.score):
         cliff = alt
     stair2 = _sudden_steps(c, steps, tstat)
-    share = c.explain.get("stair_step", {}).get("jump_share_of_net")
+    # share of the net change made in jumps of a few points (noise-sized jumps included): a
+    # ramp cut into segments has gradual boundaries, so little of its change is in jumps
+    net = float(c.means[-1] - c.means[0])
+    jr = c.jumps(np.arange(len(steps))) / np.where(steps == 0, 1.0, steps)
+    jumpy = (np.abs(steps) >= 0.12 * c.rr) & (tstat >= 5) & (jr >= 0.6) & (np.sign(steps) == np.sign(net))
+    share = float(np.sum(np.abs(steps[jumpy]))) / abs(net) if net else None
     # stairs: >= 2 sizeable level shifts the same way, flat between, no way back
     up, down = int(np.sum(big & (steps > 0))), int(np.sum(big & (steps < 0)))
     direction = 1 if up >= down else -1
@@ -798,7 +803,7 @@ def _spike(c: _Ctx) -> ShapeHit | None:
     a, b = int(starts[k]), int(ends[k])
     w = b - a
     pre, post = y[:a], y[b:]
-    if len(pre) < max(2, 0.05 * n) or len(post) < max(2, 0.1 * n):
+    if n < 20 or len(pre) < max(2, 0.05 * n) or len(post) < max(2, 0.1 * n):   # a baseline to judge by
         return None
     outside = np.r_[s * dev[:a], s * dev[b:]]
     second = float(outside.max()) / amp
@@ -807,9 +812,10 @@ def _spike(c: _Ctx) -> ShapeHit | None:
     # the same baseline on both sides, judged against the baseline's own spread (a spike on
     # top of a level shift is a cliff or a step, however small the shift is next to the spike)
     iqr = max(float(np.subtract(*_q(np.r_[pre, post], 75, 25))), c.tol) / 1.35
-    shift = abs(mpost - mpre) / iqr
+    own = max(float(np.subtract(*_q(pre, 75, 25))), float(np.subtract(*_q(post, 75, 25))), c.tol) / 1.35
+    shift = abs(mpost - mpre) / own
     score = (1 - _lin(w / n, 0.15, 0.3)) * (1 - _lin(settle, 0.2, 0.4)) * (1 - _lin(second, 0.4, 0.6)) \
-        * _lin(amp / c.sigma, 5, 10) * (1 - _lin(shift, 2.0, 4.0)) * _lin(amp / iqr, 5, 8)
+        * _lin(amp / c.sigma, 5, 10) * (1 - _lin(shift, 2.0, 4.0)) * _lin(amp / iqr, 2.5, 4)
     c.explain["spike_then_settle"] = {"width_points": w, "amplitude_over_noise": round(amp / c.sigma, 1),
                                       "baseline_shift_over_spread": round(shift, 2),
                                       "second_excursion": round(second, 2)}
