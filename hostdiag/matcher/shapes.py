@@ -590,7 +590,7 @@ def _flat_and_plateau(c: _Ctx) -> tuple[ShapeHit | None, ShapeHit | None]:
         other_max = int(others.max()) if len(others) else 0
         outside = np.r_[c.d[:max(a - 1, 0)], c.d[b:]]
         varied = float(np.mean(np.abs(outside) > c.tol)) if len(outside) else 0.0
-        if run >= max(4, 0.12 * n) and a >= 0.1 * n and other_max < 0.35 * run:
+        if run >= max(4, 0.18 * n) and a >= 0.1 * n and other_max < 0.35 * run:
             level = float(y[a])
             score = (0.6 + 0.4 * _lin(run / n, 0.12, 0.35)) * _lin(varied, 0.4, 0.7)
             if b < n - 1:
@@ -853,6 +853,7 @@ def analyse(t, v, *, counter: bool = False) -> Analysis:
     for specific, generic in (("plateau_under_peak", "stair_step"), ("plateau_under_peak", "ramp"),
                               ("plateau_under_peak", "flatline"), ("flatline", "spike_then_settle"),
                               ("flatline", "oscillating"), ("plateau_under_peak", "oscillating"),
+                              ("flatline", "stair_step"),
                               ("flatline", "cliff_drop"), ("spike_then_settle", "cliff_drop"),
                               ("spike_then_settle", "stair_step")):
         if specific in by and generic in by and by[specific].score >= MIN_SCORE:
