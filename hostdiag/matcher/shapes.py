@@ -75,6 +75,23 @@ def fmt_dur(s: float, index: bool = False) -> str:
     return f"{s / 86400:.1f} d"
 
 
+# Detector score -> share of matches at that score that were right on the development corpus
+# (106 real windows, shared/devseries; benchmarks/bench_matcher.py prints the reliability table).
+# Raw scores were under-confident in the middle: raw 0.6-0.7 was right 82 % of the time (n=11),
+# 0.8-0.9 92 % (n=13), 0.9-1.0 100 % (n=60). The map is monotone and keeps 0.5 at 0.5, so the
+# report threshold MIN_SCORE selects the same matches; the top is held at 0.97, not 1.0,
+# because 60 right out of 60 on one corpus is not certainty on the next.
+CALIBRATION = ((0.0, 0.0), (0.5, 0.5), (0.6, 0.7), (0.85, 0.85), (1.0, 0.97))
+
+
+def calibrate(raw: float) -> float:
+    """Piecewise-linear map of a raw detector score through CALIBRATION."""
+    for (x0, y0), (x1, y1) in zip(CALIBRATION, CALIBRATION[1:]):
+        if raw <= x1:
+            return y0 + (y1 - y0) * (raw - x0) / (x1 - x0)
+    return CALIBRATION[-1][1]
+
+
 def rate_unit(span_s: float) -> tuple[float, str]:
     """(seconds per unit, unit) for quoting a rate over a window: per second under 10
     minutes, per minute up to 6 hours, per hour above (+10/s is not '36k/h' in a 30 s window)."""
@@ -557,7 +574,8 @@ def _ramp(c: _Ctx) -> ShapeHit | None:
     xe = c.x[-k:] - c.x[-k:].mean()
     end_slope = float(xe @ (y[-k:] - y[-k:].mean()) / (xe @ xe))
     flat_top = 1 - _lin(end_slope / c.slope, 0.15, 0.35) if c.slope != 0 else 1.0
-    r2score = _lin(c.r2, 0.6, 0.8) * _lin(tval, 3, 5) * (1 - flat_top) * (1 - c.stairiness)
+    r2score = _lin(c.r2, 0.6, 0.8) * _lin(tval, 3, 5) * (1 - flat_top) * (1 - c.stairiness) \
+        * (1.0 if n >= 16 else 0.0)        # a dozen noisy points make a line too easily
     c.explain["ramp"] = {"r2": round(c.r2, 3), "t_slope": round(tval, 1), "end_slope_ratio":
                          round(end_slope / c.slope, 2) if c.slope else None,
                          "fit_over_noise": round(fit, 2), "within_segment_slope_ratio": round(ratio, 3)}
@@ -625,15 +643,14 @@ def _flat_and_plateau(c: _Ctx) -> tuple[ShapeHit | None, ShapeHit | None]:
                             {"direction": 0, "level_after": T["level"], "level_before": float(np.mean(before))})
         # plateau: the end sits at the top of the window, the head's lower edge clearly below,
         # and the variation there collapsed or became one-sided (only dips below a ceiling)
-        one_sided = T["up_side"] <= 0.35 * T["down_side"] and T["up_side"] <= 0.05 * c.rr
         collapsed = T["quiet"] <= 0.25 and T["quiet_d"] <= 0.3     # not a stair's last shelf
-        if at_top and (one_sided or collapsed) and T["frac"] >= 0.2:
+        if at_top and collapsed and T["frac"] >= 0.2:
             pscore = 0.6 + 0.4 * _lin(T["frac"], 0.2, 0.4)
             a = T["start"]
             plateau = ShapeHit("plateau_under_peak", pscore, c.ts(a), c.ts(n - 1),
                                f"rose from {fmt_num(T['head_p10'])} and held under a ceiling of "
                                f"{fmt_num(T['top'])} for {c.dur(n - a - 1)} ({100 * T['frac']:.0f} % "
-                               f"of the window), {'only dipping below it' if one_sided else 'noise collapsed'}",
+                               f"of the window), its noise collapsed",
                                {"direction": 1, "level_before": T["head_p50"], "level_after": T["level"],
                                 "change": T["level"] - T["head_p50"]})
     if plateau is None:
@@ -860,7 +877,7 @@ def analyse(t, v, *, counter: bool = False) -> Analysis:
             by[generic].score = min(by[generic].score, by[specific].score - 0.05)
     scores = {s: 0.0 for s in SHAPES}
     for h in found:
-        h.score = round(max(0.0, h.score), 3)
+        h.score = round(calibrate(max(0.0, h.score)), 3)
         scores[h.shape] = h.score
     hits = sorted((h for h in found if h.score >= MIN_SCORE), key=lambda h: -h.score)
     note = "steady: no shape above the noise" if not hits else hits[0].why
