@@ -267,6 +267,7 @@ class _Ctx:
         self.rr = max(float(p99 - p1), 0.5 * self.r)      # range without a few outliers
         self.explain: dict = {}
         self._tail = False
+        self._levels = None
         self.stairiness = 0.0
 
     def tail(self) -> dict | None:
@@ -284,11 +285,16 @@ class _Ctx:
         t10, t90 = _q(t_end, 10, 90)
         band = max(3.0 * float(t90 - t10), self.tol)
         out = np.abs(y - m) > band
-        after = np.cumsum(out[::-1])[::-1]
-        ok = after <= 0.05 * (n - np.arange(n))
-        ok[n - k + 1:] = True
-        s = int(np.argmax(ok))
-        if s < max(3, 0.08 * n) or n - s < 10:
+        # where the band starts to hold: the best split of the outside-the-band indicator
+        # (busy head, quiet tail), so sparse bursts stay in the head
+        cs = np.r_[0.0, np.cumsum(out)]
+        i = np.arange(max(3, int(0.08 * n)), n - k + 1)
+        if not len(i):
+            return None
+        mh, mt = cs[i] / i, (cs[n] - cs[i]) / (n - i)
+        gain = np.where(mh > mt, (mh - mt) ** 2 * i * (n - i) / n, -1.0)
+        s = int(i[int(np.argmax(gain))])
+        if gain.max() <= 0 or (cs[n] - cs[s]) > 0.05 * (n - s) or n - s < 10:
             return None
         head, tl = y[:s], y[s:]
         h5, h10, h50, h90, h95 = _q(head, 5, 10, 50, 90, 95)
@@ -495,7 +501,9 @@ def _sudden_steps(c: _Ctx, steps: np.ndarray, tstat: np.ndarray) -> ShapeHit | N
         return None
     ratio = c.jumps(np.arange(len(steps))) / np.where(steps == 0, 1.0, steps)
     # a jump of 1-3 samples must stand out of the point-to-point noise by itself
-    sudden = (np.abs(steps) >= 0.12 * c.rr) & (tstat >= 5) & (ratio >= 0.6) & (np.abs(steps) >= 4 * c.sigma)
+    # (and the short-window estimate of the jump must clear the noise it carries itself)
+    big = np.abs(steps) >= np.maximum(0.12 * c.rr, 4 * c.sigma)
+    sudden = big & (tstat >= 5) & (ratio >= 0.6 + 2 * c.sigma / np.maximum(np.abs(steps), c.tol))
     net = float(c.means[-1] - c.means[0])
     if not sudden.any() or abs(net) < 0.4 * c.rr:
         return None
@@ -573,12 +581,18 @@ def _ramp(c: _Ctx) -> ShapeHit | None:
     k = max(4, int(0.3 * n))
     xe = c.x[-k:] - c.x[-k:].mean()
     end_slope = float(xe @ (y[-k:] - y[-k:].mean()) / (xe @ xe))
+    # a flat top: the end has stopped rising and the rise-then-flat fit beats the line (a
+    # daily wobble can flatten the last stretch of a real ramp, but not improve that fit)
     flat_top = 1 - _lin(end_slope / c.slope, 0.15, 0.35) if c.slope != 0 else 1.0
+    if flat_top > 0 and not _levels_off_fit(c)[0]:
+        flat_top = 0.0
     r2score = _lin(c.r2, 0.6, 0.8) * _lin(tval, 3, 5) * (1 - flat_top) * (1 - c.stairiness) \
         * (1.0 if n >= 16 else 0.0)        # a dozen noisy points make a line too easily
     c.explain["ramp"] = {"r2": round(c.r2, 3), "t_slope": round(tval, 1), "end_slope_ratio":
                          round(end_slope / c.slope, 2) if c.slope else None,
                          "fit_over_noise": round(fit, 2), "within_segment_slope_ratio": round(ratio, 3)}
+    if tail >= 0.25 * n:                       # stuck at one exact value: see above
+        r2score *= 1 - tail / n
     if r2score > score:
         score, h, slope = r2score, 0, c.slope
         rise = slope
@@ -706,6 +720,8 @@ def _pile_up(c: _Ctx) -> ShapeHit | None:
     c.explain["plateau_under_peak"] = {"pile_under_max": round(pile, 2), "ceiling_gap": round((t99 - t50) / c.rr, 3),
                                        "rose": round(rose, 2)}
     one_sided = t99 - t50 <= 0.5 * (t50 - t5) and t50 - t5 > 0.02 * c.rr     # it does dip
+    if float(np.mean(np.abs(tl - t50) <= c.tol)) >= 0.5:
+        return None                      # exactly one value: a stuck signal (flatline), not a ceiling
     if not (t99 >= top - 0.03 * c.rr and t99 - t50 <= 0.1 * c.rr and rose >= 0.3 and pile >= 0.3
             and one_sided):
         return None
@@ -722,13 +738,15 @@ _X2 = np.arange(0.2, 0.76, 0.05)
 _PAIRS = np.array([(a, b) for a in _X1 for b in _X2 if b - a >= 0.15 - 1e-9])
 
 
-def _levels_off(c: _Ctx) -> ShapeHit | None:
-    """plateau_under_peak, the medium 'rise then level off' form: a gradual rise (not a jump:
-    that is a stair) that stops and holds flat for at least the last quarter of the window,
-    explained much better by rise-then-flat than by a straight line (a ramp has no flat top)."""
+def _levels_off_fit(c: _Ctx):
+    """(fits, x1, x2, rise, i2): does 'flat, rise from x1 to x2, flat' explain the series much
+    better than a line, with a real rise and a flat end? Cached: the ramp asks too."""
+    if getattr(c, "_levels", None) is not None:
+        return c._levels
     y, n = c.y, c.n
-    if n < 20 or c.r2 < 0.3 or c.slope == 0:
-        return None
+    c._levels = (False, 0.0, 1.0, 0.0, n - 1)
+    if n < 20 or c.r2 < 0.3 or c.slope <= 0:
+        return c._levels
     u = np.clip(c.x[None, :], _PAIRS[:, :1], _PAIRS[:, 1:])          # (P, N)
     uc = u - u.mean(1, keepdims=True)
     yc = y - y.mean()
@@ -737,21 +755,33 @@ def _levels_off(c: _Ctx) -> ShapeHit | None:
     suy = uc @ yc
     r2 = suy ** 2 / (suu * syy)
     k = int(np.argmax(r2))
-    x1, x2 = _PAIRS[k]
-    b = float(suy[k] / suu[k])                                          # rise per unit of x
-    rise = b * (x2 - x1)
+    x1, x2 = (float(v) for v in _PAIRS[k])
+    rise = float(suy[k] / suu[k]) * (x2 - x1)
     i2 = int(x2 * (n - 1))
     tail = y[i2:]
     xe = c.x[i2:] - c.x[i2:].mean()
     end_drift = float(xe @ (tail - tail.mean()) / (xe @ xe)) * (1 - x2) if len(tail) > 2 else 0.0
     c.explain["plateau_under_peak"] = {**c.explain.get("plateau_under_peak", {}),
-                                       "levels_off_r2": round(float(r2[k]), 3), "rise_from": round(float(x1), 2),
-                                       "flat_from": round(float(x2), 2), "end_drift_over_rise": round(end_drift / rise, 2)
-                                       if rise else None}
+                                       "levels_off_r2": round(float(r2[k]), 3), "rise_from": round(x1, 2),
+                                       "flat_from": round(x2, 2),
+                                       "end_drift_over_rise": round(end_drift / rise, 2) if rise else None}
     better = (1 - r2[k]) <= 0.5 * (1 - c.r2)
-    if not (rise > 0 and r2[k] >= 0.8 and better and abs(end_drift) <= 0.15 * rise
-            and c.stairiness < 0.5 and rise >= 0.5 * c.rr):
+    ok = rise > 0 and r2[k] >= 0.8 and better and abs(end_drift) <= 0.15 * rise and rise >= 0.5 * c.rr
+    c._levels = (bool(ok), x1, x2, rise, i2)
+    return c._levels
+
+
+def _levels_off(c: _Ctx) -> ShapeHit | None:
+    """plateau_under_peak, the medium 'rise then level off' form: a gradual rise (not a jump:
+    that is a stair) that stops and holds flat for at least the last quarter of the window,
+    explained much better by rise-then-flat than by a straight line (a ramp has no flat top)."""
+    y, n = c.y, c.n
+    if n < 20 or c.r2 < 0.3 or c.slope == 0:
         return None
+    ok, x1, x2, rise, i2 = _levels_off_fit(c)
+    if not (ok and c.stairiness < 0.5):
+        return None
+    tail = y[i2:]
     a = int(x1 * (n - 1))
     level = float(tail.mean())
     return ShapeHit("plateau_under_peak", 0.6, c.ts(i2), c.ts(n - 1),
@@ -870,7 +900,7 @@ def analyse(t, v, *, counter: bool = False) -> Analysis:
     for specific, generic in (("plateau_under_peak", "stair_step"), ("plateau_under_peak", "ramp"),
                               ("plateau_under_peak", "flatline"), ("flatline", "spike_then_settle"),
                               ("flatline", "oscillating"), ("plateau_under_peak", "oscillating"),
-                              ("flatline", "stair_step"),
+                              ("flatline", "stair_step"), ("flatline", "ramp"),
                               ("flatline", "cliff_drop"), ("spike_then_settle", "cliff_drop"),
                               ("spike_then_settle", "stair_step")):
         if specific in by and generic in by and by[specific].score >= MIN_SCORE:
