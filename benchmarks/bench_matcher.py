@@ -125,10 +125,12 @@ def throughput(runs: int) -> float:
     cat = catalog.load()
     rates = []
     for _ in range(runs):
-        t0 = time.perf_counter()
+        # CPU time of this process: on a shared 2-CPU machine wall time mostly measures the
+        # neighbours; one core's worth of matching is what the target is about
+        t0 = time.process_time()
         for t, v, c in data:
             match(t, v, metric="memory.available_bytes", counter=c, catalog=cat)
-        rates.append(len(data) / (time.perf_counter() - t0))
+        rates.append(len(data) / (time.process_time() - t0))
     return statistics.median(rates)
 
 
@@ -179,7 +181,7 @@ def main() -> int:
               f"{sum(g == p for g, p in high) / max(1, len(high)):.2f}")
         reliability(res)
     rate = throughput(a.runs)
-    print(f"\nthroughput: {rate:,.0f} series of 1,440 points/s on one core (median of {a.runs}; target >= 1,000)")
+    print(f"\nthroughput: {rate:,.0f} series of 1,440 points per CPU-second (median of {a.runs}; target >= 1,000)")
     wall = cli_wall(a.runs)
     print(f"`hostdiag signatures match FILE` (1,440 points): {wall:.3f} s wall (median of {a.runs}; target <= 0.5 s)")
     return 0
