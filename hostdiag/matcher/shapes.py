@@ -1,17 +1,37 @@
 """Shape detectors: name the shape of one series (stair_step, ramp, cliff_drop, flatline,
 oscillating, spike_then_settle, plateau_under_peak; steady = nothing found).
 
-Pipeline: clean (drop NaN/None, sort, de-duplicate timestamps, counters -> rates with resets
-dropped) -> put on a uniform grid of <= GRID points (bin means when longer, linear
-interpolation when irregular/gappy) -> estimate the noise from first differences (robust MAD)
--> each detector scores [0, 1] on the grid. All thresholds are relative to the series' own
-range and noise, so the result does not change with scale or offset.
+Pipeline: clean (drop NaN/None and |v| > MAX_ABS, sort, de-duplicate timestamps, counters ->
+rates with resets dropped) -> put on a uniform grid of <= GRID points (bin means when longer,
+linear interpolation when irregular/gappy) -> estimate the noise from first differences (robust
+MAD) -> each detector scores [0, 1] on the grid -> precedence between shapes that imply each
+other -> calibrate() maps the score to "share of such matches that were right". All thresholds
+are relative to the series' own range and noise, so the result does not change with scale or
+offset.
 
-Change points come from a small vectorised binary segmentation on cumulative sums (O(N) per
-split, <= KMAX splits on <= GRID points). ruptures was considered and not used: it costs
-~0.3 s of import (scipy/sklearn-style dependencies) and its Binseg/Pelt run a Python-level cost
-function per candidate, ~100x slower than this for 1,000 series/s; on 256 points the
-closed-form split gain is all we need.
+The detectors implement the decision rules of the labelled real-metric corpus
+(shared/devseries/README.md), each as a feature that explains a label:
+  stair_step   jumps of 1-3 samples (the change across 3-4 points at a breakpoint is most of the
+               step) carry most of the net change; a single step up counts, at medium score
+  ramp         linear R^2 >= ~0.75 with the slope significant against autocorrelated residuals,
+               no jumps, no flat top (a rise-then-flat fit that beats the line)
+  cliff_drop   on the running median: a sustained level (not bursts) drops by most of the range
+               within a few samples and stays down
+  flatline     the end of the window sits in a narrow band at the floor the bursts before it
+               returned to (or exactly constant), after a head that varied repeatedly
+  plateau      values pile up one-sided under the window's own maximum after a rise, or the
+               variation collapses at the top, or a gradual rise levels off (medium)
+  oscillating  autocorrelation at the repeat lag, noise measured cycle-to-cycle; daily and weekly
+               periods are seasonality (steady)
+  spike        one excursion, far outside the baseline's spread, the same baseline on both sides
+`explain` on the Analysis holds every detector's features and verdict (`signatures match --explain`).
+
+Change points come from a small vectorised binary segmentation on cumulative sums (gains kept per
+position, recomputed only inside the two segments a split creates). ruptures was considered and
+not used: it costs ~0.3 s of import and its Binseg/Pelt run a Python-level cost function per
+candidate, far slower than this at 1,000 series/s; scipy/statsmodels were not needed either: the
+robust pieces (running median, percentiles, t of a slope with an effective sample size) are a few
+lines of numpy.
 """
 from __future__ import annotations
 
@@ -22,7 +42,7 @@ import numpy as np
 
 from hostdiag.matcher import MIN_SCORE, SHAPES  # noqa: F401  (re-exported)
 
-GRID = 1024          # grid points; shapes of interest span >= ~1 % of the window
+GRID = 1024         # grid points: a 20-minute cycle in 5-minute samples must survive binning
 MIN_POINTS = 8      # fewer usable points: "too short to judge"
 KMAX = 8            # change points searched by the segmentation
 MAX_ABS = 1e100     # larger magnitudes are treated as missing (as the CLI reader refuses them)
@@ -178,6 +198,14 @@ def _q(a: np.ndarray, *qs: float):
     return out[0] if len(out) == 1 else out
 
 
+def _csum(a: np.ndarray) -> np.ndarray:
+    """[0, a0, a0+a1, ...] without np.r_'s per-call overhead."""
+    out = np.empty(len(a) + 1)
+    out[0] = 0.0
+    np.cumsum(a, out=out[1:])
+    return out
+
+
 def _med(a: np.ndarray) -> float:
     return _q(a, 50)
 
@@ -197,7 +225,8 @@ def _noise(d: np.ndarray, tol: float) -> float:
 
 def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Start and end (exclusive) indices of the True runs of a boolean array."""
-    m = np.r_[False, mask, False].astype(np.int8)
+    m = np.zeros(len(mask) + 2, np.int8)
+    m[1:-1] = mask
     d = np.diff(m)
     return np.flatnonzero(d == 1), np.flatnonzero(d == -1)
 
@@ -207,7 +236,7 @@ def _binseg(y: np.ndarray, pen: float, minseg: int, kmax: int = KMAX) -> list[in
     Split gains are kept per position and recomputed only inside the two segments a split
     creates, so the whole search costs about O(N log N) rather than O(KMAX * N)."""
     n = len(y)
-    s = np.r_[0.0, np.cumsum(y)]
+    s = _csum(y)
     gain = np.full(n, -1.0)          # gain[i]: splitting i's segment at i (i in 1..n-1)
 
     def fill(a: int, b: int) -> None:
@@ -254,7 +283,7 @@ class _Ctx:
         self.bps = _binseg(y, 12.0 * self.sigma ** 2 * math.log(n), self.minseg)
         bp = np.asarray(self.bps)
         self.seglen = np.diff(bp)
-        s = np.r_[0.0, np.cumsum(y)]
+        s = _csum(y)
         self.means = (s[bp[1:]] - s[bp[:-1]]) / self.seglen
         self.segid = np.repeat(np.arange(len(self.seglen)), self.seglen)
         # linear fit over the whole window
@@ -268,6 +297,7 @@ class _Ctx:
         self.explain: dict = {}
         self._tail = False
         self._levels = None
+        self._jumps = None
         self.stairiness = 0.0
 
     def tail(self) -> dict | None:
@@ -287,7 +317,7 @@ class _Ctx:
         out = np.abs(y - m) > band
         # where the band starts to hold: the best split of the outside-the-band indicator
         # (busy head, quiet tail), so sparse bursts stay in the head
-        cs = np.r_[0.0, np.cumsum(out)]
+        cs = _csum(out)
         i = np.arange(max(3, int(0.08 * n)), n - k + 1)
         if not len(i):
             return None
@@ -316,13 +346,15 @@ class _Ctx:
     def jumps(self, k: np.ndarray) -> np.ndarray:
         """Level change across a few points at the breakpoints after segments k: a stair's
         step shows here in full, a ramp's segment boundary only as a sliver of slope."""
-        y, n, w = self.y, self.n, 3
-        edges = np.cumsum(self.seglen)[:-1]
-        out = np.empty(len(k))
-        for j, b in enumerate(edges[k]):
-            pre, post = y[max(0, b - 1 - w):max(1, b - 1)], y[min(n - 1, b + 1):b + 1 + w]
-            out[j] = _med(post) - _med(pre)
-        return out
+        if self._jumps is None:
+            y, n, w = self.y, self.n, 3
+            edges = np.cumsum(self.seglen)[:-1]
+            out = np.empty(len(edges))
+            for j, b in enumerate(edges):
+                pre, post = y[max(0, b - 1 - w):max(1, b - 1)], y[min(n - 1, b + 1):b + 1 + w]
+                out[j] = _med(post) - _med(pre) if len(post) and len(pre) else 0.0
+            self._jumps = out
+        return self._jumps[k]
 
     def ts(self, i: int) -> float:
         return float(self.t[min(max(i, 0), self.n - 1)])
@@ -356,7 +388,7 @@ def _medfilt(y: np.ndarray, w: int = 5) -> np.ndarray:
     if len(y) < 2 * w:
         return y
     h = w // 2
-    p = np.r_[np.full(h, y[0]), y, np.full(h, y[-1])]
+    p = np.concatenate((np.full(h, y[0]), y, np.full(h, y[-1])))
     stack = np.stack([p[k:k + len(y)] for k in range(w)])      # (w, n): sort across rows
     return np.partition(stack, h, axis=0)[h]
 
@@ -369,7 +401,7 @@ def _level_drop(c: _Ctx) -> ShapeHit | None:
     if n < 20:
         return None
     ym = _medfilt(c.y)
-    s = np.r_[0.0, np.cumsum(ym)]
+    s = _csum(ym)
     i = np.arange(max(2, int(0.1 * n)), n - max(2, int(0.08 * n)))
     if not len(i):
         return None
@@ -747,9 +779,11 @@ def _levels_off_fit(c: _Ctx):
     c._levels = (False, 0.0, 1.0, 0.0, n - 1)
     if n < 20 or c.r2 < 0.3 or c.slope <= 0:
         return c._levels
-    u = np.clip(c.x[None, :], _PAIRS[:, :1], _PAIRS[:, 1:])          # (P, N)
+    step = max(1, n // 256)              # the fit needs the shape, not every point
+    xs, ys = c.x[::step], y[::step]
+    u = np.clip(xs[None, :], _PAIRS[:, :1], _PAIRS[:, 1:])           # (P, N/step)
     uc = u - u.mean(1, keepdims=True)
-    yc = y - y.mean()
+    yc = ys - ys.mean()
     syy = float(yc @ yc)
     suu = np.einsum("ij,ij->i", uc, uc)
     suy = uc @ yc
@@ -765,7 +799,9 @@ def _levels_off_fit(c: _Ctx):
                                        "levels_off_r2": round(float(r2[k]), 3), "rise_from": round(x1, 2),
                                        "flat_from": round(x2, 2),
                                        "end_drift_over_rise": round(end_drift / rise, 2) if rise else None}
-    better = (1 - r2[k]) <= 0.5 * (1 - c.r2)
+    xl = xs - xs.mean()
+    r2_line = float((xl @ yc) ** 2 / ((xl @ xl) * syy)) if syy > 0 else 0.0
+    better = (1 - r2[k]) <= 0.5 * (1 - r2_line)
     ok = rise > 0 and r2[k] >= 0.8 and better and abs(end_drift) <= 0.15 * rise and rise >= 0.5 * c.rr
     c._levels = (bool(ok), x1, x2, rise, i2)
     return c._levels
@@ -852,13 +888,13 @@ def _spike(c: _Ctx) -> ShapeHit | None:
     pre, post = y[:a], y[b:]
     if n < 20 or len(pre) < max(2, 0.05 * n) or len(post) < max(2, 0.1 * n):   # a baseline to judge by
         return None
-    outside = np.r_[s * dev[:a], s * dev[b:]]
+    outside = s * np.concatenate((dev[:a], dev[b:]))
     second = float(outside.max()) / amp
     mpre, mpost = _med(pre), _med(post)
     settle = abs(mpost - mpre) / amp
     # the same baseline on both sides, judged against the baseline's own spread (a spike on
     # top of a level shift is a cliff or a step, however small the shift is next to the spike)
-    iqr = max(float(np.subtract(*_q(np.r_[pre, post], 75, 25))), c.tol) / 1.35
+    iqr = max(float(np.subtract(*_q(np.concatenate((pre, post)), 75, 25))), c.tol) / 1.35
     own = max(float(np.subtract(*_q(pre, 75, 25))), float(np.subtract(*_q(post, 75, 25))), c.tol) / 1.35
     shift = abs(mpost - mpre) / own
     score = (1 - _lin(w / n, 0.15, 0.3)) * (1 - _lin(settle, 0.2, 0.4)) * (1 - _lin(second, 0.4, 0.6)) \
