@@ -130,6 +130,8 @@ def match(file: str = typer.Argument(None, metavar="FILE|-", help="CSV (timestam
           metric: str = typer.Option(None, "--metric", help="What the series is, e.g. memory.available_bytes or 'disk.used_bytes[mount=/var]'."),
           counter: bool = typer.Option(False, "--counter", help="The values are a monotonically increasing counter: match its rate."),
           json_: bool = typer.Option(False, "--json", help="Print {\"matches\": [...]} best first; [] means steady."),
+          explain: bool = typer.Option(False, "--explain", help="Per shape: the detector's features, its score and why it won or lost."),
+          max_rows: int = typer.Option(200_000, "--max-rows", help="Sample longer series evenly down to this many rows (said in a note)."),
           catalog_dir: list[str] = typer.Option(None, "--catalog", help=_CATALOG_HELP),
           prometheus: str = typer.Option(None, "--prometheus", metavar="URL", help="Match every series of a Prometheus range query instead of FILE (one row per host/instance)."),
           query: str = typer.Option(None, "--query", metavar="PROMQL", help="With --prometheus: the PromQL expression."),
@@ -150,14 +152,20 @@ def match(file: str = typer.Argument(None, metavar="FILE|-", help="CSV (timestam
         typer.echo("give FILE (or - for stdin), or --prometheus URL --query PROMQL", err=True)
         raise typer.Exit(2)
 
-    from hostdiag.matcher.series_io import SeriesError, read_series
+    from hostdiag.matcher.series_io import SeriesError, read_bounded, read_series_bounded
 
     try:
-        text = sys.stdin.read() if file == "-" else open(file, encoding="utf-8").read()
-        t, v = read_series(text)
-    except (OSError, UnicodeDecodeError, SeriesError) as e:
+        if file == "-":
+            text = read_bounded(sys.stdin.buffer)
+        else:
+            with open(file, "rb") as f:
+                text = read_bounded(f)
+        t, v, sampled = read_series_bounded(text, max_rows)
+    except (OSError, SeriesError) as e:
         typer.echo(_clean(f"{file}: {e}"), err=True)
         raise typer.Exit(2)
+    if sampled:
+        typer.echo(_clean(f"note: {sampled}"), err=True)
     from hostdiag.matcher import analyse, match_analysis
 
     cat = _load(catalog_dir)
@@ -169,8 +177,17 @@ def match(file: str = typer.Argument(None, metavar="FILE|-", help="CSV (timestam
         out = {"matches": [m.to_dict() for m in ms]}
         if an.status != "ok":
             out["note"] = an.note
+        if sampled:
+            out["sampled"] = sampled
+        if explain:
+            out["explain"] = an.explain
         typer.echo(json.dumps(out))
         return
+    if explain:
+        from hostdiag.matcher.shapes import explain_lines
+
+        for line in explain_lines(an):
+            typer.echo(_clean(line))
     if not ms:
         typer.echo(_clean(f"no match: {an.note} ({an.points} points)"))
         return

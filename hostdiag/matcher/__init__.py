@@ -11,7 +11,8 @@ Public API (numpy is imported on the first call, never at package import):
         m.shape        # "stair_step" | "ramp" | "cliff_drop" | "flatline" | "oscillating"
                        # | "spike_then_settle" | "plateau_under_peak"
         m.signature    # archetype id ("memory.leak_stair_step", "shape.ramp") or None
-        m.score        # 0..1; only >= MIN_SCORE (0.5) is returned
+        m.score        # 0..1, calibrated: about that share of matches at that score were right
+                       # on the labelled real-metric corpus; only >= MIN_SCORE (0.5) is returned
         m.start, m.end # the interval where the shape holds, in the units of t
         m.why          # one line with numbers: "3 steps of +180M each, 12 min apart, no recovery"
         m.title, m.first_checks, m.stabilize, m.avoid, m.runbook   # from the archetype
@@ -26,8 +27,12 @@ Public API (numpy is imported on the first call, never at package import):
   ("disk.used_bytes[mount=/var/log]"). An archetype's `metrics` globs (* and ? only; [ and ]
   are literal) are tried against the key and against the bare name. Without a metric only
   the generic shape.* archetypes apply.
-- analyse(t, v, counter=...) -> Analysis(status "ok"|"too_short"|"constant", note, hits, points)
-  when you want the reason for "no match" ("too short to judge: 5 usable points (need 8)").
+- analyse(t, v, counter=...) -> Analysis(status "ok"|"too_short"|"constant", note, hits, points,
+  all_scores, explain) when you want the reason for "no match" ("too short to judge: 5 usable
+  points (need 8)") or every detector's features and verdict (explain; `match --explain`).
+- Before matching a host metric, ask hostdiag.matcher.metrics.worth_matching(key, unit, values):
+  load averages, PSI averages and idle counters make shapes of their own, and a shape must clear
+  a minimum effect in the metric's unit (numpy-free, cheap).
 
 Ranking: by score; at equal score a metric-specific archetype beats a generic one, and a more
 specific metric pattern beats a looser one. Archetype `thresholds` (all optional):

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from hostdiag.matcher import analyse, match
-from hostdiag.matcher.shapes import clean, to_grid
+from hostdiag.matcher.shapes import GRID, clean, to_grid
 from corpus import SHAPES, make
 
 
@@ -79,7 +79,7 @@ def test_grid_downsamples_long_series_and_fills_gaps():
     t = np.r_[np.arange(0, 50000.0), np.arange(60000.0, 100000.0)]
     v = np.sin(t / 1000)
     tg, y = to_grid(t, v)
-    assert len(tg) == 256 and np.isfinite(y).all()
+    assert len(tg) == GRID and np.isfinite(y).all()
 
 
 def test_long_series_100k_points():
