@@ -137,8 +137,8 @@ class Writer:
 class _Bounded(io.RawIOBase):
     """Decompress a gzip/zstd/plain stream lazily, never yielding more than `limit` bytes."""
 
-    def __init__(self, raw, limit: int = MAX_TOTAL):
-        self.raw, self.limit, self.total = raw, limit, 0
+    def __init__(self, raw, limit: int | None = None):
+        self.raw, self.limit, self.total = raw, MAX_TOTAL if limit is None else limit, 0
         self.buf = b""
         head = raw.read(4)
         self.kind = "gzip" if head[:2] == b"\x1f\x8b" else "zstd" if head == b"\x28\xb5\x2f\xfd" else "tar"
@@ -208,9 +208,11 @@ class _Bounded(io.RawIOBase):
         return n
 
 
-def read_members(raw, *, limit: int = MAX_TOTAL, max_members: int = MAX_MEMBERS, keep=lambda name: True):
+def read_members(raw, *, limit: int | None = None, max_members: int | None = None, keep=lambda name: True):
     """Yield (name, size, sha256, data or None) for each member of a bundle stream, in order.
     `keep(name)` says which members' bytes to hold in memory. Raises HostileArchive or EOFError."""
+    limit = MAX_TOTAL if limit is None else limit          # module globals at call time (tests lower them)
+    max_members = MAX_MEMBERS if max_members is None else max_members
     stream = io.BufferedReader(_Bounded(raw, limit), 1 << 16)
     try:
         tar = tarfile.open(fileobj=stream, mode="r|")

@@ -108,13 +108,24 @@ def _keyword(strong: bool, rule: str):
 _VAL = r"""(?:"(?P<dq>[^"\n]*)"|'(?P<sq>[^'\n]*)'|(?P<bare>[^\s"',;&}\]\)]+))"""
 
 
+# The keyword starts the name or follows a separator or a camelCase hump: db_password,
+# X-Api-Key, dbPassword; never inside a word (Bypass, monkey, tokenizer).
+_PRE = r"(?:[\w.-]*[_.-]|[A-Za-z0-9]*(?-i:[a-z0-9](?=[A-Z])))?"
+_SUF = r"(?:[_.-][\w.-]*|(?-i:[A-Z])[\w.-]*|s|\d+)?"
+
+
 def _kw_rx(names: str) -> re.Pattern:
     # name (possibly prefixed/suffixed: db_password, X-Api-Key, aws_secret_access_key) then = or :
-    return re.compile(r"(?i)(?<![\w-])(?P<name>[\w.-]*(?:" + names + r")[\w.-]*)(?P<sep>\"?'?\s*[:=]\s*)" + _VAL)
+    return re.compile(r"(?i)(?<![\w-])(?P<name>" + _PRE + r"(?:" + names + r")" + _SUF + r")(?P<sep>\"?'?\s*[:=]\s*)" + _VAL)
 
 
 def _config_line(m: re.Match) -> str | None:
+    """`password = two words` / `password: x y`: the rest of the line is the value. Not for
+    `token=abc user=bob` (a log line of key=value pairs: the inline rule takes each value)."""
     name, val = m.group("name"), m.group("val").strip()
+    sep = m.group("head")[m.start("name") - m.start("head") + len(name):]
+    if "=" in sep and not sep.strip("=") or re.search(r"\s[\w.-]+=\S", val) or val[:1] in "\"'":
+        return None     # quoted values: the inline rule takes exactly the quoted part
     if _NOT_SECRET_NAME.search(name.rstrip("_-")) or _PLACEHOLDER.match(val.strip("\"'")):
         return None
     if val.startswith("[REDACTED"):
@@ -124,8 +135,8 @@ def _config_line(m: re.Match) -> str | None:
 
 def _short_flag(m: re.Match) -> str | None:
     val = m.group("val")
-    if _PLACEHOLDER.match(val) or val.startswith(("[REDACTED", "-")):
-        return None
+    if _PLACEHOLDER.match(val) or val.startswith(("[REDACTED", "-")) or val.isdigit():
+        return None     # a bare number after -p is a port (mongo -p 27017 is rare; a port is not secret)
     return m.group("head") + mark("cmdline_password")
 
 
@@ -148,7 +159,7 @@ BUILTIN: tuple[Rule, ...] = (
          _keep_prefix("head", "url_password")),
     Rule("aws_access_key", re.compile(r"\b(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|APKA)[A-Z0-9]{16}\b"),
          lambda m: mark("aws_access_key")),
-    Rule("gcp_key", re.compile(r"\bAIza[0-9A-Za-z_-]{35}\b|\bya29\.[0-9A-Za-z_-]{20,}|\bGOCSPX-[A-Za-z0-9_-]{28}\b"),
+    Rule("gcp_key", re.compile(r"\bAIza[0-9A-Za-z_-]{35}(?![\w-])|\bya29\.[0-9A-Za-z_-]{20,}|\bGOCSPX-[A-Za-z0-9_-]{28}\b"),
          lambda m: mark("gcp_key")),
     Rule("azure_key", re.compile(r"(?i)(?P<head>\b(?:AccountKey|SharedAccessKey|sig)=)[A-Za-z0-9%+/]{20,}={0,2}"),
          _keep_prefix("head", "azure_key")),
@@ -159,15 +170,16 @@ BUILTIN: tuple[Rule, ...] = (
          lambda m: mark("vendor_token")),
     # mysql -pSECRET / mysql -p SECRET, sshpass -p, redis-cli -a: -p is a port elsewhere (ssh, psql).
     Rule("cmdline_password", re.compile(r"(?P<head>\b(?:mysql|mysqldump|mysqladmin|mysqlimport|mariadb|mariadb-dump"
-                                        r"|mongo|mongosh|mongodump|mongorestore|sshpass|redis-cli)\b[^\n|;&]{0,200}?"
-                                        r"\s-[pa]\s?)(?P<val>[^\s\-][^\s]*)"),
+                                        r"|mongo|mongosh|mongodump|mongorestore|sshpass)\b[^\n|;&]{0,200}?"
+                                        r"\s-p\s?)(?P<val>[^\s\-][^\s]*)"), _short_flag),
+    Rule("cmdline_password", re.compile(r"(?P<head>\bredis-cli\b[^\n|;&]{0,200}?\s-a\s?)(?P<val>[^\s\-][^\s]*)"),
          _short_flag),
     # --password=x, --token x, --api-key=x (a --password-file is a path and stays).
     Rule("cmdline_password", re.compile(r"(?i)(?P<head>(?<![\w-])--?(?:" + _STRONG + r")(?:=|\s+))(?P<val>[^\s\"']+)"),
          lambda m: None if _PLACEHOLDER.match(m.group("val")) or m.group("val").startswith(("[REDACTED", "-"))
          else m.group("head") + mark("cmdline_password")),
     # password = two words  (config text: the rest of the line)
-    Rule("keyword", re.compile(r"(?im)(?P<head>^[ \t]*(?P<name>[\w.-]*(?:" + _STRONG + r")[\w.-]*)[ \t]*[:=][ \t]*)"
+    Rule("keyword", re.compile(r"(?im)(?P<head>^[ \t]*(?P<name>" + _PRE + r"(?:" + _STRONG + r")" + _SUF + r")[ \t]*[:=][ \t]*)"
                                r"(?P<val>\S[^\n]*?)[ \t]*$"), _config_line),
     Rule("keyword", _kw_rx(_STRONG), _keyword(True, "keyword")),
     Rule("high_entropy", _kw_rx(_WEAK), _keyword(False, "high_entropy")),
