@@ -160,25 +160,33 @@ class _Bounded(io.RawIOBase):
         return True
 
     def _more(self, want: int) -> bytes:
+        gz = self.kind == "gzip"
         while True:
-            if self._d is not None and self.kind == "gzip" and self._d.unconsumed_tail:
+            if gz and self._d.eof and self._d.unused_data:
+                # another gzip member follows (cat a.gz b.gz is valid gzip): keep decoding it
+                chunk = self._d.unused_data
+                self._d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                self.complete = False
+            elif gz and self._d.unconsumed_tail:
                 chunk = self._d.unconsumed_tail
             else:
                 chunk = self._pending or self.raw.read(1 << 16)
                 self._pending = b""
                 if not chunk:
                     self._eof = True
-                    if self._d is not None and self.kind == "gzip" and not self._d.eof:
+                    if self._d is not None and not self.complete:
                         raise EOFError("compressed stream ends early: the bundle is truncated")
                     return b""
+                if gz and self._d.eof:     # bytes after the last member's end: appended junk
+                    if chunk.strip(b"\0"):
+                        self._d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                        self.complete = False
+                    else:
+                        continue
             if self._d is None:
                 return chunk
             try:
-                if self.kind == "gzip":
-                    if self._d.eof:   # a second gzip member (cat a.gz b.gz): keep decoding
-                        rest = self._d.unused_data + chunk
-                        self._d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-                        chunk = rest
+                if gz:
                     out = self._d.decompress(chunk, max(want, 1 << 16))
                     self.complete = self._d.eof
                 else:
@@ -186,7 +194,7 @@ class _Bounded(io.RawIOBase):
                     self.complete = bool(getattr(self._d, "eof", False))
             except zlib.error as e:
                 raise EOFError(f"corrupt compressed data: {e}") from None
-            except Exception as e:  # zstandard.ZstdError
+            except Exception as e:  # noqa: BLE001 - zstandard.ZstdError
                 raise EOFError(f"corrupt compressed data: {e}") from None
             if out:
                 return out
