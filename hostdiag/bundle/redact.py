@@ -150,9 +150,15 @@ BUILTIN: tuple[Rule, ...] = (
          lambda m: mark("private_key")),
     Rule("jwt", re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"), lambda m: mark("jwt")),
     # Authorization: Basic/Bearer/Digest ... and Cookie: a=b; c=d: the header value to its end.
-    Rule("auth_header", re.compile(r"(?i)(?P<head>\b(?:proxy-)?authorization\"?\s*[:=]\s*\"?(?:(?:basic|bearer|token|digest"
-                                   r"|negotiate|ntlm|aws4-hmac-sha256|apikey)\s+)?)[^\s\"'][^\"'\n]*"),
-         _keep_prefix("head", "auth_header")),
+    # Authorization: Basic/Bearer x takes one token (a cmdline loses its quotes, so what follows
+    # is other text); Digest/NTLM/unknown schemes can hold spaces: the value to the quote or line end.
+    Rule("auth_header", re.compile(r"(?i)(?P<head>\b(?:proxy-)?authorization\"?\s*[:=]\s*\"?(?:basic|bearer|token|apikey)\s+)"
+                                   r"[^\s\"']+"), _keep_prefix("head", "auth_header")),
+    Rule("auth_header", re.compile(r"(?i)(?P<head>\b(?:proxy-)?authorization\"?\s*[:=]\s*\"?(?:digest|negotiate|ntlm"
+                                   r"|aws4-hmac-sha256)\s+)[^\n]+"), _keep_prefix("head", "auth_header")),
+    Rule("auth_header", re.compile(r"(?i)(?P<head>\b(?:proxy-)?authorization\"?\s*[:=]\s*\"?)(?!\[REDACTED)"
+                                   r"(?!(?:basic|bearer|token|apikey|digest|negotiate|ntlm|aws4-hmac-sha256)\s)"
+                                   r"[^\s\"'][^\"'\n]*"), _keep_prefix("head", "auth_header")),
     Rule("cookie_header", re.compile(r"(?i)(?P<head>\b(?:set-)?cookie\"?\s*:\s*\"?)[^\s\"'][^\"'\n]*"),
          _keep_prefix("head", "cookie_header")),
     Rule("url_password", re.compile(r"(?i)(?P<head>\b[a-z][a-z0-9+.-]{1,20}://[^/\s:@\"']{0,256}:)[^/\s@\"']{1,256}(?=@)"),

@@ -118,6 +118,10 @@ def bundle(
             raise typer.Exit(int(ExitStatus.ERROR)) from None
         try:
             summary = contents.write(opts, ctx, f, since=t_since, until=t_until)
+        except OSError as e:     # ENOSPC on a full disk: nothing half-written stays behind
+            f.abort()
+            typer.echo(f"hostdiag: bundle not written: {e}; stream it instead: hostdiag bundle -o - > FILE", err=True)
+            raise typer.Exit(int(ExitStatus.ERROR)) from None
         except BaseException:
             f.abort()
             raise
