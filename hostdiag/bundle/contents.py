@@ -23,6 +23,7 @@ import json
 import os
 import pwd
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -79,6 +80,9 @@ def open_journal_fn():
     return None
 
 
+_ENC = json.JSONEncoder(ensure_ascii=False)    # one encoder: json.dumps(**kw) builds a new one per call
+
+
 def journal_lines(ctx, since: float, until: float, budget: int, red: redact.Redactor,
                   blind: list[str]) -> tuple[list[bytes], int, dict]:
     """JSON lines of the window, oldest first, within `budget` bytes: (lines, dropped, info).
@@ -97,12 +101,17 @@ def journal_lines(ctx, since: float, until: float, budget: int, red: redact.Reda
         return [], 0, info
     out: list[bytes] = []
     used = dropped = 0
+    sec, stamp = None, ""
+    encode = _ENC.encode
     for e in rd.entries:
-        row = {"time": rfc3339(e.t), "ts": round(e.t, 6), "priority": e.prio,
+        if int(e.t) != sec:        # one RFC 3339 string per second, not per line
+            sec = int(e.t)
+            stamp = rfc3339(sec)
+        row = {"time": stamp, "ts": round(e.t, 6), "priority": e.prio,
                "transport": getattr(e, "transport", None), "unit": getattr(e, "unit", None),
                "ident": getattr(e, "ident", None), "pid": getattr(e, "pid", None),
                "message_id": getattr(e, "msgid", None), "message": red.text(e.msg)}
-        b = (json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8")
+        b = (encode(row) + "\n").encode("utf-8")
         if dropped or used + len(b) > budget:
             dropped += 1
             continue
@@ -116,6 +125,31 @@ def journal_lines(ctx, since: float, until: float, budget: int, red: redact.Reda
         info["truncated"] = rd.truncated
         blind.append(f"journal: excerpt cut short ({rd.truncated}): older entries of the window are missing")
     return out, dropped, info
+
+
+class _JournalReader(threading.Thread):
+    """Reads the journal excerpt while the snapshot samples its window (mostly sleeping), with
+    its own Redactor (counts merged afterwards: Counter updates are not atomic across threads)."""
+
+    def __init__(self, ctx, since, until, budget, opts):
+        super().__init__(daemon=True, name="hostdiag-bundle-journal")
+        self.args = (ctx, since, until, budget)
+        self.red = redact.make(opts.redact, opts.redact_config)
+        self.blind: list[str] = []
+        self.result: tuple[list[bytes], int, dict] | None = None
+
+    def run(self):
+        self.result = journal_lines(*self.args, self.red, self.blind)
+
+
+def _keep_newest(lines: list[bytes], budget: int) -> tuple[list[bytes], int]:
+    """Drop the oldest lines (the front) until the rest fits in `budget` bytes."""
+    total = sum(map(len, lines))
+    i = 0
+    while total > budget and i < len(lines):
+        total -= len(lines[i])
+        i += 1
+    return lines[i:], i
 
 
 def process_rows(ctx, red: redact.Redactor, blind: list[str]) -> list[dict]:
@@ -220,6 +254,8 @@ def write(opts: Options, ctx, out, *, report=None, since: float, until: float, e
 
     err = err or (lambda msg: print(msg, file=sys.stderr))
     wall0, mono0 = time.time(), time.monotonic()
+    reader = _JournalReader(ctx, since, until, opts.max_bytes, opts)
+    reader.start()
     if report is None:
         from hostdiag.commands import snapshot as snap_cmd
 
@@ -267,7 +303,17 @@ def write(opts: Options, ctx, out, *, report=None, since: float, until: float, e
     members.append(("processes.jsonl", b"".join(procs)))
     members.append(("sockets.jsonl", b"".join(socks)))
     budget = max(0, opts.max_bytes - fixed - sum(len(b) + TAR_OVERHEAD for _, b in members[-2:]) - TAR_OVERHEAD)
-    jlines, jdropped, jinfo = journal_lines(ctx, since, until, budget, red, blind)
+    reader.join(JOURNAL_BUDGET_S + 10)
+    if reader.result is None:
+        blind.append("journal: the excerpt was not read within its time bound")
+        jlines, jdropped, jinfo = [], 0, {"since": rfc3339(since), "until": rfc3339(until)}
+    else:
+        jlines, jdropped, jinfo = reader.result
+        jlines, more = _keep_newest(jlines, budget)
+        jdropped += more
+        jinfo.update(entries=len(jlines), dropped_by_max_size=jdropped)
+    red.counts.update(reader.red.counts)
+    blind += reader.blind
     if jdropped:
         trimmed.append({"member": "journal.jsonl", "dropped_lines": jdropped, "order": "oldest first"})
     members.append(("journal.jsonl", b"".join(jlines)))
