@@ -87,6 +87,9 @@ def bundle(
         typer.echo(f"hostdiag: --redact-config {redact_config}: no such file", err=True)
         raise typer.Exit(2)
     ext = ".tar.zst" if zstd else ".tar.gz"
+    if output == "-" and sys.stdout.isatty():
+        typer.echo("hostdiag: -o - writes a binary archive: redirect it (hostdiag bundle -o - > FILE)", err=True)
+        raise typer.Exit(2)
     target = None
     if output != "-":  # decide and check the path before sampling: a bad path must cost nothing
         import socket

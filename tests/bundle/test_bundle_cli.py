@@ -17,7 +17,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "journal"))
-import corpus  # noqa: E402
+import secret_corpus as corpus  # noqa: E402
 import journalgen  # noqa: E402
 
 from support import HOSTDIAG, cli  # noqa: E402

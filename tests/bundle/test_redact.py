@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 sys.path.insert(0, os.path.dirname(__file__))
-import corpus  # noqa: E402
+import secret_corpus as corpus  # noqa: E402
 
 from hostdiag.bundle import redact  # noqa: E402
 
