@@ -4,10 +4,13 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import os
 import tarfile
 import zlib
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hostdiag.bundle import archive
 from hostdiag.bundle.verify import verify
@@ -230,6 +233,20 @@ def test_not_an_archive():
     assert not res.ok
     res = check(zlib.compress(b"x" * 100))
     assert not res.ok
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.text(min_size=1, max_size=40),
+                 st.lists(st.sampled_from(["..", ".", "", "top", "a.json", "x\\..", "..a", "a..b", "~", "\0"]),
+                          min_size=1, max_size=4).map("/".join)))
+def test_accepted_names_never_escape(name):
+    try:
+        inner = archive.check_name(name)
+    except archive.HostileArchive:
+        return
+    top, rest = name.split("/")
+    assert rest == inner and not name.startswith("/") and ".." not in name.split("/")
+    assert os.path.normpath(os.path.join("/x", name)).startswith(f"/x/{top}/")
 
 
 def test_writer_refuses_unsafe_and_reserved_names():
