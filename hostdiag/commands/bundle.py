@@ -86,6 +86,14 @@ def bundle(
     if redact_config is not None and not redact_config.is_file():
         typer.echo(f"hostdiag: --redact-config {redact_config}: no such file", err=True)
         raise typer.Exit(2)
+    only_list = [x.strip() for x in (only or "").split(",") if x.strip()] or None
+    if only_list:
+        from hostdiag.commands.snapshot import Options as SnapOptions, selected
+
+        try:
+            selected(SnapOptions(only=only_list))
+        except ValueError as e:
+            raise typer.BadParameter(str(e)) from None
     ext = ".tar.zst" if zstd else ".tar.gz"
     if output == "-" and sys.stdout.isatty():
         typer.echo("hostdiag: -o - writes a binary archive: redirect it (hostdiag bundle -o - > FILE)", err=True)
@@ -108,7 +116,7 @@ def bundle(
                   journal_path=str(journal) if journal else None, since=t_since, until=t_until)
     opts = contents.Options(incident=incident, window_s=window, interval_s=interval, max_bytes=max_bytes,
                             redact=not no_redact, redact_config=str(redact_config) if redact_config else None,
-                            zstd=zstd, only=[x for x in (only or "").split(",") if x] or None)
+                            zstd=zstd, only=only_list)
     if target is None:
         out = sys.stdout.buffer
         summary = contents.write(opts, ctx, out, since=t_since, until=t_until)

@@ -286,3 +286,36 @@ def test_streams_while_the_disk_is_full(tmp_path):
     assert json.loads(res.members["snapshot.json"])["sections"]["memory"]["status"] in ("ok", "partial")
     assert (tmp_path / "ls.txt").read_text().split() == ["fill"]            # no temp file left behind
     assert "No space left" in (tmp_path / "err.txt").read_text() or "not written" in (tmp_path / "err.txt").read_text()
+
+
+def test_history_hook_called_when_a_store_exists(snapshot, monkeypatch):
+    """hostdiag.history is built on another branch: a stand-in module with the agreed hook
+    (bundle_slice(ctx, since, until) -> dict | None) is called, and its slice is redacted."""
+    import types
+
+    from hostdiag.bundle import contents
+    from hostdiag.bundle.verify import verify
+    from hostdiag.core.context import Context
+
+    calls = []
+    fake = types.ModuleType("hostdiag.history")
+    fake.bundle_slice = lambda ctx, since, until: calls.append((since, until)) or {
+        "captures": [{"t": since, "cmdline": "app --password=Hx7Qw2Zm9"}]}
+    monkeypatch.setitem(sys.modules, "hostdiag.history", fake)
+    rep = snapshot(only=["memory"], window=0)
+    out = io.BytesIO()
+    now = time.time()
+    contents.write(contents.Options(argv=["hostdiag"]), Context(), out, report=rep, since=now - 60, until=now,
+                   err=lambda m: None)
+    res = verify(io.BytesIO(out.getvalue()), keep=lambda n: n == "history.json")
+    assert res.ok and calls == [(now - 60, now)]
+    assert b"Hx7Qw2Zm9" not in res.members["history.json"] and b"captures" in res.members["history.json"]
+    assert res.manifest["history"]["included"] is True
+    # a store that does not exist: the hook returns None, the bundle notes it and goes on
+    fake.bundle_slice = lambda ctx, since, until: None
+    out = io.BytesIO()
+    contents.write(contents.Options(argv=["hostdiag"]), Context(), out, report=rep, since=now - 60, until=now,
+                   err=lambda m: None)
+    res = verify(io.BytesIO(out.getvalue()))
+    assert res.ok and res.manifest["history"] == {"included": False, "note": "no capture store on this host: no history slice"}
+    assert "history.json" not in [m["name"] for m in res.manifest["members"]]
