@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "jou
 import secret_corpus as corpus  # noqa: E402
 import journalgen  # noqa: E402
 
-from support import HOSTDIAG, cli  # noqa: E402
+from support import HOSTDIAG  # noqa: E402
 
 SLEEPER = "import time; time.sleep(300)"
 SECRETS = sorted({s for _, secrets, _ in corpus.ALL for s in secrets}, key=len, reverse=True)
