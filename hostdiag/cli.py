@@ -141,6 +141,11 @@ def thresholds_cmd():
         typer.echo(f"{key:<28} warning {cmp} {t.warning:g}  critical {cmp} {t.critical:g} {t.unit}: {t.help}")
 
 
+from hostdiag.commands.bundle import app as bundle_app  # noqa: E402 - cheap: typer only, work is lazy
+
+app.add_typer(bundle_app, name="bundle")
+
+
 def main() -> None:
     """Console entry point: typer's usage errors keep their code; anything else is ERROR (3)."""
     try:

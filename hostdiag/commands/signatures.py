@@ -210,3 +210,28 @@ def match(file: str = typer.Argument(None, metavar="FILE|-", help="CSV (timestam
                 typer.echo(_clean(f"   stabilize: {s}"))
             if m.runbook:
                 typer.echo(_clean(f"   runbook: {m.runbook}"))
+
+
+@app.command("new")
+def new(entry_id: str = typer.Argument(..., metavar="ID", help="The new archetype's id, e.g. memory.batch_leak (file ID.toml)."),
+        from_bundle: str = typer.Option(None, "--from-bundle", help="A `hostdiag bundle` file (or - for stdin)."),
+        from_csv: str = typer.Option(None, "--from-csv", help="A series as CSV or JSON (as `signatures match` reads)."),
+        series: str = typer.Option(None, "--series", help="With --from-bundle: the series key, e.g. memory.available_bytes."),
+        metric: str = typer.Option(None, "--metric", help="With --from-csv: what the series is."),
+        incident: str = typer.Option(None, "--incident", help="Incident id for seen_before (default: the bundle's)."),
+        counter: bool = typer.Option(False, "--counter", help="With --from-csv: the values are a counter."),
+        out_dir: str = typer.Option(".", "--dir", help="Write ID.toml here (a new file, never overwritten)."),
+        catalog_dir: list[str] = typer.Option(None, "--catalog", help=_CATALOG_HELP)):
+    """Scaffold a new archetype from an incident's own series (lints and tests as written)."""
+    from hostdiag.bundle.scaffold import ScaffoldError, run
+    from hostdiag.core.safeio import UnsafePath
+
+    try:
+        path, notes = run(entry_id, from_bundle=from_bundle, from_csv=from_csv, series_key=series, metric=metric,
+                          incident=incident, counter=counter, out_dir=out_dir, catalog_dirs=catalog_dir or ())
+    except (ScaffoldError, UnsafePath, OSError, ValueError) as e:
+        typer.echo(_clean(f"hostdiag: signatures new: {e}"), err=True)
+        raise typer.Exit(2) from None
+    for n in notes:
+        typer.echo(_clean(f"note: {n}"), err=True)
+    typer.echo(_clean(f"wrote {path}: fill in the TODOs, then `hostdiag signatures lint {path}` and `test {path}`"))

@@ -124,9 +124,13 @@ class ExclusiveFile:
     def close(self) -> None:
         if self._f.closed:
             return
-        self._f.flush()
-        os.fsync(self._f.fileno())
-        self._f.close()
+        try:
+            self._f.flush()
+            os.fsync(self._f.fileno())
+            self._f.close()
+        except BaseException:   # ENOSPC at the last flush: leave no temporary behind
+            self.abort()
+            raise
         try:
             _publish(self._tmp, self.path, force=False)
         except BaseException:
@@ -134,9 +138,13 @@ class ExclusiveFile:
             raise
 
     def abort(self) -> None:
-        if not self._f.closed:
-            self._f.close()
-        _unlink_quietly(self._tmp)
+        try:
+            if not self._f.closed:
+                self._f.close()     # may raise again (the buffered bytes still do not fit)
+        except OSError:
+            pass
+        finally:
+            _unlink_quietly(self._tmp)
 
     def __enter__(self):
         return self

@@ -27,12 +27,12 @@ SAFE_DEV = re.compile(r"^/dev/(null|tty|pts/\d+)$")
 WRITE_FLAGS = re.compile(r"O_WRONLY|O_RDWR|O_CREAT|O_TRUNC|O_APPEND|O_TMPFILE")
 
 
-def trace(args: list[str], tmp_path) -> tuple[list[str], subprocess.CompletedProcess]:
+def trace(args: list[str], tmp_path, text: bool = True) -> tuple[list[str], subprocess.CompletedProcess]:
     log = tmp_path / "strace.log"
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", NO_COLOR="1")
     p = subprocess.run(["strace", "-f", "-qq", "-y", "-s", "256", "-o", str(log), "-e", f"trace={MUTATING}",
                         sys.executable, "-m", "hostdiag", *args],
-                       capture_output=True, text=True, env=env, timeout=120)
+                       capture_output=True, text=text, env=env, timeout=120)
     return log.read_text().splitlines(), p
 
 
@@ -113,3 +113,12 @@ def test_detector_catches_a_write():
           '100 write(1<pipe:[123]>, "x", 1) = 1', '100 openat(AT_FDCWD</>, "/dev/null", O_WRONLY) = 3</dev/null>',
           '100 prlimit64(0, RLIMIT_NOFILE, NULL, {rlim_cur=1024, rlim_max=4096}) = 0']
     assert violations(ok, set()) == []
+
+
+def test_bundle_streamed_to_stdout_writes_nothing(tmp_path):
+    """`hostdiag bundle -o -`: the whole archive goes to fd 1; no file is created, not even a temp."""
+    lines, p = trace(["bundle", "-o", "-", "--window", "1", "--interval", "0.5", "--since", "10m"], tmp_path, text=False)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout[:2] == b"\x1f\x8b" and len(p.stdout) > 1000
+    assert any("openat" in x for x in lines)
+    assert violations(lines, set()) == []

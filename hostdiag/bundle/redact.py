@@ -1,0 +1,303 @@
+"""Redaction of everything that goes into a bundle: command lines, journal lines, config text.
+
+Why hand-written rules and not a library: detect-secrets (Apache-2.0, the maintained Python
+option) scans files line by line with every plugin; on this project's test VM it ran at
+0.28 MB/s with thousands of false positives on log text (shared/TESTBED.md), so a 2-hour busy
+journal (~10 MB) would take ~36 s against a 10 s budget, and it reports findings rather than
+rewriting text. gitleaks/trufflehog are Go binaries (an install on the sick host). The rules
+below follow the same shapes those tools key on (detect-secrets' AWSKeyDetector, JwtTokenDetector,
+PrivateKeyDetector, KeywordDetector, high-entropy strings; gitleaks' cloud key prefixes), cut
+to what appears on a host, behind one cheap trigger regex so ordinary lines cost one search.
+
+A secret is replaced by `[REDACTED:<rule>]`, never by a hash: a hash of a short password is
+reversible by guessing (sos's obfuscation maps were: sos #3462, #3713). Only counts per rule
+leave this module. Names, pids, ports and paths around a secret stay as they were.
+"""
+from __future__ import annotations
+
+import math
+import os
+import re
+import sys
+from collections import Counter
+from dataclasses import dataclass, field, fields, is_dataclass
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+DEFAULT_CONFIG = "/etc/hostdiag/redact.toml"
+MAX_USER_PATTERNS = 200
+MAX_PATTERN_CHARS = 1000
+MAX_TEXT = 1 << 20       # one string longer than this is cut before matching (bounded regex time)
+
+
+def mark(rule: str) -> str:
+    return f"[REDACTED:{rule}]"
+
+
+# Names whose value is a secret whatever it looks like.
+_STRONG = (r"pass(?:word|wd|phrase)?|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|secret[_-]?key"
+           r"|private[_-]?key|client[_-]?secret|auth[_-]?token|credentials?|sas[_-]?token")
+# Names whose value is a secret only when it looks random (high entropy).
+_WEAK = r"key|auth|cred|sig|signature|session(?:[_-]?id)?|sessid|salt|nonce|bearer|cookie|jwt|hmac"
+# A strong name that really names a file, a length or a policy: its value is not the secret.
+_NOT_SECRET_NAME = re.compile(r"(?i)(?:file|path|dir|length|len|min|max|ttl|timeout|expiry|expires|age|count"
+                              r"|type|policy|prompt|algo|algorithm|method|mode|id_?name|url|endpoint|env)$")
+_PLACEHOLDER = re.compile(r"(?i)^(?:\*+|x+|<[^>]*>|\$\{?[\w.]+\}?|%[sd]|\{\{.*\}\}|null|none|nil|true|false"
+                          r"|yes|no|on|off|required|optional|redacted|\[redacted[^\]]*\]|changeme|\?+|-)$")
+
+# Cheap gate: a string without any of these cannot match a built-in rule. Matched against the
+# lower-cased text: an (?i) alternation is ~5x slower in CPython's re.
+_TRIGGER = re.compile(
+    r"pass|pwd|secret|token|key|auth|cred|sig|sess|salt|nonce|bearer|cookie|jwt|hmac|://|akia|asia"
+    r"|a3t|aiza|ya29|gocspx|eyj|-----begin|gh[pousr]_|github_pat|xox[a-z]-|glpat-|sk[-_]|q~|mysql|mariadb"
+    r"|mongo|sshpass|redis-cli|[a-z0-9+/]{60}")
+
+
+@dataclass
+class Rule:
+    name: str
+    rx: re.Pattern
+    repl: object              # str template or callable(match) -> str | None (None: leave as is)
+    gated: bool = True        # behind _TRIGGER (user patterns are not)
+
+
+def _keep_prefix(group: str, rule: str):
+    def f(m: re.Match) -> str:
+        return m.group(group) + mark(rule)
+    return f
+
+
+def _entropy(s: str) -> float:
+    n = len(s)
+    return -sum(c / n * math.log2(c / n) for c in Counter(s).values()) if n else 0.0
+
+
+def looks_random(v: str) -> bool:
+    """A value that reads like a key: long enough, mixed characters, high Shannon entropy."""
+    if len(v) < 16 or v.isdigit() or v.startswith(("/", "./", "~")):
+        return False
+    classes = sum(bool(re.search(p, v)) for p in (r"[a-z]", r"[A-Z]", r"[0-9]", r"[^A-Za-z0-9]"))
+    return classes >= 2 and _entropy(v) >= 3.5
+
+
+def _unquote(m: re.Match) -> tuple[str, str, str]:
+    """(quote, value, rest) of the `val` alternation: "quoted", 'quoted' or bare."""
+    for q, g in (('"', "dq"), ("'", "sq")):
+        if m.group(g) is not None:
+            return q, m.group(g), q
+    return "", m.group("bare"), ""
+
+
+def _keyword(strong: bool, rule: str):
+    def f(m: re.Match) -> str | None:
+        name = m.group("name")
+        q, val, q2 = _unquote(m)
+        if not val or _PLACEHOLDER.match(val) or val.startswith("[REDACTED"):
+            return None
+        if _NOT_SECRET_NAME.search(name.rstrip("_-")):
+            return None
+        if not strong and not looks_random(val):
+            return None
+        return m.group("name") + m.group("sep") + q + mark(rule) + q2
+    return f
+
+
+_VAL = r"""(?:"(?P<dq>[^"\n]*)"|'(?P<sq>[^'\n]*)'|(?P<bare>[^\s"',;&}\]\)]+))"""
+
+
+# The keyword starts the name or follows a separator or a camelCase hump: db_password,
+# X-Api-Key, dbPassword; never inside a word (Bypass, monkey, tokenizer).
+_PRE = r"(?:[\w.-]*[_.-]|[A-Za-z0-9]*(?-i:[a-z0-9](?=[A-Z])))?"
+_SUF = r"(?:[_.-][\w.-]*|(?-i:[A-Z])[\w.-]*|s|\d+)?"
+
+
+def _kw_rx(names: str) -> re.Pattern:
+    # name (possibly prefixed/suffixed: db_password, X-Api-Key, aws_secret_access_key) then = or :
+    return re.compile(r"(?i)(?<![\w-])(?P<name>" + _PRE + r"(?:" + names + r")" + _SUF + r")(?P<sep>\"?'?\s*[:=]\s*)" + _VAL)
+
+
+def _config_line(m: re.Match) -> str | None:
+    """`password = two words` / `password: x y`: the rest of the line is the value. Not for
+    `token=abc user=bob` (a log line of key=value pairs: the inline rule takes each value)."""
+    name, val = m.group("name"), m.group("val").strip()
+    sep = m.group("head")[m.start("name") - m.start("head") + len(name):]
+    if "=" in sep and not sep.strip("=") or re.search(r"\s[\w.-]+=\S", val) or val[:1] in "\"'":
+        return None     # quoted values: the inline rule takes exactly the quoted part
+    if _NOT_SECRET_NAME.search(name.rstrip("_-")) or _PLACEHOLDER.match(val.strip("\"'")):
+        return None
+    if val.startswith("[REDACTED"):
+        return None
+    return m.group("head") + mark("keyword")
+
+
+def _short_flag(m: re.Match) -> str | None:
+    val = m.group("val")
+    if _PLACEHOLDER.match(val) or val.startswith(("[REDACTED", "-")) or val.isdigit():
+        return None     # a bare number after -p is a port (mongo -p 27017 is rare; a port is not secret)
+    return m.group("head") + mark("cmdline_password")
+
+
+_PRIVATE_KEY = re.compile(r"-----BEGIN (?P<kind>[A-Z0-9 ]*)PRIVATE KEY( BLOCK)?-----.*?"
+                          r"(?:-----END (?P=kind)PRIVATE KEY( BLOCK)?-----|\Z)", re.S)
+
+BUILTIN: tuple[Rule, ...] = (
+    Rule("private_key", _PRIVATE_KEY, lambda m: mark("private_key")),
+    # A PEM body line logged on its own (a key printed line by line into the journal).
+    Rule("private_key", re.compile(r"(?m)^\s*(?=[A-Za-z0-9+/]*[0-9])(?=[A-Za-z0-9+/]*[A-Z])[A-Za-z0-9+/]{60,76}={0,2}\s*$"),
+         lambda m: mark("private_key")),
+    Rule("jwt", re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"), lambda m: mark("jwt")),
+    # Authorization: Basic/Bearer/Digest ... and Cookie: a=b; c=d: the header value to its end.
+    # Authorization: Basic/Bearer x takes one token (a cmdline loses its quotes, so what follows
+    # is other text); Digest/NTLM/unknown schemes can hold spaces: the value to the quote or line end.
+    Rule("auth_header", re.compile(r"(?i)(?P<head>\b(?:proxy-)?authorization\"?\s*[:=]\s*\"?(?:basic|bearer|token|apikey)\s+)"
+                                   r"[^\s\"']+"), _keep_prefix("head", "auth_header")),
+    Rule("auth_header", re.compile(r"(?i)(?P<head>\b(?:proxy-)?authorization\"?\s*[:=]\s*\"?(?:digest|negotiate|ntlm"
+                                   r"|aws4-hmac-sha256)\s+)[^\n]+"), _keep_prefix("head", "auth_header")),
+    Rule("auth_header", re.compile(r"(?i)(?P<head>\b(?:proxy-)?authorization\"?\s*[:=]\s*\"?)(?!\[REDACTED)"
+                                   r"(?!(?:basic|bearer|token|apikey|digest|negotiate|ntlm|aws4-hmac-sha256)\s)"
+                                   r"[^\s\"'][^\"'\n]*"), _keep_prefix("head", "auth_header")),
+    Rule("cookie_header", re.compile(r"(?i)(?P<head>\b(?:set-)?cookie\"?\s*:\s*\"?)[^\s\"'][^\"'\n]*"),
+         _keep_prefix("head", "cookie_header")),
+    Rule("url_password", re.compile(r"(?i)(?P<head>\b[a-z][a-z0-9+.-]{1,20}://[^/\s:@\"']{0,256}:)[^/\s@\"']{1,256}(?=@)"),
+         _keep_prefix("head", "url_password")),
+    Rule("aws_access_key", re.compile(r"\b(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|APKA)[A-Z0-9]{16}\b"),
+         lambda m: mark("aws_access_key")),
+    Rule("gcp_key", re.compile(r"\bAIza[0-9A-Za-z_-]{35}(?![\w-])|\bya29\.[0-9A-Za-z_-]{20,}|\bGOCSPX-[A-Za-z0-9_-]{28}\b"),
+         lambda m: mark("gcp_key")),
+    Rule("azure_key", re.compile(r"(?i)(?P<head>\b(?:AccountKey|SharedAccessKey|sig)=)[A-Za-z0-9%+/]{20,}={0,2}"),
+         _keep_prefix("head", "azure_key")),
+    Rule("azure_key", re.compile(r"(?<![\w~.-])[A-Za-z0-9_~.-]{3}\dQ~[A-Za-z0-9_~.-]{31,34}(?![\w~.-])"),
+         lambda m: mark("azure_key")),
+    Rule("vendor_token", re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,}|xox[abposr]-[A-Za-z0-9-]{10,}"
+                                    r"|glpat-[A-Za-z0-9_-]{20,}|sk-(?:proj-)?[A-Za-z0-9_-]{20,}|[sr]k_live_[A-Za-z0-9]{20,})"),
+         lambda m: mark("vendor_token")),
+    # mysql -pSECRET / mysql -p SECRET, sshpass -p, redis-cli -a: -p is a port elsewhere (ssh, psql).
+    Rule("cmdline_password", re.compile(r"(?P<head>\b(?:mysql|mysqldump|mysqladmin|mysqlimport|mariadb|mariadb-dump"
+                                        r"|mongo|mongosh|mongodump|mongorestore|sshpass)\b[^\n|;&]{0,200}?"
+                                        r"\s-p\s?)(?P<val>[^\s\-][^\s]*)"), _short_flag),
+    Rule("cmdline_password", re.compile(r"(?P<head>\bredis-cli\b[^\n|;&]{0,200}?\s-a\s?)(?P<val>[^\s\-][^\s]*)"),
+         _short_flag),
+    # --password=x, --token x, --api-key=x (a --password-file is a path and stays).
+    Rule("cmdline_password", re.compile(r"(?i)(?P<head>(?<![\w-])--?(?:" + _STRONG + r")(?:=|\s+))(?P<val>[^\s\"']+)"),
+         lambda m: None if _PLACEHOLDER.match(m.group("val")) or m.group("val").startswith(("[REDACTED", "-"))
+         else m.group("head") + mark("cmdline_password")),
+    # password = two words  (config text: the rest of the line)
+    Rule("keyword", re.compile(r"(?im)(?P<head>^[ \t]*(?P<name>" + _PRE + r"(?:" + _STRONG + r")" + _SUF + r")[ \t]*[:=][ \t]*)"
+                               r"(?P<val>\S[^\n]*?)[ \t]*$"), _config_line),
+    Rule("keyword", _kw_rx(_STRONG), _keyword(True, "keyword")),
+    Rule("high_entropy", _kw_rx(_WEAK), _keyword(False, "high_entropy")),
+)
+
+
+@dataclass
+class Redactor:
+    """Apply the rules to strings; `counts` is {rule: n} of redactions made (never the secrets)."""
+
+    enabled: bool = True
+    user: list[Rule] = field(default_factory=list)
+    counts: Counter = field(default_factory=Counter)
+    config_source: str | None = None        # which user pattern file was read, for the manifest
+    config_errors: list[str] = field(default_factory=list)
+
+    def text(self, s: str) -> str:
+        if not self.enabled or not s:
+            return s
+        if len(s) > MAX_TEXT:
+            s = s[:MAX_TEXT]
+        gated = _TRIGGER.search(s.lower()) is not None
+        for r in BUILTIN if gated else ():
+            s = self._apply(r, s)
+        for r in self.user:
+            s = self._apply(r, s)
+        return s
+
+    def _apply(self, r: Rule, s: str) -> str:
+        n = 0
+
+        def sub(m: re.Match) -> str:
+            nonlocal n
+            out = r.repl(m) if callable(r.repl) else r.repl
+            if out is None:
+                return m.group(0)
+            n += 1
+            return out
+        s2 = r.rx.sub(sub, s)
+        if n:
+            self.counts[r.name] += n
+        return s2
+
+    def deep(self, obj):
+        """Redact every string (and string dict key) of a JSON-like value or dataclass tree.
+        Dataclass instances are updated in place and returned."""
+        if isinstance(obj, str):
+            return self.text(obj)
+        if isinstance(obj, dict):
+            return {(self.text(k) if isinstance(k, str) else k): self.deep(v) for k, v in obj.items()}
+        if isinstance(obj, (list, tuple)):
+            return type(obj)(self.deep(x) for x in obj) if isinstance(obj, list) else tuple(self.deep(x) for x in obj)
+        if is_dataclass(obj) and not isinstance(obj, type):
+            for f in fields(obj):
+                try:
+                    setattr(obj, f.name, self.deep(getattr(obj, f.name)))
+                except AttributeError:   # frozen: leave it (no frozen dataclass holds host text)
+                    pass
+            return obj
+        return obj
+
+
+def user_rules(path: str) -> tuple[list[Rule], list[str]]:
+    """Patterns from a TOML file:  [[pattern]] name = "ticket_ids"  regex = "TCK-\\d{6}".
+    A named group `secret` limits the redaction to that part. Bad entries become errors."""
+    rules: list[Rule] = []
+    errors: list[str] = []
+    try:
+        with open(path, "rb") as f:
+            doc = tomllib.loads(f.read(1 << 20).decode("utf-8", "replace"))
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        return [], [f"{path}: {e}"]
+    items = doc.get("pattern") or []
+    if not isinstance(items, list):
+        return [], [f"{path}: 'pattern' must be an array of tables ([[pattern]])"]
+    for i, item in enumerate(items[:MAX_USER_PATTERNS]):
+        if not isinstance(item, dict) or not isinstance(item.get("regex"), str):
+            errors.append(f"{path}: pattern {i + 1}: needs a 'regex' string")
+            continue
+        name = re.sub(r"[^\w.-]", "_", str(item.get("name") or f"user_{i + 1}"))[:40]
+        src = item["regex"]
+        if len(src) > MAX_PATTERN_CHARS:
+            errors.append(f"{path}: pattern {name}: longer than {MAX_PATTERN_CHARS} characters")
+            continue
+        try:
+            rx = re.compile(src)
+        except re.error as e:
+            errors.append(f"{path}: pattern {name}: {e}")
+            continue
+        label = "user:" + name
+        if "secret" in rx.groupindex:
+            def repl(m, label=label):
+                a, b = m.span("secret")
+                if a < 0:
+                    return None
+                s0 = m.start()
+                return m.group(0)[:a - s0] + mark(label) + m.group(0)[b - s0:]
+        else:
+            def repl(m, label=label):
+                return mark(label)
+        rules.append(Rule(label, rx, repl, gated=False))
+    if len(items) > MAX_USER_PATTERNS:
+        errors.append(f"{path}: only the first {MAX_USER_PATTERNS} patterns are used")
+    return rules, errors
+
+
+def make(enabled: bool = True, config: str | None = None) -> Redactor:
+    """A Redactor with the built-in rules plus user patterns from `config` (an explicit path that
+    must exist) or /etc/hostdiag/redact.toml when present."""
+    r = Redactor(enabled=enabled)
+    path = config or (DEFAULT_CONFIG if os.path.isfile(DEFAULT_CONFIG) else None)
+    if path and enabled:
+        r.user, r.config_errors = user_rules(path)
+        r.config_source = path
+    return r

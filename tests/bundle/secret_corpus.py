@@ -1,0 +1,82 @@
+"""Real-looking secrets (all fake: made-up values in the vendors' documented shapes) in the
+places a bundle picks text up from: command lines, journal lines, config-like text.
+
+Each case is (text, secrets that must not survive, ordinary words that must survive).
+"""
+from __future__ import annotations
+
+AWS_ID = "AKIAQ3EGRIDXZ7YWN4PL"
+AWS_SECRET = "k9Wq2Zr7Tn4Lm1Vb8Xc3Yd6Hf0Gj5Sa2Pe7Ru4I"
+GCP_KEY = "AIzaSyC8vT4mQ2pX9rL6wN3bK7jH5dF1gS0aZxY"
+AZURE_CONN_KEY = "Zk3u9Qm2Wn7Rb4Tc8Yv1Xe6Hd0Gf5Jp3Ls9Na2Mq7Wr4Et8Yu1Io6Pa5Sd3Fg=="
+AZURE_SECRET = "Ab3" + "8Q~" + "Xy7Zq2Wv9Rt4Ul6Nm1Ko5Jp8Hs3Gd0Fc2Eb9"
+JWT = ("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJvbmNhbGwtYm90Iiwic2NvcGUiOiJhZG1pbiJ9."
+       "Qm9ndXNTaWduYXR1cmVGb3JUZXN0aW5nT25seTEyMzQ1Ng")
+GH_TOKEN = "ghp_" + "R8mK2qW7xZ4nV9bT3cL6yH1jF5dS0aP2gE7u"
+SLACK = "xoxb-" + "2719381-88412-ZkT7qW2mN9xV4bR1"
+PEM = ("-----BEGIN RSA PRIVATE KEY-----\n"
+       "MIIEowIBAAKCAQEAzQ9hK3Tq8vW2nR7xL4mP1bY6cJ0dS5fG3hE9kA2uV8wZ7tN4\n"
+       "rQ1mX6yB3vC9pL2kD5jF8hG0sA7eT4wU1iO6nM3bV9cX2zQ5rY8tP1kL4jH7gF0d\n"
+       "-----END RSA PRIVATE KEY-----")
+PEM_BODY = "MIIEowIBAAKCAQEAzQ9hK3Tq8vW2nR7xL4mP1bY6cJ0dS5fG3hE9kA2uV8wZ7tN4"
+
+CMDLINES = [
+    ("/usr/bin/mysql -u app -pTr0ub4dor3xQ -h db01.internal -P 3306 orders", ["Tr0ub4dor3xQ"],
+     ["/usr/bin/mysql", "db01.internal", "3306", "orders"]),
+    ("mysqldump -u backup -p Zq8Hx2Lm9Wv3 --single-transaction shop", ["Zq8Hx2Lm9Wv3"], ["--single-transaction", "shop"]),
+    ("/opt/app/bin/server --port 8443 --password=Sup3r-S3cret_Pw --config /etc/app/app.yaml",
+     ["Sup3r-S3cret_Pw"], ["--port 8443", "/etc/app/app.yaml"]),
+    ("java -Dspring.datasource.password=H7kQ2mW9xZ -jar /srv/api.jar --server.port=8080", ["H7kQ2mW9xZ"],
+     ["/srv/api.jar", "--server.port=8080"]),
+    ("worker --api-key 4f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c --threads 8", ["4f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c"], ["--threads 8"]),
+    ("sshpass -p Xw3Lq9Zt7 ssh -p 2222 deploy@10.1.2.3", ["Xw3Lq9Zt7"], ["-p 2222", "deploy@10.1.2.3"]),
+    ("redis-cli -h cache01 -p 6379 -a Rd5Pw8Qz2Kx9 INFO", ["Rd5Pw8Qz2Kx9"], ["cache01", "6379", "INFO"]),
+    ("psql postgresql://reporter:Pg9Wq2Zx7Lm4@db02.internal:5432/metrics -c 'select 1'", ["Pg9Wq2Zx7Lm4"],
+     ["reporter", "db02.internal:5432/metrics"]),
+    ("curl -s -H 'Authorization: Bearer Tk8Qw2Zm9Xv4Lp7Rn3' https://api.example.com/v2/items?page=3",
+     ["Tk8Qw2Zm9Xv4Lp7Rn3"], ["https://api.example.com/v2/items?page=3"]),
+    (f"aws s3 cp /var/backups/db.gz s3://bucket/ --access-key {AWS_ID}", [AWS_ID], ["/var/backups/db.gz", "s3://bucket/"]),
+    (f"deploy.sh --token {GH_TOKEN} --env prod", [GH_TOKEN], ["deploy.sh", "--env prod"]),
+    ("docker run -p 8080:80 -v /data:/data nginx:1.25", [], ["-p 8080:80", "/data:/data", "nginx:1.25"]),
+    ("cp -p /etc/nginx/nginx.conf /root/nginx.conf.bak", [], ["cp -p /etc/nginx/nginx.conf /root/nginx.conf.bak"]),
+    ("app --password-file /etc/app/pw.txt --port 9090", [], ["--password-file /etc/app/pw.txt", "--port 9090"]),
+]
+
+JOURNAL = [
+    ("Accepted password for deploy from 10.0.0.7 port 51234 ssh2", [],
+     ["Accepted password for deploy from 10.0.0.7 port 51234 ssh2"]),
+    ("pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=10.0.0.9", [],
+     ["pam_unix(sshd:auth): authentication failure", "rhost=10.0.0.9"]),
+    ("GET /api/v1/orders HTTP/1.1 Authorization: Basic ZGVwbG95Ok5vdFJlYWxQdzk4Nw== pid=4242", ["ZGVwbG95Ok5vdFJlYWxQdzk4Nw=="],
+     ["GET /api/v1/orders HTTP/1.1"]),
+    ("upstream request headers: Cookie: sessionid=Sx9Qw2Lm7Zt4Kp1Vn8; csrftoken=Cf3Rt6Yu9Io2", ["Sx9Qw2Lm7Zt4Kp1Vn8", "Cf3Rt6Yu9Io2"],
+     ["upstream request headers"]),
+    (f"token refresh ok: {JWT}", [JWT, JWT.split(".")[1]], ["token refresh ok"]),
+    (f"boto: using credentials aws_access_key_id={AWS_ID} aws_secret_access_key={AWS_SECRET}", [AWS_ID, AWS_SECRET], ["boto: using"]),
+    (f"maps client init key={GCP_KEY} region=eu-west1", [GCP_KEY], ["region=eu-west1"]),
+    (f"connecting: DefaultEndpointsProtocol=https;AccountName=logs01;AccountKey={AZURE_CONN_KEY};EndpointSuffix=core.windows.net",
+     [AZURE_CONN_KEY], ["AccountName=logs01", "EndpointSuffix=core.windows.net"]),
+    (f"msal: client_secret={AZURE_SECRET} tenant=contoso", [AZURE_SECRET], ["tenant=contoso"]),
+    (f"slack notify failed token={SLACK} status=429", [SLACK], ["status=429"]),
+    ("redis: connect redis://:Rp4Lw8Qz2Xm6@10.0.3.4:6379/0 failed", ["Rp4Lw8Qz2Xm6"], ["10.0.3.4:6379/0 failed"]),
+    ("session_token=Zt8Kq2Wm5Xv9Lp3Rn7Yc1 user=alice worker=3", ["Zt8Kq2Wm5Xv9Lp3Rn7Yc1"], ["user=alice", "worker=3"]),
+    (PEM_BODY, [PEM_BODY], []),
+    ("Out of memory: Killed process 4242 (app-worker) total-vm:812345kB, anon-rss:700000kB", [],
+     ["Out of memory: Killed process 4242 (app-worker) total-vm:812345kB, anon-rss:700000kB"]),
+    ("Speculative Store Bypass: Vulnerable", [], ["Speculative Store Bypass: Vulnerable"]),
+    ("nginx: worker 18 handled request 99812 in 33ms on port 8080 from /var/www/html/index.html", [],
+     ["nginx: worker 18 handled request 99812 in 33ms on port 8080 from /var/www/html/index.html"]),
+]
+
+CONFIG = [
+    ("[database]\nhost = db01.internal\nport = 5432\npassword = correct horse battery staple\n",
+     ["correct horse battery staple", "horse battery"], ["host = db01.internal", "port = 5432"]),
+    ('{"user": "svc", "apiKey": "Ak7Qw2Zx9Lm4Rt8Yp3", "timeout_ms": 3000}', ["Ak7Qw2Zx9Lm4Rt8Yp3"], ['"timeout_ms": 3000']),
+    ("smtp:\n  username: alerts\n  password: 'Sm7Tp2Qw9Zx'\n  port: 587\n", ["Sm7Tp2Qw9Zx"], ["username: alerts", "port: 587"]),
+    (f"private_key = \"\"\"\n{PEM}\n\"\"\"\nowner = ops\n", [PEM_BODY, "zQ9hK3Tq8vW2nR7xL4mP1bY6cJ0dS5fG3hE9kA2uV8wZ7tN4"], ["owner = ops"]),
+    ("DB_PASSWORD=Vx8Qm2Lz7Wk4\nDB_HOST=10.0.0.5\nLOG_DIR=/var/log/app\n", ["Vx8Qm2Lz7Wk4"], ["DB_HOST=10.0.0.5", "LOG_DIR=/var/log/app"]),
+    ("min_password_length = 12\npassword_file = /etc/app/secret.txt\n", [], ["min_password_length = 12", "password_file = /etc/app/secret.txt"]),
+    ("hmac_key: 9fK2qW8zX4mL7vR1tY6pN3bH5jD0sG2c\nretries: 5\n", ["9fK2qW8zX4mL7vR1tY6pN3bH5jD0sG2c"], ["retries: 5"]),
+]
+
+ALL = CMDLINES + JOURNAL + CONFIG

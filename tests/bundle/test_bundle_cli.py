@@ -1,0 +1,321 @@
+"""`hostdiag bundle` end to end, on real processes and a real journal file with planted secrets."""
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import shlex
+import signal
+import stat
+import subprocess
+import sys
+import tarfile
+import time
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "journal"))
+import secret_corpus as corpus  # noqa: E402
+import journalgen  # noqa: E402
+
+from support import HOSTDIAG  # noqa: E402
+
+SLEEPER = "import time; time.sleep(300)"
+SECRETS = sorted({s for _, secrets, _ in corpus.ALL for s in secrets}, key=len, reverse=True)
+
+
+def run(*args, input=None, env=None, timeout=120, cwd=None) -> subprocess.CompletedProcess:
+    e = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", NO_COLOR="1")
+    e.update(env or {})
+    return subprocess.run([*HOSTDIAG, *args], input=input, capture_output=True, env=e, timeout=timeout, cwd=cwd)
+
+
+def members(blob: bytes) -> dict[str, bytes]:
+    with tarfile.open(fileobj=io.BytesIO(blob), mode="r:*") as t:
+        return {m.name.split("/", 1)[1]: t.extractfile(m).read() for m in t.getmembers()}
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    """Processes whose command lines hold secrets, and a journal whose lines hold secrets."""
+    why = journalgen.available()
+    if why:
+        pytest.skip(why)
+    d = tmp_path_factory.mktemp("secretjournal")
+    now = time.time()
+    entries = list(journalgen.bulk(now - 3000, now - 900, 3000))
+    for i, (text, _, _) in enumerate(corpus.JOURNAL + corpus.CONFIG + corpus.CMDLINES):
+        entries.append((now - 800 + i, journalgen.service("app.service", text, 3, 4242)))
+    entries.sort(key=lambda x: x[0])
+    journalgen.write_journal(str(d / "system.journal"), entries)
+    kids = [subprocess.Popen([sys.executable, "-c", SLEEPER, *shlex.split(c)], start_new_session=True)
+            for c, _, _ in corpus.CMDLINES]
+    time.sleep(0.3)
+    yield d, now
+    for k in kids:
+        os.killpg(k.pid, signal.SIGKILL)
+        k.wait()
+
+
+@pytest.fixture(scope="module")
+def made(planted):
+    d, _ = planted
+    p = run("bundle", "--incident", "INC-4242", "--window", "1", "--interval", "0.5", "--since", "1h",
+            "--journal-dir", str(d), "-o", "-")
+    assert p.returncode == 0, p.stderr.decode()
+    return p.stdout, p.stderr.decode()
+
+
+def test_stdout_bundle_verifies_from_file_and_stdin(made, tmp_path):
+    blob, err = made
+    assert blob[:2] == b"\x1f\x8b" and "manifest SHA-256" in err
+    f = tmp_path / "b.tar.gz"
+    f.write_bytes(blob)
+    p = run("bundle", "verify", str(f))
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert b"OK" in p.stdout and b"INC-4242" in p.stdout
+    p = run("bundle", "verify", "-", input=blob)
+    assert p.returncode == 0, p.stdout + p.stderr
+    sha = err.split("manifest SHA-256 ")[1].split()[0]
+    assert run("bundle", "verify", str(f), "--expect", sha).returncode == 0
+    assert run("bundle", "verify", str(f), "--expect", "0" * 64).returncode == 1
+    bad = bytearray(blob)
+    bad[len(bad) // 3] ^= 0xFF
+    p = run("bundle", "verify", "-", input=bytes(bad))
+    assert p.returncode == 1 and b"FAIL" in p.stdout
+
+
+def test_round_trip_show_json_equals_the_snapshot(made, tmp_path):
+    from hostdiag.bundle.show import report_from_dict
+    from hostdiag.render import Env, render
+
+    blob, _ = made
+    m = members(blob)
+    f = tmp_path / "b.tar.gz"
+    f.write_bytes(blob)
+    p = run("bundle", "show", str(f), "--json")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == m["snapshot.json"]
+    doc = json.loads(m["snapshot.json"])
+    rep = report_from_dict(doc)
+    assert json.loads(render(rep, "json", Env())) == doc
+    # and the other formats, rebuilt on "another machine" from the JSON alone
+    md = run("bundle", "show", str(f), "--markdown").stdout.decode()
+    txt = run("bundle", "show", "-", "--plain", input=blob).stdout.decode()
+    assert md == render(rep, "markdown", Env()) and txt == render(rep, "plain", Env())
+    assert doc["headline"]["condition"][:40] in txt
+
+
+def test_round_trip_in_process(snapshot):
+    """bundle -> verify -> show --json equals the report of the same snapshot (no redaction needed)."""
+    from hostdiag.bundle import contents
+    from hostdiag.bundle.show import render_member
+    from hostdiag.bundle.verify import verify
+    from hostdiag.core.context import Context
+    from hostdiag.render import Env, render
+
+    rep = snapshot(only=["memory", "cpu"], window=0)
+    want = render(rep, "json", Env())
+    out = io.BytesIO()
+    now = time.time()
+    contents.write(contents.Options(incident="INC-1", redact=False, argv=["hostdiag", "bundle"]), Context(),
+                   out, report=rep, since=now - 60, until=now, err=lambda m: None)
+    res = verify(io.BytesIO(out.getvalue()), keep=lambda n: n.endswith((".json", ".md", ".txt")))
+    assert res.ok, res.problems
+    text, note = render_member(res.members, "json", Env())
+    assert note is None and text == want
+
+
+def test_no_secret_survives_extracted_or_compressed(made):
+    blob, _ = made
+    m = members(blob)
+    raw = gzip.decompress(blob)
+    assert b"journal.jsonl" in raw
+    for s in SECRETS:
+        b = s.encode()
+        assert b not in blob, f"secret in the compressed stream: {s}"
+        assert b not in raw, f"secret in the tar stream: {s}"
+        for name, data in m.items():
+            assert b not in data, f"secret {s!r} survived in {name}"
+    man = json.loads(m["manifest.json"])
+    red = man["redaction"]
+    assert red["enabled"] and red["total"] >= len(SECRETS) // 2
+    assert {"cmdline_password", "jwt", "aws_access_key", "private_key", "url_password"} <= set(red["counts"])
+
+
+def test_planted_text_is_there_and_ordinary_text_untouched(made):
+    m = members(made[0])
+    journal = [json.loads(x) for x in m["journal.jsonl"].splitlines()]
+    msgs = [j["message"] for j in journal]
+    for text, secrets, keep in corpus.JOURNAL:
+        if not secrets:
+            assert text in msgs, f"ordinary line changed or missing: {text!r}"
+        for k in keep:
+            assert any(k in x for x in msgs), k
+    assert [j["ts"] for j in journal] == sorted(j["ts"] for j in journal)      # oldest first
+    procs = [json.loads(x) for x in m["processes.jsonl"].splitlines()]
+    cmdlines = " ".join(p["cmdline"] for p in procs)
+    for text, _, keep in corpus.CMDLINES:
+        for k in keep:
+            assert k in cmdlines, f"ordinary cmdline text lost: {k!r}"
+    assert any(p["pid"] == os.getpid() for p in procs)
+    assert not any("environ" in k for p in procs for k in p)
+
+
+def test_manifest_contents(made):
+    m = members(made[0])
+    man = json.loads(m["manifest.json"])
+    assert man["incident"] == "INC-4242" and man["hostdiag_version"]
+    assert man["host"]["hostname"] and "machine_id" in man["host"] and "boot_id" in man["host"]
+    c = man["collection"]
+    assert c["start_epoch"] <= c["end_epoch"] and c["start_monotonic"] <= c["end_monotonic"]
+    assert "bundle" in man["command_line"] and "INC-4242" in man["command_line"]
+    assert [x["name"] for x in man["members"]] == [n for n in m if n not in ("manifest.json", "manifest.sha256")]
+    assert man["history"]["included"] is False and man["history"]["note"]
+    assert isinstance(man["blind_spots"], list)
+    for name in ("snapshot.json", "report.md", "report.txt", "changes.json", "kernel_events.json",
+                 "signature_matches.json", "processes.jsonl", "sockets.jsonl", "journal.jsonl"):
+        assert name in m
+
+
+def test_no_redact_says_so_and_keeps_secrets(planted):
+    """The negative control: without redaction the planted secrets are in the bundle, so the
+    assertions above can fail."""
+    d, _ = planted
+    p = run("bundle", "--no-redact", "--window", "0", "--since", "1h", "--journal-dir", str(d), "--only", "memory", "-o", "-")
+    assert p.returncode == 0
+    assert b"WARNING: --no-redact" in p.stderr
+    m = members(p.stdout)
+    man = json.loads(m["manifest.json"])
+    assert man["redaction"]["enabled"] is False and "NOT REDACTED" in man["redaction"]["WARNING"]
+    everything = b"".join(m.values())
+    assert corpus.AWS_ID.encode() in everything and b"Tr0ub4dor3xQ" in everything
+
+
+def test_output_file_default_name_0600_never_overwrites(tmp_path):
+    p = run("bundle", "--incident", "INC 77/../x", "--window", "0", "--only", "memory", "--since", "5m",
+            "-o", str(tmp_path))
+    assert p.returncode == 0, p.stderr
+    files = list(tmp_path.iterdir())
+    assert len(files) == 1
+    f = files[0]
+    assert f.name.startswith("hostdiag-bundle_") and "INC_77_.._x" in f.name and f.name.endswith("Z.tar.gz")
+    assert "/" not in f.name and stat.S_IMODE(f.stat().st_mode) == 0o600
+    before = f.read_bytes()
+    p = run("bundle", "--window", "0", "--only", "memory", "-o", str(f))
+    assert p.returncode == 2 and b"exists" in p.stderr
+    assert f.read_bytes() == before
+    link = tmp_path / "link.tar.gz"
+    link.symlink_to(tmp_path / "elsewhere")
+    assert run("bundle", "--window", "0", "--only", "memory", "-o", str(link)).returncode == 2
+    assert not (tmp_path / "elsewhere").exists()
+
+
+def test_max_size_trims_oldest_journal_lines_first(planted):
+    d, _ = planted
+    p = run("bundle", "--window", "0", "--only", "memory", "--since", "1h", "--journal-dir", str(d),
+            "--max-size", "400KB", "-o", "-")
+    assert p.returncode == 0, p.stderr
+    m = members(p.stdout)
+    man = json.loads(m["manifest.json"])
+    trim = [t for t in man["trimmed"] if t["member"] == "journal.jsonl"]
+    assert trim and trim[0]["dropped_lines"] > 0 and trim[0]["order"] == "oldest first"
+    assert sum(len(v) for v in m.values()) <= 400_000
+    kept = [json.loads(x) for x in m["journal.jsonl"].splitlines()]
+    assert kept and kept[-1]["message"].startswith(corpus.CMDLINES[-1][0][:3])   # the newest line survived
+    assert man["journal"]["dropped_by_max_size"] == trim[0]["dropped_lines"]
+    assert b"trimmed: journal.jsonl" in p.stderr
+
+
+def test_zstd(tmp_path):
+    pytest.importorskip("zstandard")
+    p = run("bundle", "--zstd", "--window", "0", "--only", "memory", "--since", "5m", "-o", str(tmp_path))
+    assert p.returncode == 0, p.stderr
+    (f,) = tmp_path.iterdir()
+    assert f.name.endswith(".tar.zst") and f.read_bytes()[:4] == b"\x28\xb5\x2f\xfd"
+    assert run("bundle", "verify", str(f)).returncode == 0
+    assert run("bundle", "show", str(f), "--json").returncode == 0
+
+
+def test_show_and_verify_refuse_hostile(tmp_path):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as t:
+        ti = tarfile.TarInfo("../../etc/cron.d/x")
+        ti.size = 1
+        t.addfile(ti, io.BytesIO(b"x"))
+    f = tmp_path / "evil.tar.gz"
+    f.write_bytes(buf.getvalue())
+    for args in (("verify", str(f)), ("show", str(f), "--json"), ("show", str(f), "--ignore-hash")):
+        p = run("bundle", *args)
+        assert p.returncode == 1 and b"traversal" in (p.stdout + p.stderr)
+    assert not (tmp_path / "etc").exists()
+
+
+UNSHARE = "unshare"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root for a private mount namespace")
+def test_streams_while_the_disk_is_full(tmp_path):
+    """cwd and TMPDIR on a full tmpfs (private mount namespace): `-o -` still streams a bundle
+    that verifies; `-o FILE` on the full disk fails cleanly and leaves nothing behind."""
+    full = tmp_path / "full"
+    full.mkdir()
+    py = shlex.quote(sys.executable)
+    script = f"""
+        set -e
+        mount -t tmpfs -o size=64k tmpfs {full}
+        cd {full}
+        dd if=/dev/zero of=fill bs=4k >/dev/null 2>&1 || true
+        test "$(stat -f -c %a .)" -eq 0
+        export TMPDIR={full} PYTHONDONTWRITEBYTECODE=1
+        if {py} -m hostdiag bundle --window 0 --only memory,cpu --since 5m -o {full}/x.tar.gz 2>{tmp_path}/err.txt; then
+            echo "file bundle unexpectedly written" >&2; exit 9
+        fi
+        ls -A {full} > {tmp_path}/ls.txt
+        exec {py} -m hostdiag bundle --window 0 --only memory,cpu --since 5m -o -
+    """
+    p = subprocess.run([UNSHARE, "--mount", "--propagation", "private", "sh", "-c", script],
+                       capture_output=True, timeout=120, cwd=str(tmp_path))
+    assert p.returncode == 0, p.stderr.decode()
+    from hostdiag.bundle.verify import verify
+
+    res = verify(io.BytesIO(p.stdout), keep=lambda n: n == "snapshot.json")
+    assert res.ok, res.problems
+    assert json.loads(res.members["snapshot.json"])["sections"]["memory"]["status"] in ("ok", "partial")
+    assert (tmp_path / "ls.txt").read_text().split() == ["fill"]            # no temp file left behind
+    assert "No space left" in (tmp_path / "err.txt").read_text() or "not written" in (tmp_path / "err.txt").read_text()
+
+
+def test_history_hook_called_when_a_store_exists(snapshot, monkeypatch):
+    """hostdiag.history is built on another branch: a stand-in module with the agreed hook
+    (bundle_slice(ctx, since, until) -> dict | None) is called, and its slice is redacted."""
+    import types
+
+    from hostdiag.bundle import contents
+    from hostdiag.bundle.verify import verify
+    from hostdiag.core.context import Context
+
+    calls = []
+    fake = types.ModuleType("hostdiag.history")
+    fake.bundle_slice = lambda ctx, since, until: calls.append((since, until)) or {
+        "captures": [{"t": since, "cmdline": "app --password=Hx7Qw2Zm9"}]}
+    monkeypatch.setitem(sys.modules, "hostdiag.history", fake)
+    rep = snapshot(only=["memory"], window=0)
+    out = io.BytesIO()
+    now = time.time()
+    contents.write(contents.Options(argv=["hostdiag"]), Context(), out, report=rep, since=now - 60, until=now,
+                   err=lambda m: None)
+    res = verify(io.BytesIO(out.getvalue()), keep=lambda n: n == "history.json")
+    assert res.ok and calls == [(now - 60, now)]
+    assert b"Hx7Qw2Zm9" not in res.members["history.json"] and b"captures" in res.members["history.json"]
+    assert res.manifest["history"]["included"] is True
+    # a store that does not exist: the hook returns None, the bundle notes it and goes on
+    fake.bundle_slice = lambda ctx, since, until: None
+    out = io.BytesIO()
+    contents.write(contents.Options(argv=["hostdiag"]), Context(), out, report=rep, since=now - 60, until=now,
+                   err=lambda m: None)
+    res = verify(io.BytesIO(out.getvalue()))
+    assert res.ok and res.manifest["history"] == {"included": False, "note": "no capture store on this host: no history slice"}
+    assert "history.json" not in [m["name"] for m in res.manifest["members"]]

@@ -1,0 +1,149 @@
+"""Redaction rules on a corpus of real-looking secrets, and hypothesis variants of each shape."""
+from __future__ import annotations
+
+import os
+import re
+import string
+import sys
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+sys.path.insert(0, os.path.dirname(__file__))
+import secret_corpus as corpus  # noqa: E402
+
+from hostdiag.bundle import redact  # noqa: E402
+
+
+@pytest.mark.parametrize("text,secrets,keep", corpus.ALL, ids=[c[0][:40] for c in corpus.ALL])
+def test_corpus(text, secrets, keep):
+    r = redact.make(config=None)
+    out = r.text(text)
+    for s in secrets:
+        assert s not in out, f"secret survived: {out!r}"
+    for k in keep:
+        assert k in out, f"ordinary text lost: {k!r} not in {out!r}"
+    assert sum(r.counts.values()) >= (1 if secrets else 0)
+    if not secrets:
+        assert out == text and not r.counts
+
+
+def test_counts_never_hold_the_secret():
+    r = redact.make()
+    for text, _, _ in corpus.ALL:
+        r.text(text)
+    dumped = repr(dict(r.counts))
+    for _, secrets, _ in corpus.ALL:
+        for s in secrets:
+            assert s not in dumped
+    assert {"aws_access_key", "jwt", "private_key", "url_password", "auth_header", "cookie_header",
+            "cmdline_password", "keyword", "gcp_key", "azure_key"} <= set(r.counts)
+
+
+def test_disabled_keeps_everything():
+    r = redact.make(enabled=False)
+    for text, _, _ in corpus.ALL:
+        assert r.text(text) == text
+    assert not r.counts
+
+
+def test_user_patterns(tmp_path):
+    cfg = tmp_path / "redact.toml"
+    cfg.write_text('[[pattern]]\nname = "ticket"\nregex = "TCK-\\\\d{6}"\n'
+                   '[[pattern]]\nname = "employee"\nregex = "emp=(?P<secret>E\\\\d{5})"\n'
+                   '[[pattern]]\nname = "broken"\nregex = "("\n')
+    r = redact.make(config=str(cfg))
+    out = r.text("see TCK-123456 for emp=E12345 pid=77 port=22")
+    assert "TCK-123456" not in out and "E12345" not in out
+    assert "emp=[REDACTED:user:employee]" in out and "pid=77 port=22" in out
+    assert r.counts == {"user:ticket": 1, "user:employee": 1}
+    assert any("broken" in e for e in r.config_errors)
+
+
+def test_deep_walks_dataclasses_and_dicts():
+    from hostdiag.core.model import Finding
+
+    f = Finding("x.y", "processes", "info", "t", evidence={"cmdline": "app --password=Zx9Qw2Lm7"},
+                stabilize=["mysql -pHunter2Zq ok"])
+    r = redact.make()
+    r.deep(f)
+    assert "Zx9Qw2Lm7" not in str(f) and "Hunter2Zq" not in str(f)
+    assert f.id == "x.y" and r.counts["cmdline_password"] == 2
+
+
+# ---------------------------------------------------------------- hypothesis variants
+
+_secret = st.text(string.ascii_letters + string.digits, min_size=10, max_size=40).filter(
+    lambda s: any(c.isdigit() for c in s) and any(c.isalpha() for c in s))
+_word = st.sampled_from(["worker", "started", "pid=4242", "port 8080", "/var/log/app.log", "10.0.0.1:5432",
+                         "ok", "request", "user=bob", "in 33ms"])
+_names = st.sampled_from(["password", "passwd", "db_password", "DB_PASSWORD", "dbPassword", "secret", "api_key",
+                          "X-Api-Key", "apiKey", "access_token", "token", "client_secret", "aws_secret_access_key"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(_names, st.sampled_from(["=", ": ", " = ", "=\"", ":'"]), _secret, st.lists(_word, max_size=4),
+       st.lists(_word, max_size=4))
+def test_keyword_values_redacted(name, sep, secret, before, after):
+    close = '"' if sep.endswith('"') else "'" if sep.endswith("'") else ""
+    text = " ".join([*before, f"{name}{sep}{secret}{close}", *after])
+    out = redact.make().text(text)
+    assert secret not in out, out
+    # Config style `password: x y` / `password = x y` (unquoted, spaced): the rest of the line is the value.
+    rest_is_value = sep in (": ", " = ")
+    for w in before + ([] if rest_is_value else after):
+        assert w in out
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from(["--password", "--passwd", "--token", "--api-key", "--secret", "--client-secret"]),
+       st.sampled_from(["=", " "]), _secret, st.integers(1, 65535), st.integers(1, 4_000_000))
+def test_cmdline_flags_redacted_ports_pids_kept(flag, sep, secret, port, pid):
+    text = f"/usr/local/bin/svc --port {port} {flag}{sep}{secret} --pid-file /run/svc/{pid}.pid"
+    out = redact.make().text(text)
+    assert secret not in out
+    assert f"--port {port}" in out and f"/run/svc/{pid}.pid" in out
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from(["postgres", "mysql", "redis", "amqp", "https", "mongodb+srv"]),
+       st.from_regex(r"[a-z][a-z0-9_]{2,10}", fullmatch=True), _secret,
+       st.from_regex(r"[a-z0-9]{2,8}\.internal", fullmatch=True), st.integers(1, 65535))
+def test_url_passwords_redacted(scheme, user, secret, host, port):
+    out = redact.make().text(f"connect {scheme}://{user}:{secret}@{host}:{port}/db failed")
+    assert secret not in out
+    assert f"{scheme}://{user}:" in out and f"@{host}:{port}/db failed" in out
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from(["AKIA", "ASIA", "AROA"]), st.from_regex(r"[A-Z0-9]{16}", fullmatch=True),
+       st.from_regex(r"[A-Za-z0-9_-]{35}", fullmatch=True), st.from_regex(r"[A-Za-z0-9_-]{10,40}", fullmatch=True))
+def test_cloud_and_jwt_shapes(prefix, body, gcp, sig):
+    r = redact.make()
+    aws, key = prefix + body, "AIza" + gcp
+    jwt = f"eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4eXoifQ.{sig}"
+    out = r.text(f"id {aws} and gkey {key} bearer-less {jwt} on port 443")
+    assert aws not in out and key not in out and jwt not in out
+    assert "on port 443" in out
+
+
+_plain = st.text(string.ascii_lowercase + string.digits + " /.:-_()[],=", max_size=120).filter(
+    lambda s: not re.search(r"pass|pwd|secret|token|key|auth|cred|sig|sess|salt|nonce|bearer|cookie|jwt|hmac|://"
+                            r"|mysql|maria|mongo|sshpass|redis", s))
+
+
+@settings(max_examples=300, deadline=None)
+@given(_plain)
+def test_ordinary_text_untouched(s):
+    r = redact.make()
+    assert r.text(s) == s and not r.counts
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(1, 4_000_000), st.integers(1, 65535), st.from_regex(r"(/[a-z0-9._-]{1,12}){1,5}", fullmatch=True))
+def test_pids_ports_paths_next_to_secrets(pid, port, path):
+    text = f"[{pid}] listening on :{port} root={path} password=Qz8Wm2Xk7Lp"
+    out = redact.make().text(text)
+    assert "Qz8Wm2Xk7Lp" not in out
+    assert out.startswith(f"[{pid}] listening on :{port} root={path} password=")
