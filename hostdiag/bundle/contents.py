@@ -246,8 +246,9 @@ def _trim(lines: list[bytes], over: int) -> tuple[list[bytes], int]:
     return lines, dropped
 
 
-def write(opts: Options, ctx, out, *, report=None, since: float, until: float, err=None) -> dict:
-    """Collect (unless `report` is given), redact, and stream the bundle into `out`.
+def write(opts: Options, ctx, out, *, report=None, collect=None, since: float, until: float, err=None) -> dict:
+    """Collect (`collect()` -> Report, unless `report` is given), redact, and stream the bundle
+    into `out`. The command passes `collect`, so this layer never imports the commands.
     Returns a summary: name, manifest_sha256, bytes, members, redactions, trimmed."""
     from hostdiag.render import Env, render
 
@@ -256,10 +257,7 @@ def write(opts: Options, ctx, out, *, report=None, since: float, until: float, e
     reader = _JournalReader(ctx, since, until, opts.max_bytes, opts)
     reader.start()
     if report is None:
-        from hostdiag.commands import snapshot as snap_cmd
-
-        report = snap_cmd.run(snap_cmd.Options(window_s=opts.window_s, interval_s=opts.interval_s,
-                                               only=opts.only), ctx)
+        report = collect()
     red = redact.make(opts.redact, opts.redact_config)
     blind: list[str] = [f"redaction config: {e}" for e in red.config_errors]
     if not opts.redact:
@@ -280,8 +278,9 @@ def write(opts: Options, ctx, out, *, report=None, since: float, until: float, e
     jr = secs.get("journal")
     members.append(("kernel_events.json", _dumps((jr.data or {}).get("kernel_events", []) if jr else [])))
     enriched = [asdict(f) for f in report.findings if isinstance(f.evidence, dict) and "shape" in f.evidence
-                or any(f.id == s.get("signature") for s in report.shapes)]
-    members.append(("signature_matches.json", _dumps({"shapes": report.shapes, "findings": enriched})))
+                or any(f.id == s.signature for s in report.shapes)]
+    members.append(("signature_matches.json", _dumps({"shapes": [asdict(s) for s in report.shapes],
+                                                      "findings": enriched})))
     procs = _jsonl(process_rows(ctx, red, blind))
     socks = _jsonl(socket_rows(ctx, blind))
     hist, note = history_slice(ctx, since, until)

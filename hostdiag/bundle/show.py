@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
-from hostdiag.core.model import BlindSpot, Finding, Headline, Host, Report, Section, Series, Snapshot
+from hostdiag.core.model import BlindSpot, Finding, Headline, Host, Report, Section, Series, ShapeMatch, Snapshot
 
 STORED = {"json": "snapshot.json", "markdown": "report.md", "plain": "report.txt", "terminal": "report.txt"}
 
@@ -32,7 +32,7 @@ def report_from_dict(d: dict) -> Report:
     return Report(snapshot=snap, headline=_make(Headline, d["headline"]),
                   findings=[_make(Finding, f) for f in d["findings"]],
                   blind_spots=[_make(BlindSpot, b) for b in d["blind_spots"]],
-                  shapes=d.get("shapes") or [])
+                  shapes=[_make(ShapeMatch, s) for s in d.get("shapes") or []])
 
 
 def render_member(members: dict[str, bytes], fmt: str, env) -> tuple[str, str | None]:

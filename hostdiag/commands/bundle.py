@@ -117,9 +117,14 @@ def bundle(
     opts = contents.Options(incident=incident, window_s=window, interval_s=interval, max_bytes=max_bytes,
                             redact=not no_redact, redact_config=str(redact_config) if redact_config else None,
                             zstd=zstd, only=only_list)
+
+    def collect():
+        from hostdiag.commands import snapshot as snap_cmd
+
+        return snap_cmd.run(snap_cmd.Options(window_s=window, interval_s=interval, only=only_list), ctx)
     if target is None:
         out = sys.stdout.buffer
-        summary = contents.write(opts, ctx, out, since=t_since, until=t_until)
+        summary = contents.write(opts, ctx, out, collect=collect, since=t_since, until=t_until)
         out.flush()
     else:
         try:
@@ -128,7 +133,7 @@ def bundle(
             typer.echo(f"hostdiag: --output {target}: {e}", err=True)
             raise typer.Exit(int(ExitStatus.ERROR)) from None
         try:
-            summary = contents.write(opts, ctx, f, since=t_since, until=t_until)
+            summary = contents.write(opts, ctx, f, collect=collect, since=t_since, until=t_until)
         except OSError as e:     # ENOSPC on a full disk: nothing half-written stays behind
             f.abort()
             typer.echo(f"hostdiag: bundle not written: {e}; stream it instead: hostdiag bundle -o - > FILE", err=True)

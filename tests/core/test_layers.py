@@ -6,6 +6,7 @@ every unit imports only units of a lower layer, so no two folders import each ot
     matcher, collectors                          core, catalog, logs
     analysis                                     core, matcher (and catalog)
     render                                       core, analysis types
+    bundle, history, packets, export             the above (features the commands wire up)
     commands, cli                                anything
 """
 from __future__ import annotations
@@ -15,7 +16,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 LAYER = {"hostdiag": 0, "core": 0, "catalog": 1, "logs": 1, "matcher": 2, "collectors": 2,
-         "analysis": 3, "render": 4, "commands": 5, "cli": 6, "__main__": 7, "signatures": 0}
+         "analysis": 3, "render": 4, "bundle": 5, "history": 5, "packets": 5, "export": 5,
+         "commands": 6, "cli": 7, "__main__": 8, "signatures": 0}
 NEW_UNIT_LAYER = 1   # a new top-level package or module: may use core only until placed above
 
 
