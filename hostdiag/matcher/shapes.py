@@ -690,7 +690,8 @@ def _flat_and_plateau(c: _Ctx) -> tuple[ShapeHit | None, ShapeHit | None]:
         # plateau: the end sits at the top of the window, the head's lower edge clearly below,
         # and the variation there collapsed or became one-sided (only dips below a ceiling)
         collapsed = T["quiet"] <= 0.25 and T["quiet_d"] <= 0.3     # not a stair's last shelf
-        if at_top and collapsed and T["frac"] >= 0.2:
+        # exactly one repeated value is a stuck signal (flatline, by the corpus rule), not a ceiling
+        if at_top and collapsed and T["frac"] >= 0.2 and not T["exact"]:
             pscore = 0.6 + 0.4 * _lin(T["frac"], 0.2, 0.4)
             a = T["start"]
             plateau = ShapeHit("plateau_under_peak", pscore, c.ts(a), c.ts(n - 1),
