@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import importlib
 
-ALL = ("cpu", "memory", "io", "disk", "files", "sockets", "processes", "journal", "changes")
+ALL = ("cpu", "memory", "io", "disk", "files", "sockets", "network", "processes", "journal", "changes")
 
 
 def load(names=ALL):
