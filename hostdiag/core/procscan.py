@@ -16,6 +16,7 @@ only AccessDenied and ZombieProcess, so each attribute is fetched on its own.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 
@@ -25,6 +26,9 @@ from hostdiag.core.context import Context, Deadline
 
 _ATTRS = ["ppid", "name", "status", "uids", "num_threads", "memory_info",
           "cpu_times", "create_time", "io_counters"]
+# A per-pid file that is missing (psutil 7.2 re-raises FileNotFoundError), or truncated or
+# garbled in a copied tree (psutil raises RuntimeError/ValueError/IndexError parsing it).
+_BAD = (OSError, ValueError, IndexError, KeyError, RuntimeError, psutil.Error)
 # The /proc/PID file behind each psutil attribute, for the blind-spot line.
 _FILE = {"uids": "status", "num_threads": "status", "memory_info": "statm", "io_counters": "io"}
 # Below this many fds, a process cannot be near any sane RLIMIT_NOFILE; skip reading limits.
@@ -120,7 +124,7 @@ def _iter(ctx: Context, attrs, result: Scan | None = None):
                 p = psutil.Process(pid)
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue  # exited, or no stat: nothing to say about it
-            except (OSError, ValueError, IndexError):  # stat present but unreadable or malformed
+            except _BAD:  # stat present but unreadable or malformed
                 if result is not None:
                     _missing(result, {"stat"})
                 continue
@@ -132,7 +136,9 @@ def _iter(ctx: Context, attrs, result: Scan | None = None):
                             info[a] = getattr(p, a)()
                         except (psutil.AccessDenied, psutil.ZombieProcess):
                             info[a] = None
-                        except (OSError, ValueError, IndexError):
+                        except psutil.NoSuchProcess:
+                            raise
+                        except _BAD:
                             info[a] = None
                             lost.add(_FILE.get(a, "stat"))
             except psutil.NoSuchProcess:
@@ -163,6 +169,15 @@ def self_pid(proc: str) -> int | None:
     except (OSError, ValueError, IndexError):
         return None
     return pid if theirs == ours else None
+
+
+def _children_are_ours() -> bool:
+    """Children of this process are hostdiag's own helpers (journalctl...) only when hostdiag is
+    the program; under the Python API (tests, an embedding tool) they belong to the caller."""
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    return (getattr(spec, "name", "") or "").startswith("hostdiag") or \
+        os.path.basename(sys.argv[0] if sys.argv else "") == "hostdiag"
 
 
 def stat_threads(proc: str, pid: int) -> int | None:
@@ -205,6 +220,7 @@ def scan(ctx: Context, deadline: Deadline, result: Scan, *, fds: bool,
     result.fds_scanned = fds
     result.proc = ctx.proc
     me = result.self_pid = self_pid(ctx.proc)
+    kids = _children_are_ours()
     for p, i, lost in _iter(ctx, _ATTRS, result):
         if deadline.expired():
             result.truncated = True
@@ -221,7 +237,7 @@ def scan(ctx: Context, deadline: Deadline, result: Scan, *, fds: bool,
             user_s=ct.user if ct else None, system_s=ct.system if ct else None,
             create_time=i["create_time"],
             read_bytes=io.read_bytes if io else None, write_bytes=io.write_bytes if io else None,
-            is_self=me is not None and me in (p.pid, i["ppid"]),
+            is_self=me is not None and (p.pid == me or (kids and i["ppid"] == me)),
         )
         if io is None and pr.status != "zombie" and "io" not in lost:   # permission, not absence
             result.io_unreadable += 1
