@@ -40,6 +40,8 @@ MIN_DROPS_PER_S = 1.0
 # then the busiest), the rest only counted.
 MAX_IFACES = 64
 IFF_UP, IFF_LOOPBACK = 0x1, 0x8
+# An ETA is given at most this many times further out than the span it was measured over.
+EXTRAPOLATE_MAX = 120
 _DOWN = ("down", "lowerlayerdown", "notpresent")
 
 
@@ -167,6 +169,8 @@ def collect(job):
         s = job.s("conntrack_count")
         slope = s.slope() if s is not None and len(s.v) >= 3 else None
         eta = (cmax - count) / slope if slope and slope > 0 else None
+        if eta is not None and eta > EXTRAPOLATE_MAX * (s.t[-1] - s.t[0]):
+            eta = None   # a few seconds of growth say nothing about next week
         data["conntrack"] = {"count": count, "max": cmax, "pct": round(count / cmax * 100, 1),
                              "per_s": None if slope is None else round(slope, 2),
                              "eta_s": None if eta is None else round(eta, 1)}

@@ -213,6 +213,15 @@ def test_conntrack_fill_and_eta(tmp_path):
     assert "full in ~21 s" in f.title
 
 
+def test_conntrack_eta_not_extrapolated_past_the_window(tmp_path):
+    h = Host(tmp_path)
+    h.iface("eth0")
+    h.conntrack(100, 1_000_000)
+    steps = [lambda i=i: h.conntrack(100 + 20 * i, 1_000_000) for i in range(1, 4)]
+    sec, fs = run(h, steps)
+    assert sec.data["conntrack"]["per_s"] == 20.0 and sec.data["conntrack"]["eta_s"] is None and fs == []
+
+
 def test_many_interfaces_are_bounded(tmp_path):
     h = Host(tmp_path)
     h.iface("eth0")
