@@ -241,3 +241,30 @@ def test_no_sys_is_a_blind_spot(tmp_path):
     sec, fs = run(h, [lambda: None])
     assert sec.status == "partial" and "/sys/class/net" in sec.reason
     assert fs == []
+
+
+def test_cli_on_a_tree_from_a_bigger_host(tmp_path):
+    """--proc-root/--sys-root: every renderer shows the tree's interfaces and CPU count (8 here,
+    whatever this machine has), with no traceback."""
+    import json
+
+    from support import cli
+
+    h = Host(tmp_path)
+    h.iface("ens1f0", speed="25000")
+    h.iface("bond0", virtual=True)
+    (tmp_path / "proc" / "loadavg").write_text("3.00 2.00 1.00 4/900 1234\n")
+    (tmp_path / "proc" / "stat").write_text("cpu  800 0 400 8000 0 0 0 0\n" + "".join(
+        f"cpu{i} 100 0 50 1000 0 0 0 0\n" for i in range(8)) + "ctxt 100\nintr 50\n")
+    args = ["snapshot", "--proc-root", str(tmp_path / "proc"), "--sys-root", str(tmp_path / "sys"),
+            "--only", "network,cpu", "--window", "0"]
+    p = cli(*args, "--json")
+    assert p.returncode in (0, 1, 2) and "Traceback" not in p.stderr, p.stderr
+    doc = json.loads(p.stdout)
+    assert doc["sections"]["cpu"]["data"]["cpus"] == 8
+    net = doc["sections"]["network"]
+    assert net["status"] == "ok" and {r["iface"] for r in net["data"]["interfaces"]} == {"ens1f0", "bond0"}
+    assert "network.rx_bytes[iface=ens1f0]" in doc["series"]
+    for fmt in ("--plain", "--markdown"):
+        p = cli(*args, fmt)
+        assert p.returncode in (0, 1, 2) and "Traceback" not in p.stderr and "ens1f0" in p.stdout, p.stderr
