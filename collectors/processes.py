@@ -47,7 +47,7 @@ THRESHOLDS = {
 # the TRACK_GROWERS fastest growers between the first two ticks (a leak that starts small).
 TRACK_RSS, TRACK_THREADS, TRACK_GROWERS = 10, 3, 5
 MAX_PIDS = 8192                  # full /proc passes (first two ticks) stop here
-PASS_BUDGET_S = 0.5
+PASS_BUDGET_S = 0.25
 # Growth counts as steady when it adds at least this much over at least MIN_GROWTH_POINTS
 # samples and rises in most intervals (a start-up step then a plateau is not a leak).
 MIN_RSS_GROWTH = 4 << 20
@@ -161,15 +161,19 @@ def label(name: str) -> str:
     return _LABEL_BAD.sub("_", name)[:32] or "_"
 
 
-def _full_pass(ctx, skip: set[int]) -> dict[int, dict]:
+def _full_pass(ctx, state) -> dict[int, dict]:
+    """Every process's stat, within PASS_BUDGET_S (a host with tens of thousands of processes
+    gets the first ones only, said as a blind spot)."""
     out: dict[int, dict] = {}
+    skip = state["skip"]
     end = time.monotonic() + PASS_BUDGET_S
     try:
         pids = [int(n) for n in os.listdir(ctx.proc) if n.isdigit()]
     except OSError:
         return out
-    for pid in pids[:MAX_PIDS]:
-        if time.monotonic() > end:
+    for i, pid in enumerate(pids):
+        if i >= MAX_PIDS or time.monotonic() > end:
+            state["pass_cut"] = (i, len(pids))
             break
         st = _read_stat(ctx, pid)
         if st and pid not in skip and st["ppid"] != 2 and pid != 2:   # kernel threads have no RSS to leak
@@ -209,10 +213,10 @@ def sample(ctx, state):
     if tick == 0:
         me = procscan.self_pid(ctx.proc)
         state["skip"] = {me} if me is not None else set()
-        state["pass0"] = _full_pass(ctx, state["skip"])
+        state["pass0"] = _full_pass(ctx, state)
         _pick_tracked(state, ctx, state["pass0"], None)
     elif tick == 1:
-        _pick_tracked(state, ctx, state.pop("pass0", {}), _full_pass(ctx, state["skip"]))
+        _pick_tracked(state, ctx, state.pop("pass0", {}), _full_pass(ctx, state))
     for pid, (start, name) in list(state.get("tracked", {}).items()):
         st = _read_stat(ctx, pid)
         if st is None or st["start"] != start:   # exited, or the pid was reused
@@ -379,6 +383,9 @@ def collect(job):
     note = scan.blind_spot()
     if note:
         job.blind_spot(note)
+    if state.get("pass_cut"):
+        job.blind_spot("per-process series: the first pass stopped after {} of {} processes "
+                       "(time bound): the biggest or fastest-growing may not be tracked".format(*state["pass_cut"]))
     data["growth"] = growth(job, data, procs)
     return data
 

@@ -454,3 +454,12 @@ def test_scan_blind_spot_is_reported(tmp_path):
     scan.missing, scan.missing_pids = {"status": 3, "io": 1}, 3
     sec = collect(run_ticks(ctx_for(root), scan=scan))
     assert sec.status == "partial" and "3 processes had unreadable files: status, io" in sec.reason
+
+
+def test_first_pass_bounded_is_a_blind_spot(tmp_path, monkeypatch):
+    h = PidTree(tmp_path)
+    for pid in range(10, 20):
+        h.proc(pid, f"p{pid}", 1000 + pid, 1)
+    monkeypatch.setattr(processes, "MAX_PIDS", 4)
+    sec = collect(run_ticks(ctx_for(tmp_path), [lambda: None], scan=make_scan(P(10))))
+    assert sec.status == "partial" and "stopped after 4 of 10 processes" in sec.reason
