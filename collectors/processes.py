@@ -391,8 +391,8 @@ def collect(job):
 
 
 def _steady(s, min_change: float) -> float | None:
-    """Least-squares slope per second of a gauge that rose by at least min_change with most
-    intervals not falling; None otherwise (noise, a dip, too few points)."""
+    """Least-squares slope per second of a gauge that rose by at least min_change, rising in most
+    intervals and falling in none; None otherwise (noise, a dip, a step then a plateau, too few points)."""
     pts = [v for v in s.v if v is not None]
     if len(pts) < MIN_GROWTH_POINTS or pts[-1] - pts[0] < min_change:
         return None
@@ -492,7 +492,7 @@ def growth(job, data: dict, procs) -> list[dict]:
             limits = []
             nproc = proc.nproc_soft if proc else None
             if proc is not None and nproc is None and proc.uid not in (None, 0):
-                how, nproc = _read_nproc(ctx, pid)
+                _, nproc = _read_nproc(ctx, pid)
             if proc is not None and proc.uid not in (None, 0) and nproc:   # root is exempt from NPROC
                 room = max(0, nproc - user_tasks[proc.uid])
                 limits.append((room / slope, f"RLIMIT_NPROC ({nproc}) of uid {proc.uid}",
@@ -527,12 +527,11 @@ def _growth_findings(d: dict, th) -> list[Finding]:
             level = th.level("processes.rss_eta_s", eta)
             if not level:
                 continue
-            what = g["limit"] if g["limit"] != "available memory" else "available memory"
             if (g.get("limit_detail") or {}).get("cgroup"):
                 subject["cgroup"] = g["limit_detail"]["cgroup"]
             out.append(Finding(
                 id="processes.rss_growth", category="processes", severity=level,
-                title=f"{name} (pid {pid}) RSS +{human_bytes(g['per_s'])}/s; {what} exhausted in "
+                title=f"{name} (pid {pid}) RSS +{human_bytes(g['per_s'])}/s; {g['limit']} exhausted in "
                       f"~{human_duration(eta)} at this rate",
                 subject=subject,
                 evidence={k: g.get(k) for k in ("rss_bytes", "per_s", "eta_s", "limit", "limit_detail", "series")},
