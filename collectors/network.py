@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shlex
 
+from hostdiag.core.context import Unavailable
 from hostdiag.core.model import Finding
 from hostdiag.core.thresholds import Threshold
 
@@ -98,28 +99,43 @@ def _conntrack(ctx) -> tuple[int | None, int | None]:
     return one("nf_conntrack_count"), one("nf_conntrack_max")
 
 
-def _pick(dev: dict[str, dict[str, int]], links: dict[str, dict]) -> list[str]:
+def _pick(names: list[str], dev: dict[str, dict[str, int]], links: dict[str, dict]) -> list[str]:
     """Interfaces that get series: all of them, or on a crowded host physical first then busiest."""
-    if len(dev) <= MAX_IFACES:
-        return sorted(dev)
-    key = {n: (links.get(n, {}).get("virtual") is not False, -(d["rx_bytes"] + d["tx_bytes"])) for n, d in dev.items()}
-    return sorted(sorted(dev, key=key.__getitem__)[:MAX_IFACES])
+    if len(names) <= MAX_IFACES:
+        return sorted(names)
+    def key(n):
+        d = dev.get(n) or {}
+        return links.get(n, {}).get("virtual") is not False, -(d.get("rx_bytes", 0) + d.get("tx_bytes", 0))
+    return sorted(sorted(names, key=key)[:MAX_IFACES])
+
+
+def read_interfaces(ctx) -> tuple[dict[str, dict[str, int]] | None, list[str]]:
+    """(/proc/net/dev counters, or None when that file is missing; interface names, from it or
+    else from /sys/class/net). Neither there: Unavailable."""
+    text = ctx.read_optional(ctx.proc_path("net", "dev"))
+    if text is not None:
+        dev = parse_net_dev(text)
+        return dev, list(dev)
+    try:
+        return None, sorted(os.listdir(ctx.sys_path("class", "net")))
+    except OSError:
+        raise Unavailable(f"{ctx.proc_path('net', 'dev')} and {ctx.sys_path('class', 'net')} missing: "
+                          "is /proc mounted (and /sys, or --sys-root set)?") from None
 
 
 def sample(ctx, state):
-    dev = parse_net_dev(ctx.read_proc("net/dev"))
+    dev, names = read_interfaces(ctx)
     if "ifaces" not in state:
-        links = {n: link_info(ctx, n) for n in list(dev)[:MAX_IFACES * 4]}
-        state["ifaces"] = _pick(dev, links)
+        links = {n: link_info(ctx, n) for n in names[:MAX_IFACES * 4]}
+        state["ifaces"] = _pick(names, dev or {}, links)
         state["first_link"] = links
-        state["seen"] = len(dev)
+        state["seen"] = len(names)
     out: dict[str, float] = {}
     for n in state["ifaces"]:
-        d = dev.get(n)
-        if d is None:  # interface removed during the window
-            continue
-        for c in COUNTERS:
-            out[f"{c}[iface={n}]"] = d[c]
+        d = (dev or {}).get(n)
+        if d is not None:   # None: removed during the window, or no /proc/net/dev
+            for c in COUNTERS:
+                out[f"{c}[iface={n}]"] = d[c]
         cc = _int(_sysfile(ctx, n, "carrier_changes"))
         if cc is not None:
             out[f"carrier_changes[iface={n}]"] = cc
@@ -136,15 +152,14 @@ def _rate(job, metric: str, iface: str) -> float | None:
 
 def collect(job):
     ctx, state = job.ctx, job.state
-    dev = parse_net_dev(ctx.read_proc("net/dev"))
+    dev, names = read_interfaces(ctx)
+    if dev is None:
+        job.blind_spot(f"{ctx.proc_path('net', 'dev')} missing: no interface counters (link state from /sys only)")
     first = state.get("first_link") or {}
     ifaces = []
-    names = state.get("ifaces") or sorted(dev)[:MAX_IFACES]
-    for n in sorted(set(names) | set(first)):
-        if n not in names:
-            continue
+    for n in sorted(state.get("ifaces") or names[:MAX_IFACES]):
         link = link_info(ctx, n)
-        d = dev.get(n)
+        d = (dev or {}).get(n)
         row = {"iface": n, **link, "present": d is not None,
                "operstate_start": (first.get(n) or {}).get("operstate"),
                "loopback": bool((link["flags"] or 0) & IFF_LOOPBACK) or n == "lo",
@@ -157,7 +172,7 @@ def collect(job):
         cc = job.series.get(f"network.carrier_changes[iface={n}]")
         row["carrier_changes_window"] = cc.delta() if cc is not None else None
         ifaces.append(row)
-    data: dict = {"interfaces": ifaces, "interfaces_total": len(dev)}
+    data: dict = {"interfaces": ifaces, "interfaces_total": len(names)}
     if state.get("seen", 0) > MAX_IFACES:
         job.blind_spot(f"{state['seen']} interfaces: series and findings for {MAX_IFACES} of them "
                        "(physical first, then the busiest)")

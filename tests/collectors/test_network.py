@@ -268,3 +268,50 @@ def test_cli_on_a_tree_from_a_bigger_host(tmp_path):
     for fmt in ("--plain", "--markdown"):
         p = cli(*args, fmt)
         assert p.returncode in (0, 1, 2) and "Traceback" not in p.stderr and "ens1f0" in p.stdout, p.stderr
+
+
+@settings(deadline=None, max_examples=30)
+@given(st.sets(st.sampled_from(["operstate", "flags", "speed", "carrier_changes", "mtu", "link", "dev"]), max_size=7),
+       st.sampled_from(["", "garbage\n", "0x\n", "-1\n", "\x1b[31m\n"]))
+def test_files_missing_or_garbled_never_raise(tmp_path_factory, broken, junk):
+    root = tmp_path_factory.mktemp("net")
+    h = Host(root)
+    h.iface("eth0")
+    h.iface("veth1", virtual=True)
+    for name in broken - {"link", "dev"}:
+        if junk:
+            h.set("eth0", **{name: junk.strip()})
+        else:
+            (root / "sys/class/net/eth0" / name).unlink()
+    if "link" in broken:
+        (root / "sys/class/net/veth1").unlink()
+    if "dev" in broken:
+        (root / "proc/net/dev").write_text(junk)
+    sec, fs = run(h, [lambda: h.add("eth0", rx_packets=5) if "dev" not in broken else None])
+    assert sec.status in ("ok", "partial")
+    assert all(f.subject.get("iface") in ("eth0", "veth1") for f in fs)
+    if "dev" in broken:       # nothing parsed: no interfaces, no invented counters
+        assert sec.data["interfaces"] == [] and fs == []
+
+
+def test_no_proc_net_dev_still_reports_links(tmp_path):
+    h = Host(tmp_path)
+    h.iface("eth0")
+    h.iface("eth1", operstate="down")
+    (tmp_path / "proc/net/dev").unlink()
+    sec, fs = run(h, [lambda: None])
+    assert sec.status == "partial" and "net/dev missing: no interface counters" in sec.reason
+    rows = {r["iface"]: r for r in sec.data["interfaces"]}
+    assert set(rows) == {"eth0", "eth1"} and "rates" not in rows["eth0"]
+    assert [(f.id, f.subject) for f in fs] == [("network.link_down", {"iface": "eth1"})]
+
+
+def test_nothing_to_read_is_unavailable(tmp_path):
+    import pytest
+
+    from hostdiag.core.context import Unavailable
+    import shutil
+    h = Host(tmp_path)             # writes no proc/net/dev until an interface exists
+    shutil.rmtree(tmp_path / "sys")
+    with pytest.raises(Unavailable, match="net/dev and .*class/net missing"):
+        N.sample(fixture_ctx(h.root), {})
