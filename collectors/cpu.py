@@ -70,6 +70,16 @@ def parse_stat(text: str) -> dict[str, dict[str, float]]:
     return out
 
 
+def parse_loadavg(text: str) -> dict | None:
+    """'0.50 0.40 0.30 2/300 999' -> {'1m', '5m', '15m', 'runnable', 'tasks'}; None if malformed."""
+    try:
+        a, b, c, rt = text.split()[:4]
+        running, tasks = rt.split("/")
+        return {"1m": float(a), "5m": float(b), "15m": float(c), "runnable": int(running), "tasks": int(tasks)}
+    except ValueError:
+        return None
+
+
 def parse_cpu_list(text: str) -> int | None:
     """'0-7' / '0,2-3,8' (sysfs cpu/online) -> number of CPUs; None if unreadable."""
     n = 0
@@ -104,8 +114,9 @@ def sample(ctx, state):
         if cpu not in ("all", "_"):
             out[f"busy_s[cpu={cpu}]"] = _busy(fields)
     out.update({k: v for k, v in stat["_"].items() if k != "btime"})
-    la = ctx.read_proc("loadavg").split()
-    out["load1"] = float(la[0])
+    la = parse_loadavg(ctx.read_optional(ctx.proc_path("loadavg"), 4096) or "")
+    if la:
+        out["load1"] = la["1m"]
     psi = read_psi(ctx, "cpu")
     if psi:
         out["psi_some_avg10"] = psi.get("some_avg10")
@@ -132,18 +143,20 @@ def collect(job):
     ncpu = cpu_count(ctx, state.get("last"))
     if ncpu is None:
         job.blind_spot("CPU count unknown: no cpuN lines in /proc/stat and no /sys/devices/system/cpu/online")
-    la = ctx.read_proc("loadavg").split()
-    running, total_tasks = (int(x) for x in la[3].split("/"))
+    la = parse_loadavg(ctx.read_optional(ctx.proc_path("loadavg"), 4096) or "")
+    if la is None:
+        job.blind_spot(f"{ctx.proc_path('loadavg')} missing or unreadable: load and run queue unknown")
+    la = la or {}
     data: dict = {
         "cpus": ncpu,
-        "load": {"1m": float(la[0]), "5m": float(la[1]), "15m": float(la[2])},
-        "load_per_core": round(float(la[0]) / ncpu, 2) if ncpu else None,
-        "runnable": running,
-        "tasks": total_tasks,
+        "load": {k: la[k] for k in ("1m", "5m", "15m")} if la else None,
+        "load_per_core": round(la["1m"] / ncpu, 2) if ncpu and la else None,
+        "runnable": la.get("runnable"),
+        "tasks": la.get("tasks"),
         "procs_blocked": state.get("last", {}).get("_", {}).get("procs_blocked"),
     }
     first, last = state.get("first"), state.get("last")
-    if first is not None and first is not last:
+    if first is not None and first is not last and "all" in first and "all" in last:
         data["total_pct"] = _pct(first["all"], last["all"])
         per = {c: _pct(first[c], last[c]) for c in last if c not in ("all", "_") and c in first}
         data["per_cpu_pct"] = {c: p.get("busy") for c, p in per.items()}
@@ -266,7 +279,7 @@ def findings(section, th):
         who = f"; top: {top['name']} (pid {top['pid']}) {top['cpu_pct']}%" if top and top.get("cpu_pct") is not None else ""
         out.append(Finding(
             id="cpu.saturation", category="cpu", severity=level,
-            title=f"CPU {pct['busy']}% busy across {d['cpus']} CPUs{who}",
+            title=f"CPU {pct['busy']}% busy across {d['cpus'] or '?'} CPUs{who}",
             subject=top_subject,
             evidence={"busy_pct": pct["busy"], "user_pct": pct.get("user"), "system_pct": pct.get("system"),
                       "iowait_pct": pct.get("iowait"), "psi_some_avg10": (d.get("psi") or {}).get("some_avg10")},

@@ -276,3 +276,25 @@ def test_window_zero_has_no_rates(tmp_path):
     h = Host(tmp_path, 2)
     sec, fs = go(h, [])
     assert sec.data["per_cpu"] is None and sec.data["ctxt_per_s"] is None and fs == []
+
+
+def test_parse_loadavg():
+    assert C.parse_loadavg("0.50 0.40 0.30 2/300 999\n") == {"1m": 0.5, "5m": 0.4, "15m": 0.3, "runnable": 2,
+                                                             "tasks": 300}
+    assert C.parse_loadavg("0.50 0.40\n") is None and C.parse_loadavg("a b c 1/2 3") is None
+
+
+@settings(deadline=None)
+@given(st.text(max_size=100))
+def test_parse_loadavg_never_raises(text):
+    C.parse_loadavg(text)
+
+
+def test_missing_loadavg_keeps_the_per_cpu_facts(tmp_path):
+    h = Host(tmp_path, 4)
+    (tmp_path / "proc" / "loadavg").unlink()
+    sec, fs = go(h, [lambda: h.second({0: {"user": HZ}})])
+    assert sec.status == "partial" and "loadavg missing or unreadable" in sec.reason
+    assert sec.data["load"] is None and sec.data["load_per_core"] is None
+    assert sec.data["cpus"] == 4 and sec.data["per_cpu"]["0"]["user"] == 100.0
+    assert [f.id for f in fs] == ["cpu.one_cpu_pinned"]
