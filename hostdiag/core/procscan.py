@@ -110,44 +110,66 @@ def _pids(ctx: Context) -> list[int]:
         return []
 
 
+# Process objects from the last pass, per procfs root: the window's baseline and end-of-window
+# scan then build each one once (psutil.process_iter keeps such a cache too).
+_CACHE: dict[str, dict[int, psutil.Process]] = {}
+
+
+def _info(p: psutil.Process, attrs) -> tuple[dict, set]:
+    """Each attribute on its own: a failure costs that field (None), recorded by file in `lost`.
+    NoSuchProcess (exited, or the pid was reused) propagates."""
+    info, lost = {}, set()
+    with p.oneshot():
+        for a in attrs:
+            try:
+                info[a] = getattr(p, a)()
+            except (psutil.AccessDenied, psutil.ZombieProcess):
+                info[a] = None
+            except psutil.NoSuchProcess:
+                raise
+            except _BAD:
+                info[a] = None
+                lost.add(_FILE.get(a, "stat"))
+    return info, lost
+
+
 def _iter(ctx: Context, attrs, result: Scan | None = None):
-    """(Process, info) for every pid of ctx.proc, each attribute fetched on its own (see the
-    module docstring). psutil's procfs root is a module global: it points at ctx.proc only
-    while iterating, so no other caller inherits a fixture path."""
+    """(Process, info, lost files) for every pid of ctx.proc (see the module docstring).
+    psutil's procfs root is a module global: it points at ctx.proc only while iterating, so
+    no other caller inherits a fixture path."""
     pids = _pids(ctx)
     if not pids:
         return
+    cache = _CACHE.get(ctx.proc, {})
+    fresh: dict[int, psutil.Process] = {}
     old, psutil.PROCFS_PATH = psutil.PROCFS_PATH, ctx.proc
     try:
         for pid in pids:
-            try:
-                p = psutil.Process(pid)
-            except (psutil.NoSuchProcess, psutil.AccessDenied):
-                continue  # exited, or no stat: nothing to say about it
-            except _BAD:  # stat present but unreadable or malformed
-                if result is not None:
-                    _missing(result, {"stat"})
-                continue
-            info, lost = {}, set()
-            try:
-                with p.oneshot():
-                    for a in attrs:
-                        try:
-                            info[a] = getattr(p, a)()
-                        except (psutil.AccessDenied, psutil.ZombieProcess):
-                            info[a] = None
-                        except psutil.NoSuchProcess:
-                            raise
-                        except _BAD:
-                            info[a] = None
-                            lost.add(_FILE.get(a, "stat"))
-            except psutil.NoSuchProcess:
-                continue  # exited while we looked: skip quietly
-            if lost and result is not None:
-                _missing(result, lost)
-            yield p, info, lost
+            p = cache.get(pid)
+            for attempt in (0, 1):
+                if p is None:
+                    try:
+                        p = psutil.Process(pid)
+                    except (psutil.NoSuchProcess, psutil.AccessDenied):
+                        break  # exited, or no stat: nothing to say about it
+                    except _BAD:  # stat present but unreadable or malformed
+                        if result is not None:
+                            _missing(result, {"stat"})
+                        break
+                try:
+                    info, lost = _info(p, attrs)
+                except psutil.NoSuchProcess:
+                    p = None  # exited, or a cached object whose pid was reused: one fresh try
+                    continue
+                fresh[pid] = p
+                if lost and result is not None:
+                    _missing(result, lost)
+                yield p, info, lost
+                break
     finally:
         psutil.PROCFS_PATH = old
+        _CACHE.clear()      # one root at a time: a fixture's objects never outlive its test
+        _CACHE[ctx.proc] = fresh
 
 
 def _missing(result: Scan, files) -> None:
