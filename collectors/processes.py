@@ -414,8 +414,9 @@ def _meminfo_available(ctx) -> int | None:
 
 
 def memory_cgroup_headroom(ctx, pid: int) -> dict | None:
-    """The tightest memory limit over a process's cgroup and its ancestors:
-    {'cgroup', 'limit_bytes', 'usage_bytes', 'headroom_bytes', 'cgroup_version'}; None if unlimited."""
+    """The tightest memory limit over a process's cgroup and its ancestors: {'cgroup',
+    'limit_bytes', 'usage_bytes', 'working_set_bytes', 'headroom_bytes', 'cgroup_version'};
+    None if unlimited. Headroom is the limit minus the working set (usage less inactive file cache)."""
     text = ctx.read_optional(ctx.proc_path(pid, "cgroup"), 1 << 16) or ""
     rel = {}
     for line in text.splitlines():
@@ -439,10 +440,13 @@ def memory_cgroup_headroom(ctx, pid: int) -> dict | None:
             usage = cgroups.read_value(os.path.join(d, files[1]))
             if limit is None or usage is None or limit >= _UNLIMITED:
                 continue
-            room = max(0, limit - usage)
+            # Inactive file cache is reclaimed before anything is OOM-killed: it is headroom.
+            st = parse_flat_kv(ctx.read_optional(os.path.join(d, "memory.stat"), 1 << 16) or "")
+            working = max(0, usage - st.get("inactive_file" if version == 2 else "total_inactive_file", 0))
+            room = max(0, limit - working)
             if best is None or room < best["headroom_bytes"]:
                 best = {"cgroup": cg, "cgroup_version": version, "limit_bytes": limit, "usage_bytes": usage,
-                        "headroom_bytes": room}
+                        "working_set_bytes": working, "headroom_bytes": room}
     return best
 
 

@@ -375,6 +375,9 @@ def test_rss_eta_against_the_tightest_cgroup_ancestor(tmp_path):
     (cg / "app.slice" / "memory.current").write_text(f"{500 << 20}\n")
     (cg / "app.slice" / "web.service" / "memory.max").write_text("max\n")
     (cg / "app.slice" / "web.service" / "memory.current").write_text(f"{400 << 20}\n")
+    # 50 MiB of the parent's usage is inactive page cache: reclaimable, so it is headroom.
+    (cg / "app.slice" / "memory.current").write_text(f"{550 << 20}\n")
+    (cg / "app.slice" / "memory.stat").write_text(f"anon {450 << 20}\ninactive_file {50 << 20}\n")
     where = "0::/app.slice/web.service\n"
     h.proc(10, "web", 1000, 1, where)
     grow = [lambda i=i: h.proc(10, "web", 1000 + i * (10 << 20) // page, 1, where) for i in range(1, 6)]
