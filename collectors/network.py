@@ -5,6 +5,7 @@ flaps and speed, and conntrack fill against its max. Reads /proc/net/dev,
 from __future__ import annotations
 
 import os
+import re
 import shlex
 
 from hostdiag.core.context import Unavailable
@@ -60,6 +61,12 @@ def parse_net_dev(text: str) -> dict[str, dict[str, int]]:
             continue
         out[name] = {k: int(v) for k, v in zip(_RX + _TX, vals)}
     return out
+
+
+def label(iface: str) -> str:
+    """An interface name as a series label: the kernel allows ',', '=', '[' and ']' in names,
+    which the 'metric[k=v,...]' key cannot carry."""
+    return re.sub(r"[,=\[\]]", "_", iface)
 
 
 def _sysfile(ctx, iface: str, name: str) -> str | None:
@@ -135,10 +142,10 @@ def sample(ctx, state):
         d = (dev or {}).get(n)
         if d is not None:   # None: removed during the window, or no /proc/net/dev
             for c in COUNTERS:
-                out[f"{c}[iface={n}]"] = d[c]
+                out[f"{c}[iface={label(n)}]"] = d[c]
         cc = _int(_sysfile(ctx, n, "carrier_changes"))
         if cc is not None:
-            out[f"carrier_changes[iface={n}]"] = cc
+            out[f"carrier_changes[iface={label(n)}]"] = cc
     count, _max = _conntrack(ctx)
     if count is not None:
         out["conntrack_count"] = count
@@ -146,7 +153,7 @@ def sample(ctx, state):
 
 
 def _rate(job, metric: str, iface: str) -> float | None:
-    s = job.series.get(f"network.{metric}[iface={iface}]")
+    s = job.series.get(f"network.{metric}[iface={label(iface)}]")
     return s.rate() if s is not None else None
 
 
@@ -169,7 +176,7 @@ def collect(job):
         rates = {c: _rate(job, c, n) for c in COUNTERS}
         if any(v is not None for v in rates.values()):
             row["rates"] = {f"{c}_per_s": None if v is None else round(v, 2) for c, v in rates.items()}
-        cc = job.series.get(f"network.carrier_changes[iface={n}]")
+        cc = job.series.get(f"network.carrier_changes[iface={label(n)}]")
         row["carrier_changes_window"] = cc.delta() if cc is not None else None
         ifaces.append(row)
     data: dict = {"interfaces": ifaces, "interfaces_total": len(names)}

@@ -200,6 +200,19 @@ def test_hostile_interface_name_is_quoted(tmp_path):
     assert "dev 'e;rm -rf'" in f.verify
 
 
+def test_interface_name_with_key_characters(tmp_path):
+    from hostdiag.core.runner import parse_key
+    h = Host(tmp_path)
+    name = "v,x=[1]"            # valid for the kernel (only '/', ':' and whitespace are refused)
+    h.iface(name)
+    job = drive(N, fixture_ctx(h.root), [lambda: h.add(name, rx_packets=10, rx_errors=50)] * 2)
+    key = "network.rx_errors[iface=v_x__1_]"
+    assert key in job.series and parse_key(key[len("network."):])[1] == {"iface": "v_x__1_"}
+    sec = section(N, job)
+    (f,) = N.findings(sec, TH)
+    assert f.subject == {"iface": name} and f.evidence["rx_errors_per_s"] == 50.0
+
+
 def test_conntrack_fill_and_eta(tmp_path):
     h = Host(tmp_path)
     h.iface("eth0")
