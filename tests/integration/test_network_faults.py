@@ -124,3 +124,23 @@ def test_peer_down_mid_window_is_link_down(netns):
     assert va[0].evidence["operstate"] == "lowerlayerdown" and va[0].evidence["operstate_start"] == "up"
     assert va[0].evidence["carrier_changes_window"] == 1
     assert "went down during the window" in va[0].title
+
+
+def test_cli_inside_the_namespace_sees_its_interfaces(netns):
+    """End to end: the real CLI run by `ip netns exec` reads that namespace's /proc/net/dev and
+    the sysfs mounted for it, and judges the test's links (up, quiet) as healthy."""
+    import json
+
+    from support import HOSTDIAG
+    ns, ctx, send = netns
+    p = subprocess.run(["ip", "netns", "exec", ns, *HOSTDIAG, "snapshot", "--json", "--only", "network",
+                        "--window", "1", "--interval", "0.5"], capture_output=True, text=True, timeout=60,
+                       env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"))
+    assert p.returncode == 0, p.stderr
+    doc = json.loads(p.stdout)
+    sec = doc["sections"]["network"]
+    rows = {r["iface"]: r for r in sec["data"]["interfaces"]}
+    assert set(rows) == {"lo", "va", "vb"} and sec["status"] == "ok", sec
+    assert rows["va"]["operstate"] == "up" and rows["va"]["virtual"] is True and rows["va"]["speed_mbps"] == 10000
+    assert [f for f in doc["findings"] if f["category"] == "network"] == []
+    assert "network.tx_bytes[iface=va]" in doc["series"]
