@@ -30,7 +30,8 @@ _ATTRS = ["ppid", "name", "status", "uids", "num_threads", "memory_info",
 # garbled in a copied tree (psutil raises RuntimeError/ValueError/IndexError parsing it).
 _BAD = (OSError, ValueError, IndexError, KeyError, RuntimeError, psutil.Error)
 # The /proc/PID file behind each psutil attribute, for the blind-spot line.
-_FILE = {"uids": "status", "num_threads": "status", "memory_info": "statm", "io_counters": "io"}
+_FILE = {"uids": "status", "num_threads": "status", "memory_info": "statm", "io_counters": "io",
+         "name": "cmdline"}   # name() reads cmdline when comm is cut at 15 characters
 # Below this many fds, a process cannot be near any sane RLIMIT_NOFILE; skip reading limits.
 LIMITS_MIN_FDS = 16
 
@@ -161,6 +162,8 @@ def _iter(ctx: Context, attrs, result: Scan | None = None):
                 except psutil.NoSuchProcess:
                     p = None  # exited, or a cached object whose pid was reused: one fresh try
                     continue
+                if lost and not os.path.exists(os.path.join(ctx.proc, str(pid), "stat")):
+                    break     # it exited while we read it: gone, not a blind spot
                 fresh[pid] = p
                 if lost and result is not None:
                     _missing(result, lost)
@@ -202,13 +205,18 @@ def _children_are_ours() -> bool:
         os.path.basename(sys.argv[0] if sys.argv else "") == "hostdiag"
 
 
-def stat_threads(proc: str, pid: int) -> int | None:
-    """num_threads from /proc/PID/stat (field 20), for when status is missing."""
+def stat_comm_threads(proc: str, pid: int) -> tuple[str | None, int | None]:
+    """(comm, num_threads field 20) from /proc/PID/stat, for when status or cmdline is missing."""
     try:
         with open(os.path.join(proc, str(pid), "stat"), "rb") as f:
-            return int(f.read(4096).rsplit(b")", 1)[1].split()[17])
-    except (OSError, ValueError, IndexError):
-        return None
+            head, _, rest = f.read(4096).rpartition(b")")
+    except OSError:
+        return None, None
+    comm = head.partition(b"(")[2].decode("utf-8", "backslashreplace") or None
+    try:
+        return comm, int(rest.split()[17])
+    except (ValueError, IndexError):
+        return comm, None
 
 
 def baseline(ctx: Context, deadline: Deadline) -> dict[int, tuple]:
@@ -249,11 +257,12 @@ def scan(ctx: Context, deadline: Deadline, result: Scan, *, fds: bool,
             break
         result.seen_pids += 1
         mi, ct, io = i["memory_info"], i["cpu_times"], i["io_counters"]
-        threads = i["num_threads"]
-        if threads is None:
-            threads = stat_threads(ctx.proc, p.pid)
+        threads, name = i["num_threads"], i["name"]
+        if threads is None or name is None:
+            comm, n = stat_comm_threads(ctx.proc, p.pid)
+            threads, name = threads if threads is not None else n, name or comm
         pr = Proc(
-            pid=p.pid, ppid=i["ppid"], name=i["name"] or "?", status=i["status"],
+            pid=p.pid, ppid=i["ppid"], name=name or "?", status=i["status"],
             uid=i["uids"].real if i["uids"] else None, threads=threads,
             rss_bytes=mi.rss if mi else None, cpu_s=(ct.user + ct.system) if ct else None,
             user_s=ct.user if ct else None, system_s=ct.system if ct else None,

@@ -144,11 +144,31 @@ def test_any_files_removed_scan_completes(tmp_path_factory, child, removed, garb
     assert (s.blind_spot() is None) == (s.missing_pids == 0)
 
 
-def test_stat_threads_parser(tmp_path):
+def test_stat_comm_threads_parser(tmp_path):
     d = tmp_path / "123"
     d.mkdir()
     # A comm with spaces and a ')' in it: parse from the last ')'.
     (d / "stat").write_text("123 (a) b (c)) S 1 123 123 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 7 0 100 0 0\n")
-    assert procscan.stat_threads(str(tmp_path), 123) == 7
+    assert procscan.stat_comm_threads(str(tmp_path), 123) == ("a) b (c)", 7)
     (d / "stat").write_text("123 (x) S 1\n")
-    assert procscan.stat_threads(str(tmp_path), 123) is None
+    assert procscan.stat_comm_threads(str(tmp_path), 123) == ("x", None)
+    assert procscan.stat_comm_threads(str(tmp_path), 999) == (None, None)
+
+
+def test_long_name_without_cmdline_keeps_its_comm(tmp_path):
+    # comm is cut at 15 characters, so psutil reads cmdline for the full name; without it the
+    # truncated comm is still the best name, and the missing cmdline is counted.
+    exe = tmp_path / "a-very-long-process-name"     # comm comes from the exec'd file name
+    exe.symlink_to(sys.executable)
+    p = subprocess.Popen([str(exe), "-c", "print('ready', flush=True); import time; time.sleep(60)"],
+                         stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline().strip() == "ready"
+        proc = copy_proc(tmp_path / "t", [os.getpid(), p.pid])
+        (proc / str(p.pid) / "cmdline").unlink()
+        s = run_scan(proc)
+        assert s.procs[p.pid].name == "a-very-long-pro"
+        assert s.missing == {"cmdline": 1}
+    finally:
+        p.kill()
+        p.wait()
