@@ -23,7 +23,7 @@ from __future__ import annotations
 import importlib
 
 # Registry order is the report's section order.
-ALL = ("cpu", "memory", "io", "disk", "files", "sockets", "processes", "journal", "changes")
+ALL = ("cpu", "memory", "io", "disk", "files", "sockets", "network", "processes", "journal", "changes")
 
 
 def load(names=ALL) -> list:

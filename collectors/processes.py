@@ -1,24 +1,34 @@
 """processes: counts by state, threads, top CPU/memory, recently started, zombies by parent,
-per-user tasks vs RLIMIT_NPROC, tasks vs pid_max/threads-max, cgroup pids.max. Reads /proc
-(PID/stat, status, limits, sys/kernel/*), /etc/passwd and cgroup pids files; root not needed
-(every user can read another process's state and limits)."""
+per-user tasks vs RLIMIT_NPROC, tasks vs pid_max/threads-max, cgroup pids.max; per-tick RSS,
+threads, fds and CPU of the top processes (series), and their time to exhaustion: RSS growth
+against MemAvailable or the process's memory cgroup limit, threads against RLIMIT_NPROC,
+pid_max and threads-max. Reads /proc (PID/stat, status, limits, cgroup, fd, meminfo,
+sys/kernel/*), /etc/passwd and cgroup pids/memory files; root not needed except for other
+users' fd counts (every user can read another process's state and limits)."""
 from __future__ import annotations
 
 import os
+import re
+import time
 from collections import Counter, defaultdict
 
 from hostdiag.core import cgroups, procscan
 from hostdiag.core.model import Finding
 from hostdiag.core.procfs import parse_flat_kv
 from hostdiag.core.thresholds import Threshold
+from hostdiag.core.units import human_bytes, human_duration
 
 NAME = "processes"
 DEFAULT_ENABLED = True
 NEEDS = {"procs"}
-READS = ["/proc/PID/{stat,status,limits}", "/proc/stat", "/proc/loadavg", "/proc/sys/kernel/pid_max",
-         "/proc/sys/kernel/threads-max", "/etc/passwd", "/sys/fs/cgroup/**/pids.{max,current,events}"]
+READS = ["/proc/PID/{stat,status,limits,cgroup,fd/}", "/proc/stat", "/proc/loadavg", "/proc/meminfo",
+         "/proc/sys/kernel/pid_max", "/proc/sys/kernel/threads-max", "/etc/passwd",
+         "/sys/fs/cgroup/**/pids.{max,current,events}", "/sys/fs/cgroup/**/memory.{max,current,limit_in_bytes,usage_in_bytes}"]
 
-UNITS = {"forks": ("count", True), "tasks": ("count", False)}
+UNITS = {"forks": ("count", True), "tasks": ("count", False),
+         # per tracked process, labels name=..,pid=.. (the catalog's leak archetype reads rss_bytes)
+         "rss_bytes": ("bytes", False), "threads": ("count", False), "fds": ("count", False),
+         "cpu_s": ("seconds", True)}
 THRESHOLDS = {
     "processes.zombies_per_parent": Threshold(10, 100, "count", "zombie children one parent has not reaped"),
     "processes.pid_pct": Threshold(70, 90, "percent", "tasks (processes + threads) as % of kernel.pid_max"),
@@ -26,7 +36,30 @@ THRESHOLDS = {
     "processes.nproc_pct": Threshold(80, 95, "percent",
                                      "a user's tasks as % of the lowest RLIMIT_NPROC soft limit among its processes"),
     "processes.cgroup_pids_pct": Threshold(80, 95, "percent", "cgroup pids.current as % of pids.max"),
+    "processes.rss_eta_s": Threshold(3600, 600, "seconds",
+                                     "time until a process's steady RSS growth exhausts MemAvailable or its memory "
+                                     "cgroup's limit, at the window's rate", higher_is_worse=False),
+    "processes.threads_eta_s": Threshold(3600, 600, "seconds",
+                                         "time until a process's thread growth reaches its user's RLIMIT_NPROC, "
+                                         "kernel.pid_max or kernel.threads-max", higher_is_worse=False),
 }
+# Per-tick series: the top TRACK_RSS by RSS and TRACK_THREADS by threads at the first tick, plus
+# the TRACK_GROWERS fastest growers between the first two ticks (a leak that starts small).
+TRACK_RSS, TRACK_THREADS, TRACK_GROWERS = 10, 3, 5
+MAX_PIDS = 8192                  # full /proc passes (first two ticks) stop here
+PASS_BUDGET_S = 0.25
+# Growth counts as steady when it adds at least this much over at least MIN_GROWTH_POINTS
+# samples and rises in most intervals (a start-up step then a plateau is not a leak).
+MIN_RSS_GROWTH = 4 << 20
+MIN_THREAD_GROWTH = 5
+MIN_GROWTH_POINTS = 5
+STEADY_SHARE = 0.75
+# An ETA is only given this many times further out than the span it was measured over: a
+# 5 s window says nothing about the next day.
+EXTRAPOLATE_MAX = 120
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+_HZ = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+_UNLIMITED = 1 << 60             # v1 memory.limit_in_bytes "no limit" is 2^63 rounded to pages
 TOP = 5
 RECENT_S = 600
 RECENT_MAX = 10
@@ -92,6 +125,80 @@ def read_cgroup_pids(ctx, deadline=None) -> dict[str, dict]:
     return out
 
 
+def parse_pid_stat(raw: bytes) -> dict | None:
+    """/proc/PID/stat -> {name, ppid, threads, rss_pages, cpu_ticks, start}; None if malformed.
+    The comm is taken up to the last ')' (it may hold spaces and parentheses)."""
+    try:
+        head, _, rest = raw.rpartition(b")")
+        f = rest.split()
+        return {"name": head.partition(b"(")[2].decode("utf-8", "backslashreplace"), "ppid": int(f[1]),
+                "threads": int(f[17]), "rss_pages": int(f[21]), "cpu_ticks": int(f[11]) + int(f[12]),
+                "start": int(f[19])}
+    except (ValueError, IndexError):
+        return None
+
+
+def _read_stat(ctx, pid: int) -> dict | None:
+    try:
+        with open(ctx.proc_path(pid, "stat"), "rb") as f:
+            return parse_pid_stat(f.read(4096))
+    except OSError:
+        return None
+
+
+def _count_fds(ctx, pid: int) -> int | None:
+    try:
+        return len(os.listdir(ctx.proc_path(pid, "fd")))
+    except OSError:   # not ours to read (run as root), or exited
+        return None
+
+
+_LABEL_BAD = re.compile(r"[^\w.:@+/-]")
+
+
+def label(name: str) -> str:
+    """A process name made safe for a series key ('name=...' inside '[...]', ',' separated)."""
+    return _LABEL_BAD.sub("_", name)[:32] or "_"
+
+
+def _full_pass(ctx, state) -> dict[int, dict]:
+    """Every process's stat, within PASS_BUDGET_S (a host with tens of thousands of processes
+    gets the first ones only, said as a blind spot)."""
+    out: dict[int, dict] = {}
+    skip = state["skip"]
+    end = time.monotonic() + PASS_BUDGET_S
+    try:
+        pids = [int(n) for n in os.listdir(ctx.proc) if n.isdigit()]
+    except OSError:
+        return out
+    for i, pid in enumerate(pids):
+        if i >= MAX_PIDS or time.monotonic() > end:
+            state["pass_cut"] = (i, len(pids))
+            break
+        st = _read_stat(ctx, pid)
+        if st and pid not in skip and st["ppid"] != 2 and pid != 2:   # kernel threads have no RSS to leak
+            out[pid] = st
+    return out
+
+
+def _pick_tracked(state, ctx, first: dict[int, dict], second: dict[int, dict] | None) -> None:
+    tracked = state.setdefault("tracked", {})
+    def add(pid, st):
+        tracked.setdefault(pid, (st["start"], label(st["name"])))
+    if second is None:
+        for pid in sorted(first, key=lambda p: first[p]["rss_pages"], reverse=True)[:TRACK_RSS]:
+            add(pid, first[pid])
+        for pid in sorted(first, key=lambda p: first[p]["threads"], reverse=True)[:TRACK_THREADS]:
+            add(pid, first[pid])
+        return
+    same = [p for p in second if p in first and first[p]["start"] == second[p]["start"]]
+    for key in ("rss_pages", "threads"):
+        grew = sorted((p for p in same if second[p][key] > first[p][key]),
+                      key=lambda p: second[p][key] - first[p][key], reverse=True)
+        for pid in grew[:TRACK_GROWERS]:
+            add(pid, second[pid])
+
+
 def sample(ctx, state):
     out = {}
     forks = parse_forks(ctx.read_proc("stat"))
@@ -102,7 +209,31 @@ def sample(ctx, state):
         out["tasks"] = tasks
     if "cg0" not in state:
         state["cg0"] = read_cgroup_pids(ctx)
+    tick = state["tick"] = state.get("tick", -1) + 1
+    if tick == 0:
+        me = procscan.self_pid(ctx.proc)
+        state["skip"] = {me} if me is not None else set()
+        state["pass0"] = _full_pass(ctx, state)
+        _pick_tracked(state, ctx, state["pass0"], None)
+    elif tick == 1:
+        _pick_tracked(state, ctx, state.pop("pass0", {}), _full_pass(ctx, state))
+    for pid, (start, name) in list(state.get("tracked", {}).items()):
+        st = _read_stat(ctx, pid)
+        if st is None or st["start"] != start:   # exited, or the pid was reused
+            state["tracked"].pop(pid)
+            continue
+        lab = f"[name={name},pid={pid}]"
+        out["rss_bytes" + lab] = st["rss_pages"] * _PAGE
+        out["threads" + lab] = st["threads"]
+        out["cpu_s" + lab] = st["cpu_ticks"] / _HZ
+        fds = _count_fds(ctx, pid)
+        if fds is not None:
+            out["fds" + lab] = fds
     return out
+
+
+def _r(x: float | None) -> float | None:
+    return None if x is None else round(x, 1)
 
 
 def _user(names: dict[int, str], uid: int | None) -> str | None:
@@ -216,16 +347,19 @@ def collect(job):
 
     by_cpu = [p for p in procs if (p.cpu_pct if job.window_s > 0 else p.cpu_s) is not None]
     by_cpu.sort(key=lambda p: (p.cpu_pct, p.cpu_s or 0) if job.window_s > 0 else (p.cpu_s, 0), reverse=True)
+    # "self": hostdiag marks itself in its tables (issue 11) rather than hiding what it costs.
     data["top_cpu"] = [{"pid": p.pid, "name": p.name, "user": _user(names, p.uid),
-                        "cpu_pct": None if p.cpu_pct is None else round(p.cpu_pct, 1),
-                        "cpu_s": round(p.cpu_s or 0, 1), "cmdline": scan.cmdline(p.pid)} for p in by_cpu[:TOP]]
+                        "cpu_pct": _r(p.cpu_pct), "user_pct": _r(p.user_pct), "system_pct": _r(p.system_pct),
+                        "cpu_s": round(p.cpu_s or 0, 1), "cmdline": scan.cmdline(p.pid), "self": p.is_self}
+                       for p in by_cpu[:TOP]]
     by_rss = sorted((p for p in procs if p.rss_bytes), key=lambda p: p.rss_bytes, reverse=True)
     data["top_rss"] = [{"pid": p.pid, "name": p.name, "user": _user(names, p.uid), "rss_bytes": p.rss_bytes,
-                        "threads": p.threads, "cmdline": scan.cmdline(p.pid)} for p in by_rss[:TOP]]
+                        "threads": p.threads, "cmdline": scan.cmdline(p.pid), "self": p.is_self}
+                       for p in by_rss[:TOP]]
 
     me = os.getpid()
     recent = [p for p in procs if p.create_time and job.now - p.create_time <= RECENT_S
-              and p.pid != me and not _is_kthread(p)]   # kworkers come and go all the time
+              and p.pid != me and not p.is_self and not _is_kthread(p)]   # kworkers come and go all the time
     recent.sort(key=lambda p: p.create_time, reverse=True)
     data["recent"] = [{"pid": p.pid, "name": p.name, "ppid": p.ppid, "user": _user(names, p.uid),
                        "age_s": round(max(0.0, job.now - p.create_time), 1), "cmdline": scan.cmdline(p.pid)}
@@ -246,7 +380,140 @@ def collect(job):
     if unreadable:
         job.blind_spot(f"/proc/PID/limits not readable for {unreadable} processes: RLIMIT_NPROC pressure "
                        "partly unknown (run as root)")
+    note = scan.blind_spot()
+    if note:
+        job.blind_spot(note)
+    if state.get("pass_cut"):
+        job.blind_spot("per-process series: the first pass stopped after {} of {} processes "
+                       "(time bound): the biggest or fastest-growing may not be tracked".format(*state["pass_cut"]))
+    data["growth"] = growth(job, data, procs)
     return data
+
+
+def _steady(s, min_change: float) -> float | None:
+    """Least-squares slope per second of a gauge that rose by at least min_change, rising in most
+    intervals and falling in none; None otherwise (noise, a dip, a step then a plateau, too few points)."""
+    pts = [v for v in s.v if v is not None]
+    if len(pts) < MIN_GROWTH_POINTS or pts[-1] - pts[0] < min_change:
+        return None
+    steps = [b - a for a, b in zip(pts, pts[1:])]
+    if sum(d > 0 for d in steps) < STEADY_SHARE * len(steps) or min(steps) < 0:
+        return None
+    slope = s.slope()
+    return slope if slope and slope > 0 else None
+
+
+def _meminfo_available(ctx) -> int | None:
+    for line in (ctx.read_optional(ctx.proc_path("meminfo"), 1 << 16) or "").splitlines():
+        if line.startswith("MemAvailable:"):
+            try:
+                return int(line.split()[1]) * 1024
+            except (IndexError, ValueError):
+                return None
+    return None
+
+
+def memory_cgroup_headroom(ctx, pid: int) -> dict | None:
+    """The tightest memory limit over a process's cgroup and its ancestors: {'cgroup',
+    'limit_bytes', 'usage_bytes', 'working_set_bytes', 'headroom_bytes', 'cgroup_version'};
+    None if unlimited. Headroom is the limit minus the working set (usage less inactive file cache)."""
+    text = ctx.read_optional(ctx.proc_path(pid, "cgroup"), 1 << 16) or ""
+    rel = {}
+    for line in text.splitlines():
+        parts = line.split(":", 2)
+        if len(parts) == 3:
+            if "memory" in parts[1].split(","):
+                rel[1] = parts[2]
+            elif parts[0] == "0" and parts[1] == "":
+                rel[2] = parts[2]
+    best = None
+    for version, root in cgroups.roots(ctx, "memory"):
+        path = rel.get(version)
+        if path is None:
+            continue
+        files = ("memory.limit_in_bytes", "memory.usage_in_bytes") if version == 1 else ("memory.max", "memory.current")
+        parts = [p for p in path.strip("/").split("/") if p and p != ".."]
+        for depth in range(len(parts), -1, -1):
+            cg = "/" + "/".join(parts[:depth])
+            d = os.path.join(root, *parts[:depth])
+            limit = cgroups.read_value(os.path.join(d, files[0]))
+            usage = cgroups.read_value(os.path.join(d, files[1]))
+            if limit is None or usage is None or limit >= _UNLIMITED:
+                continue
+            # Inactive file cache is reclaimed before anything is OOM-killed: it is headroom.
+            st = parse_flat_kv(ctx.read_optional(os.path.join(d, "memory.stat"), 1 << 16) or "")
+            working = max(0, usage - st.get("inactive_file" if version == 2 else "total_inactive_file", 0))
+            room = max(0, limit - working)
+            if best is None or room < best["headroom_bytes"]:
+                best = {"cgroup": cg, "cgroup_version": version, "limit_bytes": limit, "usage_bytes": usage,
+                        "working_set_bytes": working, "headroom_bytes": room}
+    return best
+
+
+def growth(job, data: dict, procs) -> list[dict]:
+    """Tracked processes whose RSS or threads rise steadily, with the time to the nearest limit."""
+    ctx = job.ctx
+    if job.window_s <= 0:
+        return []
+    by_pid = {p.pid: p for p in procs}
+    avail = None
+    user_tasks = Counter()
+    for p in procs:
+        if p.uid is not None:
+            user_tasks[p.uid] += p.threads or 1
+    host_room = None
+    if data.get("tasks"):
+        lims = [x for x in (data.get("pid_max"), data.get("threads_max")) if x]
+        host_room = (min(lims) - data["tasks"], "kernel.pid_max" if min(lims) == data.get("pid_max")
+                     else "kernel.threads-max", min(lims)) if lims else None
+    out = []
+    for key, s in job.series.items():
+        if not s.labels or "pid" not in s.labels or s.metric not in ("processes.rss_bytes", "processes.threads"):
+            continue
+        pid = int(s.labels["pid"])
+        proc = by_pid.get(pid)
+        if proc is not None and proc.is_self:
+            continue
+        name = proc.name if proc else s.labels.get("name")
+        if s.metric == "processes.rss_bytes":
+            slope = _steady(s, MIN_RSS_GROWTH)
+            if slope is None:
+                continue
+            if avail is None:
+                avail = _meminfo_available(ctx)
+            limits = []
+            if avail is not None:
+                limits.append((avail / slope, "available memory", {"available_bytes": avail}))
+            cg = memory_cgroup_headroom(ctx, pid)
+            if cg is not None:
+                limits.append((cg["headroom_bytes"] / slope, f"memory cgroup {cg['cgroup']} limit", cg))
+            row = {"kind": "rss", "pid": pid, "name": name, "series": key, "rss_bytes": s.last(),
+                   "per_s": round(slope, 1), "eta_s": None, "limit": None}
+        else:
+            slope = _steady(s, MIN_THREAD_GROWTH)
+            if slope is None:
+                continue
+            limits = []
+            nproc = proc.nproc_soft if proc else None
+            if proc is not None and nproc is None and proc.uid not in (None, 0):
+                _, nproc = _read_nproc(ctx, pid)
+            if proc is not None and proc.uid not in (None, 0) and nproc:   # root is exempt from NPROC
+                room = max(0, nproc - user_tasks[proc.uid])
+                limits.append((room / slope, f"RLIMIT_NPROC ({nproc}) of uid {proc.uid}",
+                               {"nproc_soft": nproc, "user_tasks": user_tasks[proc.uid], "uid": proc.uid}))
+            if host_room is not None:
+                limits.append((max(0, host_room[0]) / slope, f"{host_room[1]} ({host_room[2]})",
+                               {"tasks": data["tasks"], host_room[1]: host_room[2]}))
+            row = {"kind": "threads", "pid": pid, "name": name, "series": key, "threads": s.last(),
+                   "per_s": round(slope, 2), "eta_s": None, "limit": None}
+        span = (s.t[-1] - s.t[0]) if len(s.t) >= 2 else 0.0
+        if limits:
+            eta, what, ev = min(limits, key=lambda x: x[0])
+            row.update(limit=what, limit_detail=ev, measured_s=round(span, 1),
+                       eta_s=round(eta, 1) if eta <= EXTRAPOLATE_MAX * span else None)
+        out.append(row)
+    out.sort(key=lambda r: r["eta_s"] if r["eta_s"] is not None else float("inf"))
+    return out[:TOP * 2]
 
 
 def _stab_pid(extra: list[str]) -> list[str]:
@@ -255,9 +522,56 @@ def _stab_pid(extra: list[str]) -> list[str]:
                     "Do not kill -9 at random: a supervisor may respawn faster than you kill; stop the spawner first"]
 
 
+def _growth_findings(d: dict, th) -> list[Finding]:
+    out = []
+    for g in d.get("growth") or []:
+        pid, name, eta = g["pid"], g["name"], g.get("eta_s")
+        subject = {"pid": pid, "name": name}
+        if g["kind"] == "rss":
+            level = th.level("processes.rss_eta_s", eta)
+            if not level:
+                continue
+            if (g.get("limit_detail") or {}).get("cgroup"):
+                subject["cgroup"] = g["limit_detail"]["cgroup"]
+            out.append(Finding(
+                id="processes.rss_growth", category="processes", severity=level,
+                title=f"{name} (pid {pid}) RSS +{human_bytes(g['per_s'])}/s; {g['limit']} exhausted in "
+                      f"~{human_duration(eta)} at this rate",
+                subject=subject,
+                evidence={k: g.get(k) for k in ("rss_bytes", "per_s", "eta_s", "limit", "limit_detail", "series")},
+                impact="when the limit is reached the OOM killer picks a victim (this process or a neighbour), "
+                       "or the host swaps and stalls first",
+                verify=f"grep -E 'VmRSS|VmSwap' /proc/{pid}/status; ps -o pid,rss,etime,cmd -p {pid}",
+                stabilize=["Capture a heap profile or core of it now, while the leak is visible",
+                           "Restart it off-peak (drain it first) to reset the memory, then look for the leak",
+                           "Cap it with a cgroup memory.high (MemoryHigh=) so it reclaims before the OOM killer fires",
+                           "Do not raise the limit or add swap without a bound: it only delays the OOM and makes "
+                           "it slower"],
+                score=1e6 / max(eta, 1.0)))
+        else:
+            level = th.level("processes.threads_eta_s", eta)
+            if not level:
+                continue
+            out.append(Finding(
+                id="processes.thread_growth", category="processes", severity=level,
+                title=f"{name} (pid {pid}) threads +{g['per_s']:g}/s ({g['threads']:g} now); {g['limit']} reached in "
+                      f"~{human_duration(eta)} at this rate",
+                subject=subject,
+                evidence={k: g.get(k) for k in ("threads", "per_s", "eta_s", "limit", "limit_detail", "series")},
+                impact="at the limit fork()/pthread_create() fail: the service cannot spawn workers, "
+                       "and at pid_max nothing on the host can (including your shell)",
+                verify=f"grep Threads /proc/{pid}/status; grep 'Max processes' /proc/{pid}/limits",
+                stabilize=["Capture a thread dump (jstack, py-spy dump, gdb -p ... thread apply all bt) to see what "
+                           "spawns the threads",
+                           "Cap the thread pool or the spawner's concurrency; restart it off-peak if it cannot be bounded",
+                           "Do not raise the NPROC limit or pid_max first: it lets the runaway take more of the host"],
+                score=1e6 / max(eta, 1.0)))
+    return out
+
+
 def findings(section, th):
     d = section.data
-    out: list[Finding] = []
+    out: list[Finding] = _growth_findings(d, th)
 
     for z in d.get("zombie_parents") or []:
         level = th.level("processes.zombies_per_parent", z["zombies"])

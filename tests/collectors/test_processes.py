@@ -290,3 +290,174 @@ def test_stabilize_always_has_a_do_not():
         assert any(s.startswith("Do not") for s in f.stabilize), f.id
         assert f.verify and f.impact and f.category == "processes"
     assert any("/sys/fs/cgroup/pids/c/" in f.verify for f in fs)
+
+
+
+# ---------------------------------------------------------------- per-process series and ETAs
+
+def test_parse_pid_stat():
+    raw = b"4242 (my (odd) name) S 1 4242 4242 0 -1 4194560 1 0 0 0 250 50 0 0 20 0 3 0 12345 999 2560 0 0\n"
+    st = processes.parse_pid_stat(raw)
+    assert st == {"name": "my (odd) name", "ppid": 1, "threads": 3, "rss_pages": 2560, "cpu_ticks": 300,
+                  "start": 12345}
+    assert processes.parse_pid_stat(b"1 (x) S 1 2") is None
+
+
+@settings(deadline=None)
+@given(st.binary(max_size=300))
+def test_parse_pid_stat_never_raises(raw):
+    processes.parse_pid_stat(raw)
+
+
+@settings(deadline=None)
+@given(st.text(max_size=64))
+def test_label_is_safe_in_a_series_key(name):
+    from hostdiag.core.runner import parse_key
+    lab = processes.label(name)
+    assert 1 <= len(lab) <= 32
+    assert parse_key(f"rss_bytes[name={lab},pid=7]") == ("rss_bytes", {"name": lab, "pid": "7"})
+
+
+class PidTree:
+    """proc/PID/{stat,cgroup} with RSS and threads the test grows per tick, plus meminfo."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        (root / "proc").mkdir(parents=True)
+        (root / "proc" / "stat").write_text("processes 100\n")
+        (root / "proc" / "loadavg").write_text("0.0 0.0 0.0 1/200 99\n")
+        (root / "proc" / "meminfo").write_text("MemTotal: 16000000 kB\nMemAvailable: 1048576 kB\n")
+        (root / "proc" / "sys" / "kernel").mkdir(parents=True)
+        (root / "proc" / "sys" / "kernel" / "pid_max").write_text("32768\n")
+        (root / "proc" / "sys" / "kernel" / "threads-max").write_text("10000\n")
+
+    def proc(self, pid, name, rss_pages, threads, cgroup="0::/\n"):
+        d = self.root / "proc" / str(pid)
+        d.mkdir(exist_ok=True)
+        f = ["S", "1", str(pid), str(pid), "0", "-1", "0", "0", "0", "0", "0", "100", "20", "0", "0", "20", "0",
+             str(threads), "0", "777", "0", str(rss_pages)] + ["0"] * 20
+        (d / "stat").write_text(f"{pid} ({name}) " + " ".join(f) + "\n")
+        (d / "cgroup").write_text(cgroup)
+        (d / "fd").mkdir(exist_ok=True)
+
+
+def test_series_and_rss_eta_against_available_memory(tmp_path):
+    h = PidTree(tmp_path)
+    page = processes._PAGE
+    h.proc(10, "leaky", 1000, 1)
+    h.proc(11, "steady", 50000, 4)
+    grow = [lambda i=i: h.proc(10, "leaky", 1000 + i * (8 << 20) // page, 1) for i in range(1, 6)]
+    job = run_ticks(ctx_for(tmp_path), grow, scan=make_scan(P(10, name="leaky", uid=0), P(11, name="steady")))
+    assert "processes.rss_bytes[name=leaky,pid=10]" in job.series
+    assert job.series["processes.rss_bytes[name=steady,pid=11]"].v == [50000 * page] * 6
+    assert "processes.threads[name=leaky,pid=10]" in job.series and "processes.fds[name=leaky,pid=10]" in job.series
+    sec = collect(job)
+    (g,) = [g for g in sec.data["growth"] if g["kind"] == "rss"]
+    assert g["pid"] == 10 and g["per_s"] == float(8 << 20) and g["limit"] == "available memory"
+    assert g["eta_s"] == 128.0                         # 1 GiB available / 8 MiB/s
+    (f,) = [f for f in processes.findings(sec, TH) if f.id == "processes.rss_growth"]
+    assert f.severity == "critical" and f.subject == {"pid": 10, "name": "leaky"}     # under 10 min
+    assert f.title == "leaky (pid 10) RSS +8.0 MiB/s; available memory exhausted in ~2 min at this rate"
+
+
+def test_rss_eta_against_the_tightest_cgroup_ancestor(tmp_path):
+    h = PidTree(tmp_path)
+    page = processes._PAGE
+    cg = tmp_path / "sys/fs/cgroup"
+    (cg / "app.slice" / "web.service").mkdir(parents=True)
+    (cg / "cgroup.controllers").write_text("memory pids\n")
+    (cg / "app.slice" / "memory.max").write_text(f"{600 << 20}\n")
+    (cg / "app.slice" / "memory.current").write_text(f"{500 << 20}\n")
+    (cg / "app.slice" / "web.service" / "memory.max").write_text("max\n")
+    (cg / "app.slice" / "web.service" / "memory.current").write_text(f"{400 << 20}\n")
+    # 50 MiB of the parent's usage is inactive page cache: reclaimable, so it is headroom.
+    (cg / "app.slice" / "memory.current").write_text(f"{550 << 20}\n")
+    (cg / "app.slice" / "memory.stat").write_text(f"anon {450 << 20}\ninactive_file {50 << 20}\n")
+    where = "0::/app.slice/web.service\n"
+    h.proc(10, "web", 1000, 1, where)
+    grow = [lambda i=i: h.proc(10, "web", 1000 + i * (10 << 20) // page, 1, where) for i in range(1, 6)]
+    sec = collect(run_ticks(ctx_for(tmp_path), grow, scan=make_scan(P(10, name="web"))))
+    (g,) = sec.data["growth"]
+    assert g["limit"] == "memory cgroup /app.slice limit" and g["eta_s"] == 10.0
+    (f,) = [f for f in processes.findings(sec, TH) if f.id == "processes.rss_growth"]
+    assert f.severity == "critical" and f.subject == {"pid": 10, "name": "web", "cgroup": "/app.slice"}
+
+
+def test_step_then_plateau_or_short_window_is_not_a_leak(tmp_path):
+    h = PidTree(tmp_path)
+    page = processes._PAGE
+    h.proc(10, "startup", 1000, 1)
+    steps = [lambda: h.proc(10, "startup", 1000 + (200 << 20) // page, 1)] + [lambda: None] * 4
+    sec = collect(run_ticks(ctx_for(tmp_path), steps, scan=make_scan(P(10, name="startup"))))
+    assert sec.data["growth"] == []
+    # Steady, but 2 points: no trend to extrapolate.
+    h.proc(11, "brief", 1000, 1)
+    sec = collect(run_ticks(ctx_for(tmp_path), [lambda: h.proc(11, "brief", 90000, 1)],
+                            scan=make_scan(P(11, name="brief"))))
+    assert sec.data["growth"] == []
+
+
+def test_eta_is_not_extrapolated_far_past_the_window(tmp_path):
+    h = PidTree(tmp_path)
+    page = processes._PAGE
+    h.proc(10, "slow", 1000, 1)
+    grow = [lambda i=i: h.proc(10, "slow", 1000 + i * (5 << 20) // page, 1) for i in range(1, 5)]
+    (tmp_path / "proc" / "meminfo").write_text("MemTotal: 16000000 kB\nMemAvailable: 8388608 kB\n")  # 8 GiB
+    sec = collect(run_ticks(ctx_for(tmp_path), grow, scan=make_scan(P(10, name="slow"))))
+    (g,) = sec.data["growth"]
+    assert g["eta_s"] is None and g["measured_s"] == 4.0      # 1638 s away, > 120 x 4 s measured
+    assert not [f for f in processes.findings(sec, TH) if f.id == "processes.rss_growth"]
+
+
+def test_thread_growth_eta_against_rlimit_nproc(tmp_path):
+    h = PidTree(tmp_path)
+    (tmp_path / "proc" / "loadavg").write_text("0.0 0.0 0.0 1/1000 99\n")
+    h.proc(10, "spawner", 1000, 10)
+    (tmp_path / "proc" / "10" / "limits").write_text(
+        (FIX / "processes_v2_pids/proc/4000/limits").read_text())          # Max processes 200
+    grow = [lambda i=i: h.proc(10, "spawner", 1000, 10 + 10 * i) for i in range(1, 6)]
+    scan = make_scan(P(10, name="spawner", uid=1001, threads=60), P(11, uid=1001, threads=40), P(12, uid=0, threads=500))
+    sec = collect(run_ticks(ctx_for(tmp_path), grow, scan=scan))
+    (g,) = [g for g in sec.data["growth"] if g["kind"] == "threads"]
+    assert g["limit"] == "RLIMIT_NPROC (200) of uid 1001" and g["per_s"] == 10.0
+    assert g["eta_s"] == 10.0                          # (200 - 100 tasks of uid 1001) / 10 per s
+    (f,) = [f for f in processes.findings(sec, TH) if f.id == "processes.thread_growth"]
+    assert f.severity == "critical" and f.subject == {"pid": 10, "name": "spawner"}
+
+
+def test_thread_growth_of_root_is_judged_against_pid_max(tmp_path):
+    h = PidTree(tmp_path)
+    (tmp_path / "proc" / "loadavg").write_text("0.0 0.0 0.0 1/9000 99\n")   # threads-max 10000
+    h.proc(10, "rootd", 1000, 10)
+    grow = [lambda i=i: h.proc(10, "rootd", 1000, 10 + 20 * i) for i in range(1, 6)]
+    sec = collect(run_ticks(ctx_for(tmp_path), grow, scan=make_scan(P(10, name="rootd", uid=0))))
+    (g,) = sec.data["growth"]
+    assert g["limit"] == "kernel.threads-max (10000)" and g["eta_s"] == 50.0
+
+
+def test_hostdiag_is_not_a_growth_subject_and_is_marked(tmp_path):
+    h = PidTree(tmp_path)
+    page = processes._PAGE
+    h.proc(10, "hostdiag", 1000, 1)
+    grow = [lambda i=i: h.proc(10, "hostdiag", 1000 + i * (50 << 20) // page, 1) for i in range(1, 6)]
+    scan = make_scan(P(10, name="hostdiag"))
+    scan.procs[10].is_self = True
+    sec = collect(run_ticks(ctx_for(tmp_path), grow, scan=scan))
+    assert sec.data["growth"] == [] and sec.data["top_rss"][0]["self"] is True
+
+
+def test_scan_blind_spot_is_reported(tmp_path):
+    root = tree(tmp_path)
+    scan = fixture_scan()
+    scan.missing, scan.missing_pids = {"status": 3, "io": 1}, 3
+    sec = collect(run_ticks(ctx_for(root), scan=scan))
+    assert sec.status == "partial" and "3 processes had unreadable files: status, io" in sec.reason
+
+
+def test_first_pass_bounded_is_a_blind_spot(tmp_path, monkeypatch):
+    h = PidTree(tmp_path)
+    for pid in range(10, 20):
+        h.proc(pid, f"p{pid}", 1000 + pid, 1)
+    monkeypatch.setattr(processes, "MAX_PIDS", 4)
+    sec = collect(run_ticks(ctx_for(tmp_path), [lambda: None], scan=make_scan(P(10))))
+    assert sec.status == "partial" and "stopped after 4 of 10 processes" in sec.reason
