@@ -141,6 +141,14 @@ def thresholds_cmd():
         typer.echo(f"{key:<28} warning {cmp} {t.warning:g}  critical {cmp} {t.critical:g} {t.unit}: {t.help}")
 
 
+# periodic capture and its history (hostdiag/history/)
+from hostdiag.commands.capture import capture_cmd  # noqa: E402 - light: typer only
+from hostdiag.commands.history import history_cmd  # noqa: E402
+
+app.command("capture")(capture_cmd)
+app.command("history")(history_cmd)
+
+
 def main() -> None:
     """Console entry point: typer's usage errors keep their code; anything else is ERROR (3)."""
     try:

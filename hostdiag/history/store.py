@@ -19,6 +19,7 @@ in flight or was killed; that case is reported in History.notes.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import json
 import os
 import sqlite3
@@ -47,6 +48,10 @@ class StoreError(Exception):
 
 
 class StoreBusy(StoreError):
+    pass
+
+
+class StoreEmpty(StoreError):
     pass
 
 
@@ -143,10 +148,22 @@ def _check_header(path: str) -> int:
     if page < 512 or page & (page - 1):
         raise StoreRefused(f"store {path}: corrupt (page size {page} in header); left untouched")
     app = int.from_bytes(head[68:72], "big")
-    if app != APP_ID:
+    if app not in (APP_ID, 0):     # 0: a store killed before its schema committed, or a foreign
+        # database without an id: _migrate refuses the latter (it has tables but no user_version)
         raise StoreRefused(f"store {path}: an SQLite database of another application (application_id "
                            f"{app:#x}); left untouched: use --store")
     return st.st_size
+
+
+def _reads(fn):
+    """A read that meets corruption raises StoreRefused (a blind spot to report), not sqlite3's error."""
+    @functools.wraps(fn)
+    def wrapper(self, *a, **kw):
+        try:
+            return fn(self, *a, **kw)
+        except sqlite3.DatabaseError as e:
+            raise StoreRefused(f"store {self.path}: unreadable ({e}); left untouched") from None
+    return wrapper
 
 
 @dataclass
@@ -193,9 +210,13 @@ class History:
         if version > SCHEMA_VERSION:
             conn.close()
             raise StoreError(f"store {path}: schema v{version} is newer than this hostdiag (v{SCHEMA_VERSION})")
+        app = conn.execute("PRAGMA application_id").fetchone()[0]
+        if app != APP_ID and (version or conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]):
+            conn.close()
+            raise StoreRefused(f"store {path}: an SQLite database of another application; left untouched")
         if version == 0:
             conn.close()
-            raise StoreError(f"store {path}: empty (no capture stored yet)")
+            raise StoreEmpty(f"store {path}: empty (no capture stored yet)")
         return cls(conn, path, version, notes)
 
     def close(self) -> None:
@@ -208,6 +229,7 @@ class History:
         self.close()
 
     # --- what the store holds
+    @_reads
     def span(self) -> tuple[float | None, float | None, int]:
         """(first capture, last capture, number of captures), epoch seconds."""
         a, b, n = self.conn.execute("SELECT min(t), max(t), count(*) FROM capture").fetchone()
@@ -216,6 +238,7 @@ class History:
     def size_bytes(self) -> int:
         return sum(os.path.getsize(p) for p in (self.path, self.path + "-wal") if os.path.exists(p))
 
+    @_reads
     def capture_times(self, since: float | None = None, until: float | None = None) -> list[float]:
         lo, hi = _range(since, until)
         return [t / 1000 for (t,) in self.conn.execute("SELECT t FROM capture WHERE t BETWEEN ? AND ? ORDER BY t",
@@ -225,6 +248,7 @@ class History:
         have = {r[1] for r in self.conn.execute("PRAGMA table_info(capture)")}
         return [k for k in HOST_KEYS if k in have]
 
+    @_reads
     def keys(self) -> list[str]:
         """Every series key the store can return (host, per-device, per-mount)."""
         out = self._host_keys()
@@ -236,6 +260,7 @@ class History:
         return out
 
     # --- series
+    @_reads
     def series(self, pattern: str, since: float | None = None, until: float | None = None) -> list[Series]:
         """Series whose key matches `pattern` (a glob, or an exact key/prefix), as core Series with
         t0 = first point (epoch s) and t = offsets, so .slope()/.delta()/.rate() work as in a window."""
@@ -261,6 +286,7 @@ class History:
             out.append(_series(k, rows, {lname: lval}))
         return out
 
+    @_reads
     def processes(self, who: str | int) -> list[tuple[int, int, int | None, str]]:
         """(id, pid, start, name) of stored processes matching a pid or a name (glob allowed)."""
         if isinstance(who, int) or str(who).isdigit():
@@ -269,6 +295,7 @@ class History:
         return [r for r in self.conn.execute("SELECT id, pid, start, name FROM proc ORDER BY first_t")
                 if fnmatch.fnmatchcase(r[3], str(who))]
 
+    @_reads
     def process_series(self, who: str | int, metric: str = "rss_bytes", since: float | None = None,
                        until: float | None = None) -> list[Series]:
         """One series per process instance (pid + start time) matching a pid or name:
@@ -287,6 +314,7 @@ class History:
         return out
 
     # --- findings over time
+    @_reads
     def finding_spans(self, since: float | None = None, until: float | None = None) -> list[Span]:
         """When each finding (id + subject) started and cleared, over the captures in range."""
         lo, hi = _range(since, until)
@@ -318,6 +346,7 @@ class History:
                 sp.end = times[i + 1] / 1000
         return sorted(spans, key=lambda s: (s.start, s.fid))
 
+    @_reads
     def since_when(self, fid: str, subject: dict | None = None) -> float | None:
         """Start of the span a finding is in at the last capture (its 'since when'); None if absent then."""
         subj = json.dumps(subject, sort_keys=True, default=str) if subject is not None else None
@@ -326,6 +355,7 @@ class History:
         return min((s.start for s in live), default=None)
 
     # --- diff of two captures
+    @_reads
     def nearest(self, t: float) -> float | None:
         """The last capture at or before t (else the first after it), epoch seconds."""
         ms = int(t * 1000)
@@ -334,6 +364,7 @@ class History:
             r = self.conn.execute("SELECT min(t) FROM capture").fetchone()[0]
         return r / 1000 if r is not None else None
 
+    @_reads
     def capture(self, t: float) -> dict:
         """Everything stored for the capture nearest t (see nearest())."""
         tn = self.nearest(t)
@@ -360,6 +391,7 @@ class History:
         return {"t": tn, "host": dict(zip(hk, row)), "procs": procs, "mounts": mounts, "ports": ports,
                 "findings": findings}
 
+    @_reads
     def diff(self, t1: float, t2: float) -> dict:
         """What differs between the captures nearest t1 and t2 (JSON-ready)."""
         a, b = self.capture(t1), self.capture(t2)
@@ -431,7 +463,13 @@ class Store(History):
             raise StoreRefused(f"store {e}") from None
         except OSError as e:
             raise StoreError(f"store {path}: cannot create its directory: {e.strerror}") from None
-        if _check_header(path) < 0:
+        size = _check_header(path)
+        if size > 0:
+            try:                                # ours and readable: checked before any write, even a pragma
+                History.open_ro(path).close()
+            except StoreEmpty:
+                pass
+        if size < 0:
             try:
                 os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
             except FileExistsError:
@@ -469,12 +507,16 @@ class Store(History):
         self._begin()
         try:
             v = self.conn.execute("PRAGMA user_version").fetchone()[0]
+            app = self.conn.execute("PRAGMA application_id").fetchone()[0]
+            if v and app != APP_ID:
+                raise StoreRefused(f"store {self.path}: an SQLite database of another application "
+                                   f"(application_id {app:#x}); left untouched: use --store")
             if v > SCHEMA_VERSION:
                 raise StoreError(f"store {self.path}: schema v{v} is newer than this hostdiag (v{SCHEMA_VERSION})")
             if v == 0:
                 n = self.conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
                 if n:
-                    raise StoreRefused(f"store {self.path}: has tables but no hostdiag schema; left untouched")
+                    raise StoreRefused(f"store {self.path}: an SQLite database of another application (tables, no hostdiag schema); left untouched: use --store")
                 self.conn.execute(f"PRAGMA application_id = {APP_ID}")
             for i in range(v, upto):
                 for stmt in MIGRATIONS[i]:
@@ -628,8 +670,15 @@ def _classify(e: sqlite3.OperationalError, path: str) -> StoreError:
     if "locked" in msg or "busy" in msg:
         return StoreBusy(f"store {path}: busy (another capture holds it past the lock timeout); gave up, "
                          "history unchanged")
-    if "full" in msg:
+    if "full" in msg or ("I/O" in msg and _no_space(path)):
         return StoreError(f"store {path}: disk full; this capture was not stored, history unchanged")
     if "malformed" in msg or "not a database" in msg:
         return StoreRefused(f"store {path}: corrupt ({msg}); left as it is, not repaired")
     return StoreError(f"store {path}: {msg}; history unchanged")
+
+
+def _no_space(path: str) -> bool:
+    try:
+        return os.statvfs(os.path.dirname(path)).f_bavail == 0
+    except OSError:
+        return False
