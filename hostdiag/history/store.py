@@ -24,6 +24,7 @@ import json
 import os
 import sqlite3
 import stat
+import time
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
@@ -159,10 +160,15 @@ def _reads(fn):
     """A read that meets corruption raises StoreRefused (a blind spot to report), not sqlite3's error."""
     @functools.wraps(fn)
     def wrapper(self, *a, **kw):
-        try:
-            return fn(self, *a, **kw)
-        except sqlite3.DatabaseError as e:
-            raise StoreRefused(f"store {self.path}: unreadable ({e}); left untouched") from None
+        for attempt in range(4):
+            try:
+                return fn(self, *a, **kw)
+            except sqlite3.DatabaseError as e:
+                # an immutable reader can see a page a live writer's checkpoint is moving: retry
+                if attempt < 3 and os.path.exists(self.path + "-wal"):
+                    time.sleep(0.05 * (attempt + 1))
+                    continue
+                raise StoreRefused(f"store {self.path}: unreadable ({e}); left untouched") from None
     return wrapper
 
 
@@ -200,13 +206,18 @@ class History:
         wal = path + "-wal"
         if os.path.exists(wal) and os.path.getsize(wal) > 0:
             notes.append("a capture is in progress or was interrupted: the newest capture may be missing")
-        try:
-            conn = sqlite3.connect(f"file:{quote(path)}?mode=ro&immutable=1", uri=True,
-                                   isolation_level=None, check_same_thread=False)
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-        except sqlite3.DatabaseError as e:
-            raise StoreRefused(f"store {path}: unreadable ({e}); left untouched") from None
+        for attempt in range(4):
+            try:
+                conn = sqlite3.connect(f"file:{quote(path)}?mode=ro&immutable=1", uri=True,
+                                       isolation_level=None, check_same_thread=False)
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+                break
+            except sqlite3.DatabaseError as e:
+                if attempt < 3 and os.path.exists(wal):    # racing a live writer's checkpoint
+                    time.sleep(0.05 * (attempt + 1))
+                    continue
+                raise StoreRefused(f"store {path}: unreadable ({e}); left untouched") from None
         if version > SCHEMA_VERSION:
             conn.close()
             raise StoreError(f"store {path}: schema v{version} is newer than this hostdiag (v{SCHEMA_VERSION})")
@@ -469,6 +480,11 @@ class Store(History):
                 History.open_ro(path).close()
             except StoreEmpty:
                 pass
+            except StoreRefused:
+                # an immutable read can race a live writer; with a -wal present the file is in WAL
+                # mode already, so no pragma below writes, and _migrate checks it under the lock
+                if not os.path.exists(path + "-wal"):
+                    raise
         if size < 0:
             try:
                 os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
@@ -485,7 +501,8 @@ class Store(History):
         try:
             conn = sqlite3.connect(path, timeout=lock_timeout_s, isolation_level=None, check_same_thread=False)
             conn.execute(f"PRAGMA busy_timeout = {int(lock_timeout_s * 1000)}")
-            conn.execute("PRAGMA auto_vacuum = INCREMENTAL")   # takes effect only before the first table
+            if size <= 0:   # before the first table, or never: on an existing file it is a write
+                conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
             st = cls(conn, path, 0)
@@ -521,7 +538,8 @@ class Store(History):
             for i in range(v, upto):
                 for stmt in MIGRATIONS[i]:
                     self.conn.execute(stmt)
-            self.conn.execute(f"PRAGMA user_version = {max(v, upto)}")
+            if upto > v:            # no write at all when there is nothing to migrate
+                self.conn.execute(f"PRAGMA user_version = {upto}")
             self.conn.execute("COMMIT")
             return max(v, upto)
         except BaseException:

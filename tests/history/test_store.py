@@ -59,28 +59,28 @@ def test_size_cap_never_exceeded(tmp_path):
     cap = 1024 * 1024
     st = Store.open(path, max_bytes=cap)
     counts = []
-    for i in range(1500):
+    for i in range(400):
         st.append(record(T0 + 60 * i, i, procs=40, title_pad=300))
         assert sizes(path) <= cap, f"capture {i}: store {sizes(path)} bytes > cap {cap}"
         counts.append(st.span()[2])
     st.close()
-    assert max(counts) > counts[-1] or counts[-1] < 1500, "the cap never forced an expiry: the test proves nothing"
-    assert counts[-1] > 100, "the cap should still hold many captures"
+    assert counts[-1] < 400, "the cap never forced an expiry: the test proves nothing"
+    assert counts[-1] > 50, "the cap should still hold many captures"
     with History.open_ro(path) as h:
-        assert h.span()[1] == T0 + 60 * 1499     # the newest is always kept
+        assert h.span()[1] == T0 + 60 * 399     # the newest is always kept
         assert h.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
 def test_lowering_the_cap_shrinks_the_file(tmp_path):
     path = str(tmp_path / "h.db")
     st = Store.open(path, max_bytes=4 * 1024 * 1024)
-    for i in range(600):
-        st.append(record(T0 + 60 * i, i, procs=40, title_pad=300))
+    for i in range(350):
+        st.append(record(T0 + 60 * i, i, procs=40, title_pad=2000))
     st.close()
     big = sizes(path)
     assert big > 1024 * 1024
     st = Store.open(path, max_bytes=1024 * 1024)
-    st.append(record(T0 + 60 * 600, 600))
+    st.append(record(T0 + 60 * 350, 350))
     st.close()
     assert sizes(path) <= 1024 * 1024 < big
 
