@@ -344,3 +344,39 @@ def test_top_processes_union():
              for i in range(1, 50)]
     top = recmod.top_processes(procs, 5)
     assert {p["pid"] for p in top} == {1, 2, 45, 46, 47, 48, 49}
+
+
+def test_enrich_for_the_snapshot(tmp_path):
+    """The calls the analysis layer will make: since-when, multi-hour trend and ETA, never raising."""
+    from hostdiag.history.enrich import describe, finding_history, open_for_snapshot, trend
+
+    assert open_for_snapshot(str(tmp_path / "absent.db")) == (None, None)        # not set up: nothing to say
+    bad = tmp_path / "bad.db"
+    bad.write_text("junk")
+    h, note = open_for_snapshot(str(bad))
+    assert h is None and "not a hostdiag store" in note
+    path = str(tmp_path / "h.db")
+    st = Store.open(path)
+    for i in range(60):                           # 6 h, one capture per 6 min: /var fills, pid 1003 leaks fds
+        rec = record(T0 + 360 * i, i, procs=5, findings=0)
+        rec["mounts"]["/var"]["used_bytes"] = 10 ** 9 + i * 10 ** 7
+        rec["procs"][3]["fds"] = 180 + i
+        if i >= 40:
+            rec["findings"] = [{"id": "files.fd_leak", "severity": 1, "subject": json.dumps({"pid": 1003, "name": "svc3"}),
+                                "title": "fds"}]
+        st.append(rec)
+    st.close()
+    h, note = open_for_snapshot(path)
+    assert note is None
+    fd = {"id": "files.fd_leak", "category": "files", "subject": {"pid": 1003, "name": "svc3"}, "evidence": {"limit": 256}}
+    info = finding_history(h, fd, now=T0 + 360 * 60)
+    assert info["since"] == T0 + 360 * 40
+    tr = info["trend"]
+    assert (tr["first"], tr["last"]) == (180, 239) and tr["per_hour"] == pytest.approx(10)
+    assert tr["eta_s"] == pytest.approx(17 / 10 * 3600)
+    assert describe(info) == "process.fds of svc3 (pid 1003) 180 → 239 over 5.9 h, ~10/h, limit 256 in 102 min"
+    disk = finding_history(h, {"id": "disk.filling", "subject": {"mount": "/var"}}, now=T0 + 360 * 60)
+    assert disk["since"] is None and disk["trend"]["per_hour"] == pytest.approx(10 ** 8)
+    assert disk["trend"]["eta_s"] == pytest.approx((10 ** 10 - (10 ** 9 + 59 * 10 ** 7)) / 10 ** 8 * 3600)
+    assert trend(None) is None and finding_history(None, fd) is None
+    h.close()
