@@ -57,6 +57,8 @@ def capture_cmd(
     from hostdiag.history.store import StoreError, default_path
 
     age, size = parse_age(max_age), parse_size(max_size)
+    if size < 1024 * 1024:      # the WAL and one capture's pages are kept free below the cap
+        raise typer.BadParameter("--max-size must be at least 1M")
     path = store or default_path()
     try:
         stats = run(path, window_s=window, interval_s=interval, timeout_s=timeout, top=top, max_age_s=age,

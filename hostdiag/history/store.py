@@ -272,30 +272,46 @@ class History:
 
     # --- series
     @_reads
-    def series(self, pattern: str, since: float | None = None, until: float | None = None) -> list[Series]:
+    def series(self, pattern: str, since: float | None = None, until: float | None = None,
+               max_points: int | None = None) -> list[Series]:
         """Series whose key matches `pattern` (a glob, or an exact key/prefix), as core Series with
-        t0 = first point (epoch s) and t = offsets, so .slope()/.delta()/.rate() work as in a window."""
+        t0 = first point (epoch s) and t = offsets, so .slope()/.delta()/.rate() work as in a window.
+        max_points: average into at most that many time buckets in SQL (14 days for a matcher)."""
         keys = match_keys(self.keys(), pattern)
         lo, hi = _range(since, until)
         out = []
         host = [k for k in keys if "[" not in k]
         if host:
-            rows = self.conn.execute(f"SELECT t, {', '.join(col(k) for k in host)} FROM capture "
-                                     "WHERE t BETWEEN ? AND ? ORDER BY t", (lo, hi)).fetchall()
+            rows = self._select([col(k) for k in host], "capture", "", (), lo, hi, max_points)
             for i, k in enumerate(host):
                 out.append(_series(k, [(r[0], r[i + 1]) for r in rows]))
+        groups: dict[tuple[str, str], list[tuple[str, str]]] = {}   # (label, value) -> [(key, column)]
         for k in keys:
-            if "[" not in k:
-                continue
-            metric, label = k[:-1].split("[", 1)
-            lname, lval = label.split("=", 1)
-            c = metric.split(".", 1)[1]
+            if "[" in k:
+                metric, label = k[:-1].split("[", 1)
+                lname, lval = label.split("=", 1)
+                groups.setdefault((lname, lval), []).append((k, metric.split(".", 1)[1]))
+        for (lname, lval), cols in groups.items():   # one pass per mount/device for all its columns
             table, dim, name_col = ("mount_sample", "mount", "path") if lname == "mount" else ("dev_sample", "dev", "name")
-            rows = self.conn.execute(
-                f"SELECT s.t, s.{c} FROM {table} s JOIN {dim} d ON d.id = s.{dim} WHERE d.{name_col} = ? "
-                "AND s.t BETWEEN ? AND ? ORDER BY s.t", (lval, lo, hi)).fetchall()
-            out.append(_series(k, rows, {lname: lval}))
-        return out
+            r = self.conn.execute(f"SELECT id FROM {dim} WHERE {name_col} = ?", (lval,)).fetchone()
+            rows = self._select([c for _, c in cols], table, f"AND {dim} = ?", (r[0],), lo, hi, max_points) if r else []
+            out += [_series(k, [(row[0], row[i + 1]) for row in rows], {lname: lval}) for i, (k, _) in enumerate(cols)]
+        order = {k: i for i, k in enumerate(keys)}
+        return sorted(out, key=lambda s: order[s.key])
+
+    def _select(self, cols: list[str], table: str, where: str, params: tuple, lo: int, hi: int,
+                max_points: int | None) -> list[tuple]:
+        """(t, *cols) rows of a time range, ordered; bucket-averaged when longer than max_points."""
+        if max_points:
+            a, b, n = self.conn.execute(f"SELECT min(t), max(t), count(*) FROM {table} WHERE t BETWEEN ? AND ? {where}",
+                                        (lo, hi, *params)).fetchone()
+            if n > max_points:
+                bucket = -(-(b - a + 1) // max_points)
+                return self.conn.execute(
+                    f"SELECT min(t), {', '.join(f'avg({c})' for c in cols)} FROM {table} WHERE t BETWEEN ? AND ? "
+                    f"{where} GROUP BY (t - ?) / ? ORDER BY 1", (lo, hi, *params, a, bucket)).fetchall()
+        return self.conn.execute(f"SELECT t, {', '.join(cols)} FROM {table} WHERE t BETWEEN ? AND ? {where} ORDER BY t",
+                                 (lo, hi, *params)).fetchall()
 
     @_reads
     def processes(self, who: str | int) -> list[tuple[int, int, int | None, str]]:
@@ -308,7 +324,7 @@ class History:
 
     @_reads
     def process_series(self, who: str | int, metric: str = "rss_bytes", since: float | None = None,
-                       until: float | None = None) -> list[Series]:
+                       until: float | None = None, max_points: int | None = None) -> list[Series]:
         """One series per process instance (pid + start time) matching a pid or name:
         metric is one of cpu_pct, rss_bytes, fds, io_bps; labels carry pid, name and start."""
         expr = {"cpu_pct": "cpu_pmil / 10.0", "rss_bytes": "rss_kib * 1024", "fds": "fds", "io_bps": "io_bps"}
@@ -317,8 +333,7 @@ class History:
         lo, hi = _range(since, until)
         out = []
         for pid_id, pid, start, name in self.processes(who):
-            rows = self.conn.execute(f"SELECT t, {expr[metric]} FROM proc_sample WHERE proc = ? AND t BETWEEN ? AND ? "
-                                     "ORDER BY t", (pid_id, lo, hi)).fetchall()
+            rows = self._select([expr[metric]], "proc_sample", "AND proc = ?", (pid_id,), lo, hi, max_points)
             if rows:
                 out.append(_series(f"process.{metric}", rows,
                                    {"pid": str(pid), "name": name, "start": str(start or "")}))
@@ -359,11 +374,22 @@ class History:
 
     @_reads
     def since_when(self, fid: str, subject: dict | None = None) -> float | None:
-        """Start of the span a finding is in at the last capture (its 'since when'); None if absent then."""
+        """Start of the run of consecutive captures, up to the last one, that held this finding
+        (its 'since when'); None if the last capture did not have it."""
         subj = json.dumps(subject, sort_keys=True, default=str) if subject is not None else None
-        live = [s for s in self.finding_spans() if s.fid == fid and s.end is None
-                and (subj is None or json.dumps(s.subject, sort_keys=True, default=str) == subj)]
-        return min((s.start for s in live), default=None)
+        ids = [i for (i,) in self.conn.execute(
+            "SELECT id FROM finding WHERE fid = ?" + (" AND subject = ?" if subj is not None else ""),
+            (fid, subj) if subj is not None else (fid,))]
+        if not ids:
+            return None
+        have = {t for (t,) in self.conn.execute(
+            f"SELECT DISTINCT t FROM finding_sample WHERE finding IN ({', '.join('?' * len(ids))})", ids)}
+        start = None
+        for (t,) in self.conn.execute("SELECT t FROM capture ORDER BY t DESC"):
+            if t not in have:
+                break
+            start = t
+        return start / 1000 if start is not None else None
 
     # --- diff of two captures
     @_reads

@@ -362,7 +362,7 @@ def test_enrich_for_the_snapshot(tmp_path):
         rec["mounts"]["/var"]["used_bytes"] = 10 ** 9 + i * 10 ** 7
         rec["procs"][3]["fds"] = 180 + i
         if i >= 40:
-            rec["findings"] = [{"id": "files.fd_leak", "severity": 1, "subject": json.dumps({"pid": 1003, "name": "svc3"}),
+            rec["findings"] = [{"id": "files.fd_leak", "severity": 1, "subject": json.dumps({"pid": 1003, "name": "svc3"}, sort_keys=True),
                                 "title": "fds"}]
         st.append(rec)
     st.close()
