@@ -72,7 +72,7 @@ def history_cmd(
     diff: Optional[tuple[str, str]] = typer.Option(None, "--diff", metavar="T1 T2", help="Compare the captures nearest T1 and T2."),
     json_: bool = typer.Option(False, "--json", help="JSON: series export when --metric/--process is given, else the summary."),
     csv_: bool = typer.Option(False, "--csv", help="CSV (timestamp,metric,value) of the selected series."),
-    width: int = typer.Option(40, "--width", min=8, max=200, help="Sparkline width."),
+    width: int = typer.Option(24, "--width", min=8, max=200, help="Sparkline width."),
 ):
     """Show the capture history: span, size, sparklines per metric, findings over time."""
     from hostdiag.commands.capture import now
@@ -145,7 +145,7 @@ def render_summary(h, metric, process, since, until, width, as_json) -> str:
         for s in sel:
             name = s.key if not process else f"{s.metric} {s.labels['name']} (pid {s.labels['pid']})"
             vals = [v for v in s.v if v is not None]
-            lines.append(f"  {sanitize.clean(name)[:48]:<48} {sparkline(s.v, width)}  "
+            lines.append(f"  {sanitize.clean(name)[:40]:<40} {sparkline(s.v, width)}  "
                          f"min {_fmt(min(vals), s.unit)} max {_fmt(max(vals), s.unit)} last {_fmt(vals[-1], s.unit)}")
         lines.append("")
     elif metric or process:

@@ -382,13 +382,10 @@ class History:
             (fid, subj) if subj is not None else (fid,))]
         if not ids:
             return None
-        have = {t for (t,) in self.conn.execute(
-            f"SELECT DISTINCT t FROM finding_sample WHERE finding IN ({', '.join('?' * len(ids))})", ids)}
-        start = None
-        for (t,) in self.conn.execute("SELECT t FROM capture ORDER BY t DESC"):
-            if t not in have:
-                break
-            start = t
+        held = f"SELECT t FROM finding_sample WHERE finding IN ({', '.join('?' * len(ids))})"
+        gap = self.conn.execute(f"SELECT max(t) FROM capture WHERE t NOT IN ({held})", ids).fetchone()[0]
+        start = self.conn.execute("SELECT min(t) FROM capture WHERE t > ?",
+                                  (gap if gap is not None else -(2 ** 62),)).fetchone()[0]
         return start / 1000 if start is not None else None
 
     # --- diff of two captures
