@@ -207,6 +207,7 @@ class History:
         if os.path.exists(wal) and os.path.getsize(wal) > 0:
             notes.append("a capture is in progress or was interrupted: the newest capture may be missing")
         for attempt in range(4):
+            conn = None
             try:
                 conn = sqlite3.connect(f"file:{quote(path)}?mode=ro&immutable=1", uri=True,
                                        isolation_level=None, check_same_thread=False)
@@ -214,6 +215,8 @@ class History:
                 conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
                 break
             except sqlite3.DatabaseError as e:
+                if conn is not None:
+                    conn.close()
                 if attempt < 3 and os.path.exists(wal):    # racing a live writer's checkpoint
                     time.sleep(0.05 * (attempt + 1))
                     continue
