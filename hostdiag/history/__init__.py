@@ -4,5 +4,6 @@ Write side: `record.from_report(report.to_dict(), t, procs)` -> `Store.open(path
 Read side (for the snapshot / analysis layer): `History.open_ro(path)` then `.series()`,
 `.process_series()`, `.finding_spans()`, `.since_when()`, `.span()`, `.diff()`. See store.py.
 """
-from hostdiag.history.store import (History, Store, StoreBusy, StoreError, StoreRefused,  # noqa: F401
-                                    default_path)
+from hostdiag.history.store import History, Store, StoreBusy, StoreError, StoreRefused, default_path
+
+__all__ = ["History", "Store", "StoreBusy", "StoreError", "StoreRefused", "default_path"]

@@ -3,10 +3,8 @@ and a real process whose RSS grows in steps, followed across captures on an inje
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-import time
 
 from histgen import T0, record
 from support import cli
