@@ -145,6 +145,13 @@ from hostdiag.commands.bundle import app as bundle_app  # noqa: E402 - cheap: ty
 
 app.add_typer(bundle_app, name="bundle")
 
+# periodic capture and its history (hostdiag/history/)
+from hostdiag.commands.capture import capture_cmd  # noqa: E402 - light: typer only
+from hostdiag.commands.history import history_cmd  # noqa: E402
+
+app.command("capture")(capture_cmd)
+app.command("history")(history_cmd)
+
 
 def main() -> None:
     """Console entry point: typer's usage errors keep their code; anything else is ERROR (3)."""

@@ -181,7 +181,7 @@ def run(ctx: Context, modules, *, window_s: float, interval_s: float, debug: boo
                                    list(dict.fromkeys(job.blind_spots)))
 
     timings["collect_s"] = clock() - t_collect
-    return Snapshot(
+    snap = Snapshot(
         schema_version=SCHEMA_VERSION,
         host=host_info(ctx),
         collected_at=rfc3339(time.time()),
@@ -192,6 +192,8 @@ def run(ctx: Context, modules, *, window_s: float, interval_s: float, debug: boo
         duration_s=clock() - t_start,
         timings=timings,
     )
+    snap.scan = scan    # not serialised: `hostdiag capture` keeps its top-N process rows from it
+    return snap
 
 
 def host_info(ctx: Context) -> Host:

@@ -77,7 +77,9 @@ def violations(lines: list[str], allowed: set[str]) -> list[str]:
             if fd and not _ok(fd.group(2), allowed):
                 bad.append(line)
         else:  # link/unlink/rename of the named file's own temporary is the only allowed kind
-            paths = [x for x in re.findall(r'"([^"]*)"', rest)]
+            # fd-based calls (fchown/fchmod: SQLite matches a new -wal's owner to the store's) name
+            # their file as fd<path>
+            paths = re.findall(r'"([^"]*)"', rest) or re.findall(r"^\d+<([^>]*)>", rest)
             if not paths or not all(_ok(x, allowed) for x in paths):
                 bad.append(line)
     return bad
@@ -122,3 +124,40 @@ def test_bundle_streamed_to_stdout_writes_nothing(tmp_path):
     assert p.stdout[:2] == b"\x1f\x8b" and len(p.stdout) > 1000
     assert any("openat" in x for x in lines)
     assert violations(lines, set()) == []
+
+def _store_files(store) -> set[str]:
+    return {f"{store}{side}" for side in ("", "-wal", "-shm", "-journal")}
+
+
+def test_capture_writes_only_the_store(tmp_path):
+    d = tmp_path / "state"
+    d.mkdir(mode=0o700)
+    store = d / "h.db"
+    for _ in range(2):      # creating the store, then appending to it
+        lines, p = trace(["capture", "--store", str(store), "--window", "0"], tmp_path)
+        assert p.returncode == 0, p.stderr
+        assert violations(lines, _store_files(store)) == []
+        assert violations(lines, set()) != [], "the store write went unseen: the detector is broken"
+    assert sorted(os.listdir(d)) == ["h.db"]
+
+
+def test_history_and_read_only_open_write_nothing(tmp_path):
+    from hostdiag.history.store import History
+
+    d = tmp_path / "state"
+    d.mkdir(mode=0o700)
+    store = d / "h.db"
+    for t in ("1790000000", "1790000060"):
+        p = subprocess.run([sys.executable, "-m", "hostdiag", "capture", "--store", str(store), "--window", "0"],
+                           env=dict(os.environ, HOSTDIAG_NOW=t), capture_output=True, text=True, timeout=120)
+        assert p.returncode == 0, p.stderr
+    before = {n: (d / n).read_bytes() for n in os.listdir(d)}
+    for args in (["history", "--since", "3650d"], ["history", "--since", "3650d", "--metric", "memory.available_bytes", "--json"],
+                 ["history", "--diff", "1790000000", "1790000060"], ["history", "--since", "3650d", "--process", "python*", "--csv"]):
+        lines, p = trace([*args, "--store", str(store)], tmp_path)
+        assert p.returncode == 0, (args, p.stderr)
+        assert violations(lines, set()) == [], args
+        assert {n: (d / n).read_bytes() for n in os.listdir(d)} == before, f"{args}: a -wal/-shm appeared or the store changed"
+    with History.open_ro(str(store)) as h:      # the API the snapshot will use: no file appears either
+        assert h.span()[2] == 2
+    assert sorted(os.listdir(d)) == ["h.db"]
