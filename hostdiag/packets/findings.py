@@ -381,7 +381,7 @@ def _icmp(b: Builder) -> None:
 def _flatline(b: Builder, fl: dict) -> None:
     iface = fl["iface"]
     f = Finding(id="packets.iface_flatline", category="network", severity="warning",
-                title=f"Traffic on {iface} stopped: {fl['before_pps']:.0f} packets/s, then none for the last {fl['quiet_s']:.0f} s",
+                title=f"Traffic on {iface} stopped: {fl['before_pps']:.0f} packets/s, then (almost) none for the last {fl['quiet_s']:.0f} s",
                 subject={"iface": iface}, evidence=fl,
                 verify=_q("ip", "-s", "link", "show", "dev", iface) + " ; " + _q("tcpdump", "-ni", iface, "-c", "20"),
                 stabilize=["Check the link (ip link, ethtool), the peer and the upstream switch/router; check whether the sender died",
@@ -395,8 +395,9 @@ def flatlines(series_by_iface: dict[str, list[float]], window_s: float) -> list[
     out = []
     for iface, counts in series_by_iface.items():
         quiet = 0
+        floor = 0.05 * max(counts, default=0)       # "none": under 5 % of the busiest second
         for c in reversed(counts):
-            if c:
+            if c > floor:
                 break
             quiet += 1
         busy = counts[:len(counts) - quiet]

@@ -69,6 +69,25 @@ def dns_question(msg) -> str | None:
     return ".".join(labels) + "." if labels else "."
 
 
+def _inner(frame, off):
+    """(src, dst, proto, dport) of the packet quoted in an ICMP error (often only 8 L4 bytes)."""
+    try:
+        v = frame[off] >> 4
+        if v == 4:
+            hl = (frame[off] & 15) * 4
+            proto, src, dst, l4 = frame[off + 9], bytes(frame[off + 12:off + 16]), bytes(frame[off + 16:off + 20]), off + hl
+        elif v == 6:
+            proto, src, dst, l4 = frame[off + 6], bytes(frame[off + 8:off + 24]), bytes(frame[off + 24:off + 40]), off + 40
+        else:
+            return None, None, 0, 0
+        if len(dst) not in (4, 16):
+            return None, None, 0, 0
+        dport = _MTU4(frame, l4 + 2)[0] if proto in (TCP, UDP) and len(frame) >= l4 + 4 else 0
+        return src, dst, proto, dport
+    except (IndexError, struct.error):
+        return None, None, 0, 0
+
+
 class Analyzer:
     """Feed frames with add(); call finish(t_end) once; read the result attributes."""
 
@@ -239,8 +258,6 @@ class Analyzer:
         return s
 
     def _icmp(self, frame, fam, reporter, typ, code, l4):
-        from hostdiag.packets.parse import parse_ip
-
         if fam == 4 and typ == 3:
             kind = "frag_needed" if code == 4 else "unreachable"
             mtu = _MTU4(frame, l4 + 6)[0] if code == 4 else None
@@ -250,11 +267,7 @@ class Analyzer:
             kind, mtu = "frag_needed", _MTU6(frame, l4 + 4)[0]
         else:
             return
-        inner = parse_ip(frame, l4 + 8)
-        if inner is None:
-            key = (kind, reporter, None, None, 0, 0, code)
-        else:
-            key = (kind, reporter, inner[2], inner[3], inner[1], inner[5], code)
+        key = (kind, reporter, *_inner(frame, l4 + 8), code)
         e = self.icmp.get(key)
         if e is None:
             self.icmp[key] = [1, mtu]
@@ -295,7 +308,7 @@ class Analyzer:
     def series_points(self, iface: str, t_end: float) -> tuple[list[float], list[float], list[float]]:
         """Cumulative (t, packets, bytes) at each whole second of the window, t=0 first."""
         b = self.ifaces.get(iface, {})
-        n = max(1, int(t_end - self.t0 + 0.999))
+        n = max(1, int(t_end - self.t0 + 0.999), max(b, default=-1) + 1)
         t, pk, by = [0.0], [0.0], [0.0]
         cp = cb = 0
         for sec in range(n):
