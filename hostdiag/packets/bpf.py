@@ -160,7 +160,7 @@ def compile_filter(flt: Filter, ifindexes: list[int] | None = None, lo_index: in
                 if fam == 4:
                     a.op(LD_H_ABS, NET + 6)
                     a.op(JSET_K, 0x1FFF, "drop", 0)
-                    a.op(LD_B_ABS, NET + 9)
+                a.op(LD_B_ABS, NET + proto_off)          # A held an address word
                 a.op(JEQ_K, 6, f"p{fam}", 0)
                 a.op(JEQ_K, 17, f"p{fam}", "drop")
                 a.label(f"p{fam}")
