@@ -149,13 +149,13 @@ class Builder:
     def __init__(self, an: Analyzer, smap: SockMap | None, window_s: float, iface_hint: str):
         self.an, self.smap, self.window = an, smap, max(window_s, 1e-3)
         self.iface = iface_hint
-        self.items: list[tuple[Finding, int | None]] = []
+        self.items: list[tuple[Finding, int | None]] = []   # ino None: no lookup, 0: no socket found
 
     def add(self, f: Finding, proto: int, local: bytes | None, lport: int | None,
             remote: bytes | None = None, rport: int | None = None) -> None:
         ino = None
-        if self.smap is not None and local is not None:
-            ino = self.smap.inode_for(proto, local, lport, remote, rport)
+        if local is not None:
+            ino = (self.smap.inode_for(proto, local, lport, remote, rport) or 0) if self.smap is not None else 0
         self.items.append((f, ino))
 
     def local_side(self, a: bytes, b: bytes) -> bool:
@@ -168,7 +168,9 @@ class Builder:
         pids = self.smap.pids({i for _, i in self.items if i}) if self.smap is not None else {}
         out = []
         for f, ino in self.items:
-            if ino and ino in pids:
+            if ino is None:            # not about a socket (an interface, a DNS server seen from afar)
+                pass
+            elif ino and ino in pids:
                 f.subject["pid"], f.subject["process"] = pids[ino]
             elif self.smap is None:
                 f.subject["process"] = None
@@ -222,14 +224,14 @@ def _resets(b: Builder) -> None:
             b.items.append((f, _client_inode(b, svc, port)))
 
 
-def _client_inode(b: Builder, svc: bytes, port: int) -> int | None:
+def _client_inode(b: Builder, svc: bytes, port: int) -> int:
     """A local socket still connected (or connecting) to svc:port, if the table saw one."""
     if b.smap is None:
-        return None
+        return 0
     for (proto, la, lp, ra, rp), ino in b.smap.conns.items():
         if proto == TCP and ra == svc and rp == port:
             return ino
-    return None
+    return 0
 
 
 def _syns(b: Builder) -> None:
@@ -278,7 +280,7 @@ def _tcp_flows(b: Builder) -> None:
                 b.add(f, TCP, src, sport, dst, dport)
             else:
                 b.add(f, TCP, dst, dport, src, sport)
-        if d.dupacks >= DUPACK_WARN and d.retrans < RETRANS_MIN:
+        if d.dupacks >= DUPACK_WARN and _rev(b, src, sport, dst, dport, "retrans") < RETRANS_MIN:   # else: in that finding
             ep = endpoint(src, sport)
             f = Finding(
                 id="packets.tcp_dup_acks", category="network", severity="warning",
@@ -340,7 +342,7 @@ def _dns(b: Builder) -> None:
                            ["NXDOMAIN: a wrong name in configuration (typo, search domain, deleted record); fix the caller's name",
                             "Do not add the name to /etc/hosts as a quick fix without telling the owner"]),
                 impact="lookups fail; clients cannot reach the names they need", score=pct)
-            b.add(f, UDP, None, None)
+            b.add(f, UDP, *_top_client(s))
         if s["slow"] or s["unanswered"]:
             names = [n for n, _ in s["slow_names"]] + s["unanswered_names"]
             f = Finding(
@@ -353,7 +355,14 @@ def _dns(b: Builder) -> None:
                 stabilize=["Point resolv.conf at a responsive resolver or add a second nameserver with `options timeout:1 rotate`",
                            "Do not raise client DNS timeouts: every request then waits longer"],
                 impact="every new connection waits on name resolution", score=float(s["slow"] + s["unanswered"]))
-            b.add(f, UDP, None, None)
+            b.add(f, UDP, *_top_client(s))
+
+
+def _top_client(s: dict) -> tuple:
+    """The local (address, port) that got most answers from this server: its socket names the process."""
+    if not s["clients"]:
+        return None, None
+    return max(s["clients"].items(), key=lambda kv: kv[1])[0]
 
 
 def _icmp(b: Builder) -> None:
@@ -375,7 +384,7 @@ def _icmp(b: Builder) -> None:
                     subject={"peer": target, "reporter": addr(reporter)},
                     evidence={"count": n, "code": code, "mtu": mtu}, verify=verify, stabilize=stab,
                     impact="traffic to that destination fails or stalls", score=float(n))
-        b.items.append((f, _client_inode(b, idst, idport) if idst is not None else None))
+        b.items.append((f, _client_inode(b, idst, idport) if idst is not None and iproto == TCP else None))
 
 
 def _flatline(b: Builder, fl: dict) -> None:
@@ -387,7 +396,7 @@ def _flatline(b: Builder, fl: dict) -> None:
                 stabilize=["Check the link (ip link, ethtool), the peer and the upstream switch/router; check whether the sender died",
                            "Do not restart networking on a remote host you reach through this interface"],
                 impact="whatever this interface carries is not flowing", score=fl["before_pps"])
-    b.add(f, TCP, None, None)
+    b.items.append((f, None))
 
 
 def flatlines(series_by_iface: dict[str, list[float]], window_s: float) -> list[dict]:

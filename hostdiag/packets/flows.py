@@ -227,6 +227,8 @@ class Analyzer:
             return
         s = self._dns_server(src)
         s["responses"] += 1
+        if len(s["clients"]) < 100:
+            s["clients"][(dst, dport)] = s["clients"].get((dst, dport), 0) + 1
         rcode = fl & 0xF
         q = self.dns_pending.pop((dst, dport, src, qid), None)
         name = dns_question(msg) or (q[1] if q else None)
@@ -253,7 +255,7 @@ class Analyzer:
         s = self.dns.get(server)
         if s is None:
             s = self.dns[server] = {"queries": 0, "responses": 0, "answered": 0, "rcodes": {}, "names": {},
-                                    "slow": 0, "slow_names": [], "latency_max": 0.0, "unanswered": 0,
+                                    "slow": 0, "slow_names": [], "latency_max": 0.0, "unanswered": 0, "clients": {},
                                     "unanswered_names": []}
         return s
 
