@@ -102,7 +102,7 @@ def run(opts: Options, ctx) -> PacketReport:
                  "kernel_drops": st.kernel_drops, "budget": opts.budget, "budget_hit": st.budget_hit,
                  "duration_s": round(st.duration_s, 3), "ifaces": st.ifaces, "promisc": st.promisc,
                  "rcvbuf_bytes": st.rcvbuf, "filter": flt.text or None, "pcap_out": opts.pcap_out}
-        if st.kernel_drops or st.budget_hit or offered > st.received:
+        if st.kernel_drops or st.budget_hit or offered - st.kernel_drops > st.received:
             why = []
             if st.kernel_drops:
                 why.append(f"{st.kernel_drops} dropped by the kernel (receive buffer full)")

@@ -51,7 +51,7 @@ def iface_index(name: str) -> int:
     try:
         return socket.if_nametoindex(name)
     except OSError:
-        raise CaptureUnavailable(f"no such interface: {name}") from None
+        raise ValueError(f"--iface: no such interface: {name}") from None
 
 
 def up_interfaces(sys_root: str = "/sys") -> list[str]:
@@ -153,9 +153,17 @@ def capture(seconds: float, flt: bpf.Filter, ifaces: list[str] | None, budget: i
                 on_frame(clock(), addr[0], mv[:size], addr[3] in ETHERNET_LIKE)
                 if n & 1023 == 0 and time.monotonic() >= end:
                     break
-        st.budget_hit = n >= budget
         st.duration_s = time.monotonic() - t_start
         tp_packets, tp_drops = struct.unpack("II", sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8))
+        # what was already queued when the window closed belongs to the window: read it too
+        while n < min(budget, tp_packets - tp_drops):
+            try:
+                size, addr = recv(buf)
+            except BlockingIOError:
+                break
+            n += 1
+            on_frame(clock(), addr[0], mv[:size], addr[3] in ETHERNET_LIKE)
+        st.budget_hit = n >= budget
         st.received = n
         st.kernel_packets = tp_packets
         st.kernel_drops = tp_drops
