@@ -10,7 +10,6 @@ Never promiscuous unless asked (PACKET_ADD_MEMBERSHIP/PACKET_MR_PROMISC, dropped
 from __future__ import annotations
 
 import ctypes
-import os
 import select
 import socket
 import struct
@@ -52,20 +51,6 @@ def iface_index(name: str) -> int:
         return socket.if_nametoindex(name)
     except OSError:
         raise ValueError(f"--iface: no such interface: {name}") from None
-
-
-def up_interfaces(sys_root: str = "/sys") -> list[str]:
-    """Every interface that is up (operstate up/unknown), loopback included."""
-    out = []
-    for _idx, name in socket.if_nameindex():
-        try:
-            with open(os.path.join(sys_root, "class/net", name, "operstate")) as f:
-                state = f.read(32).strip()
-        except OSError:
-            state = "unknown"
-        if state in ("up", "unknown"):
-            out.append(name)
-    return out
 
 
 def open_socket(flt: bpf.Filter, ifaces: list[str] | None, promisc: bool = False,

@@ -27,6 +27,7 @@ DNS_FAIL_WARN_PCT, DNS_FAIL_CRIT_PCT = 20.0, 50.0
 ICMP_WARN = 3
 FLATLINE_MIN_PPS, FLATLINE_QUIET_S = 5.0, 2
 SCAN_BUDGET_S = 1.0
+SAMPLE_SLOW_S = 0.25
 _TABLES = (("tcp", TCP), ("tcp6", TCP), ("udp", UDP), ("udp6", UDP))
 _V4MAPPED = b"\0" * 10 + b"\xff\xff"
 
@@ -48,8 +49,21 @@ class SockMap:
         self.listen: dict[tuple, int] = {}
         self.local: set[bytes] = set()
         self.errors: list[str] = []
+        self.slow = False
 
     def sample(self) -> None:
+        """Add the current socket tables. Runs in the capture loop about once a second, so it gives
+        up for the rest of the capture once a pass is slow (tens of thousands of sockets)."""
+        if self.slow:
+            return
+        t = time.monotonic()
+        self._sample()
+        if time.monotonic() - t > SAMPLE_SLOW_S:
+            self.slow = True
+            self.errors.append("socket table sampling stopped after a pass took over "
+                               f"{SAMPLE_SLOW_S:g} s: short-lived connections may show no process")
+
+    def _sample(self) -> None:
         for name, proto in _TABLES:
             try:
                 text = self.ctx.read(self.ctx.proc_path("net", name), limit=16 << 20)
