@@ -188,3 +188,27 @@ def test_bad_pcap_is_a_blind_spot(tmp_path):
     p.write_bytes(b"not a pcap at all, not at all")
     r = run(Options(pcap_in=str(p)), Context())
     assert r.status == "unavailable" and "not a pcap" in r.blind_spots[0]
+
+
+def test_cli_plain_and_json_escape_wire_text(tmp_path):
+    """Names on the wire are hostile: the terminal sees escapes, never a raw ESC; exit status follows severity."""
+    import json
+
+    from scapy.layers.dns import DNS, DNSQR
+
+    from support import cli
+
+    evil = "\x1b]0;pwned\x07.example."
+    pkts = []
+    for i in range(5):
+        pkts.append(IP(src=A, dst=B) / UDP(sport=50000 + i, dport=53) / DNS(id=i, qd=DNSQR(qname=evil)))
+        pkts.append(IP(src=B, dst=A) / UDP(sport=53, dport=50000 + i) / DNS(id=i, qr=1, rcode=2, qd=DNSQR(qname=evil)))
+    analyse(tmp_path, pkts)
+    path = str(tmp_path / "t.pcap")
+    p = cli("packets", "--pcap-in", path)
+    assert p.returncode == 2, p.stderr                      # SERVFAIL on every answer: critical
+    assert "SERVFAIL" in p.stdout and "\x1b" not in p.stdout and "\\x1b" in p.stdout
+    p = cli("packets", "--pcap-in", path, "--json")
+    doc = json.loads(p.stdout)
+    assert "\x1b" not in p.stdout and doc["findings"][0]["id"] == "packets.dns_servfail"
+    assert cli("packets", "--filter", "port nine").returncode == 2
