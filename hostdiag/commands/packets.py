@@ -112,16 +112,17 @@ def run(opts: Options, ctx) -> PacketReport:
                          + (f" ({'; '.join(why)})" if why else ""))
         blind.extend(smap.errors)
         iface_hint = opts.ifaces[0] if opts.ifaces and len(opts.ifaces) == 1 else "any"
-    series, per_sec = _series(an, t_end)
+    series, per_sec = _series(an, t_end, [] if opts.pcap_in else opts.ifaces or [])
     flats = findings.flatlines(per_sec, window)
     found = findings.build(an, smap, window, iface_hint, flats)
     status = "partial" if blind else "ok"
     return PacketReport(status, found, series, stats, blind, _summary(an, window, opts.top))
 
 
-def _series(an, t_end):
+def _series(an, t_end, named: list[str]):
+    """Cumulative counters per interface; a named interface that carried nothing gets zeros."""
     out, per_sec = {}, {}
-    for iface in sorted(an.ifaces):
+    for iface in sorted(set(an.ifaces) | set(named)):
         t, pk, by = an.series_points(iface, t_end)
         for metric, v, unit in (("packets.captured_packets", pk, "count"), ("packets.captured_bytes", by, "bytes")):
             s = Series(metric, unit, t, v, {"iface": iface}, counter=True, t0=an.t0)
