@@ -191,7 +191,7 @@ class Builder:
                 f.evidence["process_note"] = "pcap input: processes are not mapped"
             else:
                 f.subject["process"] = None
-                f.evidence["process_note"] = "no live socket for this flow when the socket table was read"
+                f.evidence.setdefault("process_note", "no live socket for this flow when the socket table was read")
             out.append(f)
         out.sort(key=lambda f: f.rank, reverse=True)
         return out
@@ -233,6 +233,8 @@ def _resets(b: Builder) -> None:
                        "Do not add firewall DROP rules to silence the resets: clients then hang for the full connect timeout instead of failing fast"],
             impact="clients fail immediately on connect or mid-request", score=r["count"] / RST_WARN)
         if local_svc:
+            f.evidence["process_note"] = f"nothing was listening on port {port} here" if refused else \
+                "the listening socket was gone when the socket table was read"
             b.add(f, TCP, svc, port)
         else:
             b.items.append((f, _client_inode(b, svc, port)))

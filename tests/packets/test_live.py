@@ -63,3 +63,29 @@ def test_host_term_in_the_kernel_all_interfaces():
     assert r.summary["ifaces"]["lo"]["packets"] >= 10
     # one socket per send: ten flows of one packet each; not two each (lo's second copy is dropped)
     assert sorted(t["packets"] for t in r.summary["top_talkers"] if t["dst"] == f"127.0.0.3:{pb}") == [1] * 10
+
+
+def test_resets_from_a_local_closed_port_say_nothing_listens():
+    from hostdiag.commands.packets import Options, run
+    from hostdiag.core.context import Context
+
+    s, port = _free_port(socket.AF_INET, "127.0.0.1")
+    s.close()                                   # a port that was free a moment ago: nothing listens
+
+    def hammer():
+        time.sleep(0.4)
+        for _ in range(8):
+            c = socket.socket()
+            try:
+                c.connect(("127.0.0.1", port))
+            except OSError:
+                pass
+            c.close()
+
+    t = threading.Thread(target=hammer)
+    t.start()
+    r = run(Options(seconds=1.2, ifaces=["lo"], filter=f"port {port}"), Context())
+    t.join()
+    f = [x for x in r.findings if x.id == "packets.tcp_resets"][0]
+    assert f.subject["peer"] == f"127.0.0.1:{port}" and f.subject["local_service"] is True
+    assert f.evidence["refused"] == 8 and f.evidence["process_note"] == f"nothing was listening on port {port} here"
