@@ -27,6 +27,7 @@ DNS_FAIL_WARN_PCT, DNS_FAIL_CRIT_PCT = 20.0, 50.0
 ICMP_WARN = 3
 FLATLINE_MIN_PPS, FLATLINE_QUIET_S = 5.0, 2
 SCAN_BUDGET_S = 1.0
+MAX_PER_ID = 10
 SAMPLE_SLOW_S = 0.25
 _TABLES = (("tcp", TCP), ("tcp6", TCP), ("udp", UDP), ("udp6", UDP))
 _V4MAPPED = b"\0" * 10 + b"\xff\xff"
@@ -172,11 +173,9 @@ class Builder:
             ino = (self.smap.inode_for(proto, local, lport, remote, rport) or 0) if self.smap is not None else 0
         self.items.append((f, ino))
 
-    def local_side(self, a: bytes, b: bytes) -> bool:
-        """True when `a` (rather than `b`) is this host's address."""
-        if self.smap is None:
-            return False
-        return self.smap.is_local(a) and not (self.smap.is_local(b) and not self.smap.is_local(a))
+    def local_side(self, a: bytes) -> bool:
+        """True when `a` is this host's address (on loopback both are: then `a` is taken)."""
+        return self.smap is not None and self.smap.is_local(a)
 
     def done(self) -> list[Finding]:
         pids = self.smap.pids({i for _, i in self.items if i}) if self.smap is not None else {}
@@ -194,7 +193,17 @@ class Builder:
                 f.evidence.setdefault("process_note", "no live socket for this flow when the socket table was read")
             out.append(f)
         out.sort(key=lambda f: f.rank, reverse=True)
-        return out
+        # a lossy link gives one finding per flow: keep the worst few of each kind, count the rest
+        kept, seen = [], {}
+        for f in out:
+            seen[f.id] = seen.get(f.id, 0) + 1
+            if seen[f.id] <= MAX_PER_ID:
+                kept.append(f)
+        for f in kept:
+            if seen[f.id] > MAX_PER_ID:
+                f.evidence["more_like_this"] = seen[f.id] - MAX_PER_ID
+                break
+        return kept
 
 
 def build(an: Analyzer, smap: SockMap | None, window_s: float, iface_hint: str = "any",
@@ -279,7 +288,7 @@ def _tcp_flows(b: Builder) -> None:
         if d.retrans >= RETRANS_MIN and pct >= RETRANS_WARN_PCT:
             sev = "critical" if pct >= RETRANS_CRIT_PCT else "warning"
             ep = endpoint(dst, dport)
-            local_is_src = b.local_side(src, dst) or b.smap is None
+            local_is_src = b.local_side(src) or b.smap is None
             f = Finding(
                 id="packets.tcp_retransmits", category="network", severity=sev,
                 title=f"{d.retrans} of {segs} segments ({pct:.1f} %) retransmitted from {endpoint(src, sport)} to {ep}",

@@ -212,3 +212,13 @@ def test_cli_plain_and_json_escape_wire_text(tmp_path):
     doc = json.loads(p.stdout)
     assert "\x1b" not in p.stdout and doc["findings"][0]["id"] == "packets.dns_servfail"
     assert cli("packets", "--filter", "port nine").returncode == 2
+
+
+def test_many_lossy_flows_give_a_bounded_number_of_findings(tmp_path):
+    pkts = []
+    for k in range(14):
+        flow = bulk(A, B, 41000 + k, 80, 1, 8)
+        pkts += flow + [p.copy() for p in flow[::2][:6]]
+    r = analyse(tmp_path, pkts)
+    f = [x for x in r.findings if x.id == "packets.tcp_retransmits"]
+    assert len(f) == 10 and f[0].evidence["more_like_this"] == 4
