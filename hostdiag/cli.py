@@ -149,7 +149,7 @@ def packets_cmd(
     budget: int = typer.Option(200_000, "--budget", min=1, help="Stop after this many packets."),
     promisc: bool = typer.Option(False, "--promisc", help="Put the interfaces in promiscuous mode (off by default: passive)."),
     pcap_in: Optional[Path] = typer.Option(None, "--pcap-in", help="Analyse this saved pcap instead of capturing."),
-    pcap_out: Optional[Path] = typer.Option(None, "--pcap-out", help="Also keep the capture (headers, 128 bytes/packet) in this new file (0600)."),
+    pcap_out: Optional[Path] = typer.Option(None, "--pcap-out", help="Also keep the capture in this new file (0600): headers only, 128 bytes a packet (DNS 1500)."),
     json_: bool = typer.Option(False, "--json", help="Findings, series and stats as JSON."),
     plain: bool = typer.Option(False, "--plain", help="Plain text (the default)."),
     top: int = typer.Option(10, "--top", min=1, max=100, help="Rows of top talkers."),
