@@ -34,6 +34,13 @@ class PacketReport:
     blind_spots: list[str] = field(default_factory=list)
     summary: dict = field(default_factory=dict)   # per-interface totals, top talkers
 
+    def section(self, duration_s: float = 0.0):
+        """The capture as a snapshot Section named "packets" (for `snapshot --packets`)."""
+        from hostdiag.core.model import Section
+
+        return Section("packets", self.status, "; ".join(self.blind_spots) or None, duration_s,
+                       {"stats": self.stats, "summary": self.summary}, list(self.blind_spots))
+
     def to_dict(self) -> dict:
         from hostdiag.core.sanitize import deep
 

@@ -165,6 +165,8 @@ def test_filter_applies_to_pcap_and_budget_is_reported(tmp_path):
     assert [t["dst"] for t in r.summary["top_talkers"]] == [f"{B}:8080", f"{A}:40001"]
     r = analyse(tmp_path, pkts, budget=10)
     assert r.stats["frames"] == 10 and any(b.startswith("sampled:") for b in r.blind_spots)
+    sec = r.section()
+    assert sec.name == "packets" and sec.status == "partial" and sec.reason.startswith("sampled: first 10")
 
 
 def test_flatline_on_interface_series(tmp_path):
