@@ -133,6 +133,17 @@ def _spawn(ns, code, *args):
     return p
 
 
+def _wait_for_packet_socket(ns, timeout=20.0):
+    """/proc/net/packet of the namespace lists packet sockets: hostdiag's is the only one there."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if len(sh("ip", "netns", "exec", ns, "cat", "/proc/net/packet").stdout.splitlines()) > 1:
+            time.sleep(0.2)             # filter attached and bound happen right after socket()
+            return
+        time.sleep(0.05)
+    raise AssertionError("hostdiag never opened its packet socket")
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     tag = secrets.token_hex(3)
@@ -166,7 +177,7 @@ def world(tmp_path_factory):
         cap = subprocess.Popen(["ip", "netns", "exec", cns, *HOSTDIAG, "packets", str(CAPTURE_S), "--json",
                                 "--iface", vc, "--iface", fc, "--pcap-out", str(pcap)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-        time.sleep(0.5)                 # the socket is open before the traffic starts
+        _wait_for_packet_socket(cns)    # the capture is open before the traffic starts
         client = _spawn(cns, CLIENT, "10.77.1.2", "10.77.2.1", "10.77.2.2", str(CAPTURE_S + 1))
         procs.append(client)
         out, err = cap.communicate(timeout=60)
