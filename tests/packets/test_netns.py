@@ -52,8 +52,9 @@ def sink():
     while True:
         c, _ = l.accept()
         threading.Thread(target=lambda c=c: [c.recv(1 << 16) for _ in iter(int, 1)], daemon=True).start()
-def zero_window_sender():
-    time.sleep(float(sys.argv[3]))
+go = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); go.bind((A, 5003))
+def zero_window_sender():           # starts when the client says so: inside the capture window
+    go.recv(16)
     s = socket.create_connection((sys.argv[2], 5002))
     s.setblocking(False)
     while True:
@@ -108,6 +109,7 @@ def flatline():                     # 200 packets/s on the second pair for 1.5 s
     stop = time.time() + 1.5
     while time.time() < stop:
         u.sendto(b"f" * 100, (F_DST, 7000)); time.sleep(0.005)
+socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"go", (S, 5003))
 for f in (hammer, dropped, bulk, resolve, flatline):
     threading.Thread(target=f, daemon=True).start()
 print("ready", flush=True)
@@ -171,7 +173,7 @@ def world(tmp_path_factory):
                 pytest.skip(f"tc cannot drop with a classic BPF filter here: {r.stderr.strip()}")
         receiver = _spawn(cns, RECEIVER, "10.77.1.1")
         procs.append(receiver)
-        procs.append(_spawn(sns, SERVER, "10.77.1.2", "10.77.1.1", "1.0"))
+        procs.append(_spawn(sns, SERVER, "10.77.1.2", "10.77.1.1"))
         env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
         pcap = tmp_path_factory.mktemp("netns") / "cap.pcap"
         cap = subprocess.Popen(["ip", "netns", "exec", cns, *HOSTDIAG, "packets", str(CAPTURE_S), "--json",
