@@ -153,6 +153,48 @@ app.command("capture")(capture_cmd)
 app.command("history")(history_cmd)
 
 
+@app.command("packets")
+def packets_cmd(
+    seconds: float = typer.Argument(5.0, min=0.1, max=300, help="Capture this many seconds."),
+    iface: Optional[list[str]] = typer.Option(None, "--iface", "-i", help="Capture on this interface (repeatable; default: all, loopback included)."),
+    filter_: Optional[str] = typer.Option(None, "--filter", help="'port N' / 'host ADDR' terms joined by 'or', e.g. 'port 443 or host 10.0.0.1'."),
+    budget: int = typer.Option(200_000, "--budget", min=1, help="Stop after this many packets."),
+    promisc: bool = typer.Option(False, "--promisc", help="Put the interfaces in promiscuous mode (off by default: passive)."),
+    pcap_in: Optional[Path] = typer.Option(None, "--pcap-in", help="Analyse this saved pcap instead of capturing."),
+    pcap_out: Optional[Path] = typer.Option(None, "--pcap-out", help="Also keep the capture in this new file (0600): headers only, 128 bytes a packet (DNS 1500)."),
+    json_: bool = typer.Option(False, "--json", help="Findings, series and stats as JSON."),
+    plain: bool = typer.Option(False, "--plain", help="Plain text (the default)."),
+    top: int = typer.Option(10, "--top", min=1, max=100, help="Rows of top talkers."),
+    proc_root: str = typer.Option("/proc", "--proc-root", help="Read procfs from here (socket tables, processes)."),
+):
+    """Capture packets passively for a few seconds and name resets, unanswered SYNs, retransmits, zero windows, DNS failures."""
+    import json
+
+    from hostdiag.commands import packets as cmd
+    from hostdiag.core.context import Context
+    from hostdiag.core.safeio import UnsafePath, check_target
+    from hostdiag.core.units import worst_severity
+
+    if json_ and plain:
+        raise typer.BadParameter("choose one of --plain, --json")
+    if pcap_out is not None:
+        try:
+            check_target(pcap_out)
+        except UnsafePath as e:
+            typer.echo(f"hostdiag: --pcap-out {e}", err=True)
+            raise typer.Exit(2) from None
+    opts = cmd.Options(seconds=seconds, ifaces=_split(iface) or None, filter=filter_, budget=budget, promisc=promisc,
+                       pcap_in=str(pcap_in) if pcap_in else None, pcap_out=str(pcap_out) if pcap_out else None, top=top)
+    try:
+        report = cmd.run(opts, Context(proc=proc_root))
+    except ValueError as e:
+        typer.echo(f"hostdiag: {e}", err=True)
+        raise typer.Exit(2) from None
+    sys.stdout.write(json.dumps(report.to_dict(), indent=1) + "\n" if json_ else cmd.render_plain(report))
+    sys.stdout.flush()
+    raise typer.Exit(int(ExitStatus.for_severity(worst_severity(f.severity for f in report.findings) or "ok")))
+
+
 def main() -> None:
     """Console entry point: typer's usage errors keep their code; anything else is ERROR (3)."""
     try:

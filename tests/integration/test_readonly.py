@@ -161,3 +161,23 @@ def test_history_and_read_only_open_write_nothing(tmp_path):
     with History.open_ro(str(store)) as h:      # the API the snapshot will use: no file appears either
         assert h.span()[2] == 2
     assert sorted(os.listdir(d)) == ["h.db"]
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a packet capture needs root")
+def test_packets_capture_writes_nothing_and_is_not_promiscuous(tmp_path):
+    lines, p = trace(["packets", "1", "--json"], tmp_path)
+    assert p.returncode in (0, 1, 2), p.stderr
+    assert '"source": "live"' in p.stdout
+    assert any("SO_ATTACH_FILTER" in x for x in lines), "no filtered packet socket seen: the capture did not run"
+    assert violations(lines, set()) == []
+    # --promisc is the one opt-in that changes interface state, and the detector sees it
+    lines, p = trace(["packets", "0.2", "--iface", "lo", "--promisc"], tmp_path)
+    assert any("PACKET_MR_PROMISC" in x for x in lines) and violations(lines, set()) != []
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a packet capture needs root")
+def test_packets_pcap_out_writes_only_that_file(tmp_path):
+    out = tmp_path / "cap.pcap"
+    lines, p = trace(["packets", "0.5", "--iface", "lo", "--pcap-out", str(out)], tmp_path)
+    assert p.returncode in (0, 1, 2), p.stderr
+    assert out.read_bytes()[:4] == b"\xd4\xc3\xb2\xa1"
+    assert violations(lines, {str(out), str(tmp_path / ".cap.pcap.*.tmp")}) == []
