@@ -139,6 +139,9 @@ class Snapshot:
     series: dict[str, Series]
     duration_s: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)   # phase -> seconds (sampling, procscan...)
+    # The runner's full process scan (procscan.Scan), in memory only: never serialised (to_dict
+    # is explicit). `hostdiag capture` keeps its top-N process rows, with start times, from it.
+    scan: Any = field(default=None, repr=False, compare=False)
 
 
 @dataclass

@@ -16,7 +16,7 @@ from hostdiag.core import safeio
 from hostdiag.core.units import parse_rfc3339
 
 SEVERITIES = ("critical", "warning", "info")
-LABELS = frozenset({"device", "mount", "cpu", "state", "interface", "fstype", "unit"})
+LABELS = frozenset({"device", "mount", "cpu", "state", "interface", "iface", "fstype", "unit"})
 FILENAME = "hostdiag.prom"
 # hostdiag unit -> (name suffix, factor to the base unit)
 _UNITS = {"seconds": ("_seconds", 1.0), "bytes": ("_bytes", 1.0), "percent": ("_ratio", 0.01),
@@ -53,6 +53,8 @@ def series_name(metric: str, unit: str, counter: bool) -> tuple[str, float]:
         base = base[:-2]
     if suffix and not base.endswith(suffix):
         base += suffix
+    if not counter:  # _count/_sum/_bucket/_total are reserved for histograms, summaries and counters
+        base = re.sub(r"_(count|sum|bucket|total)$", "", base) or base
     return "hostdiag_" + base + ("_total" if counter else ""), factor
 
 
