@@ -6,4 +6,12 @@ Read side (for the snapshot / analysis layer): `History.open_ro(path)` then `.se
 """
 from hostdiag.history.store import History, Store, StoreBusy, StoreError, StoreRefused, default_path
 
-__all__ = ["History", "Store", "StoreBusy", "StoreError", "StoreRefused", "default_path"]
+
+def bundle_slice(ctx, since: float, until: float):
+    """The bundle's hook (hostdiag.bundle.contents.history_slice): the store's slice for the window."""
+    from hostdiag.history.enrich import bundle_slice as _slice
+
+    return _slice(ctx, since, until)
+
+
+__all__ = ["History", "Store", "StoreBusy", "StoreError", "StoreRefused", "bundle_slice", "default_path"]

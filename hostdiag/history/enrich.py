@@ -111,3 +111,27 @@ def describe(info: dict | None) -> str | None:
     if tr["eta_s"] is not None:
         text += f", limit {f(tr['limit'])} in {human_duration(tr['eta_s'])}"
     return text
+
+
+def bundle_slice(ctx, since: float, until: float, path: str | None = None) -> dict | None:
+    """The history slice a bundle carries for its window: every host/mount/device series and the
+    findings timeline. None when no store was set up; raises StoreError for an unusable one
+    (the bundle records the reason and goes on)."""
+    try:
+        h = History.open_ro(path or default_path())
+    except StoreEmpty:
+        return None
+    except StoreError as e:
+        if str(e).startswith("no history store"):
+            return None
+        raise
+    with h:
+        first, last, n = h.span()
+        series = {s.key: {"unit": s.unit, "t0": s.t0, "t": [round(x, 3) for x in s.t], "v": s.v}
+                  for s in h.series("*", since, until, max_points=1440) if s.t}
+        spans = [{"id": sp.fid, "subject": sp.subject, "severity": sp.severity, "title": sp.title,
+                  "start": sp.start, "end": sp.end, "captures": sp.captures}
+                 for sp in h.finding_spans(since, until)]
+        return {"store": h.path, "captures_in_store": n, "store_first": first, "store_last": last,
+                "window": {"since": since, "until": until}, "series": series, "findings": spans,
+                "notes": list(getattr(h, "notes", []) or [])}

@@ -288,31 +288,31 @@ def test_streams_while_the_disk_is_full(tmp_path):
     assert "No space left" in (tmp_path / "err.txt").read_text() or "not written" in (tmp_path / "err.txt").read_text()
 
 
-def test_history_hook_called_when_a_store_exists(snapshot, monkeypatch):
-    """hostdiag.history is built on another branch: a stand-in module with the agreed hook
-    (bundle_slice(ctx, since, until) -> dict | None) is called, and its slice is redacted."""
-    import types
-
+def test_history_slice_from_a_real_store(snapshot, monkeypatch, tmp_path):
+    """Two real captures into a store ($HOSTDIAG_STORE): the bundle carries the window's slice
+    (series and the findings timeline); with no store it says so and goes on."""
     from hostdiag.bundle import contents
     from hostdiag.bundle.verify import verify
     from hostdiag.core.context import Context
 
-    calls = []
-    fake = types.ModuleType("hostdiag.history")
-    fake.bundle_slice = lambda ctx, since, until: calls.append((since, until)) or {
-        "captures": [{"t": since, "cmdline": "app --password=Hx7Qw2Zm9"}]}
-    monkeypatch.setitem(sys.modules, "hostdiag.history", fake)
+    store = tmp_path / "state" / "h.db"
+    now = time.time()
+    for t in (now - 120, now - 60):
+        p = subprocess.run([sys.executable, "-m", "hostdiag", "capture", "--store", str(store), "--window", "0"],
+                           env=dict(os.environ, HOSTDIAG_NOW=str(t)), capture_output=True, text=True, timeout=120)
+        assert p.returncode == 0, p.stderr
+    monkeypatch.setenv("HOSTDIAG_STORE", str(store))
     rep = snapshot(only=["memory"], window=0)
     out = io.BytesIO()
-    now = time.time()
-    contents.write(contents.Options(argv=["hostdiag"]), Context(), out, report=rep, since=now - 60, until=now,
+    contents.write(contents.Options(argv=["hostdiag"]), Context(), out, report=rep, since=now - 600, until=now,
                    err=lambda m: None)
     res = verify(io.BytesIO(out.getvalue()), keep=lambda n: n == "history.json")
-    assert res.ok and calls == [(now - 60, now)]
-    assert b"Hx7Qw2Zm9" not in res.members["history.json"] and b"captures" in res.members["history.json"]
-    assert res.manifest["history"]["included"] is True
-    # a store that does not exist: the hook returns None, the bundle notes it and goes on
-    fake.bundle_slice = lambda ctx, since, until: None
+    assert res.ok and res.manifest["history"]["included"] is True
+    hist = json.loads(res.members["history.json"])
+    assert hist["captures_in_store"] == 2
+    avail = hist["series"]["memory.available_bytes"]
+    assert len(avail["t"]) == 2 and all(v > 0 for v in avail["v"])
+    monkeypatch.setenv("HOSTDIAG_STORE", str(tmp_path / "none" / "h.db"))
     out = io.BytesIO()
     contents.write(contents.Options(argv=["hostdiag"]), Context(), out, report=rep, since=now - 60, until=now,
                    err=lambda m: None)

@@ -181,3 +181,12 @@ def test_packets_pcap_out_writes_only_that_file(tmp_path):
     assert p.returncode in (0, 1, 2), p.stderr
     assert out.read_bytes()[:4] == b"\xd4\xc3\xb2\xa1"
     assert violations(lines, {str(out), str(tmp_path / ".cap.pcap.*.tmp")}) == []
+
+
+def test_capture_textfile_writes_only_its_file(tmp_path):
+    d = tmp_path / "tf"
+    d.mkdir()
+    lines, p = trace(["capture", "--no-store", "--textfile", str(d), "--window", "0"], tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert violations(lines, {str(d / "hostdiag.prom"), str(d / ".hostdiag.prom.*.tmp")}) == []
+    assert violations(lines, set()) != [], "the textfile write went unseen: the detector is broken"
