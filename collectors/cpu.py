@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 
-from hostdiag.core import cgroups
+from hostdiag.core import cgroups, shell
 from hostdiag.core.model import Finding
 from hostdiag.core.procfs import PSI_ABSENT, read_psi
 from hostdiag.core.thresholds import Threshold
@@ -361,7 +361,7 @@ def findings(section, th):
                 title=f"cgroup {cg['cgroup']} CPU-throttled in {cg['throttled_pct']}% of periods",
                 subject={"cgroup": cg["cgroup"]}, evidence=cg,
                 impact="processes in this cgroup stall at their CPU quota: latency spikes while the host looks idle",
-                verify=f"cat /sys/fs/cgroup{cg['cgroup']}/cpu.stat",
+                verify=shell.cmd("cat", f"/sys/fs/cgroup{cg['cgroup']}/cpu.stat"),
                 stabilize=["Raise the cgroup's CPU quota (CPUQuota= / cpu.max) if the host has idle CPU",
                            "Do not remove the quota entirely on a shared host: the neighbours then starve"],
                 score=cg["throttled_pct"]))

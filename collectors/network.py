@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import os
 import re
-import shlex
 
 from hostdiag.core.context import Unavailable
+from hostdiag.core import shell
 from hostdiag.core.model import Finding
 from hostdiag.core.thresholds import Threshold
 
@@ -202,7 +202,7 @@ def collect(job):
 
 
 def _verify(n: str) -> str:
-    q = shlex.quote(n)
+    q = shell.quote(n)
     return f"ip -s link show dev {q}; ethtool -S {q} | grep -iE 'err|drop|discard'"
 
 
@@ -266,7 +266,7 @@ def findings(section, th):
                                             "rx_bytes_per_s": rates.get("rx_bytes_per_s"),
                                             "tx_bytes_per_s": rates.get("tx_bytes_per_s")},
                     impact="the link is full: queues build, latency and drops follow",
-                    verify=f"sar -n DEV 1 5   # or: ip -s link show dev {shlex.quote(n)}",
+                    verify=f"sar -n DEV 1 5   # or: ip -s link show dev {shell.quote(n)}",
                     stabilize=["Find the top talker (ss -tinp, nethogs, iftop) and throttle or move it",
                                "Spread traffic across links (bond, more instances) if it is legitimate load",
                                "Do not add retries or timeouts upstream: it adds load to a full pipe"],
@@ -290,7 +290,7 @@ def findings(section, th):
                           "admin_up": r.get("admin_up"), "virtual": r.get("virtual"),
                           "carrier_changes_window": flaps, "speed_mbps": speed},
                 impact="no traffic passes over this interface until the link returns (or a bond fails over)",
-                verify=f"ip -s link show dev {shlex.quote(n)}; ethtool {shlex.quote(n)} | grep 'Link detected'",
+                verify=f"ip -s link show dev {shell.quote(n)}; ethtool {shell.quote(n)} | grep 'Link detected'",
                 stabilize=["Check whether a bond/team or a second path took over and traffic still flows",
                            "Physical link: escalate with the time it dropped (cable, optics, switch port); "
                            "virtual link: check the peer (container, VM, tunnel endpoint)",
@@ -303,7 +303,7 @@ def findings(section, th):
                 subject=subj, evidence={"carrier_changes_window": flaps, "operstate": r.get("operstate"),
                                         "carrier_changes_total": r.get("carrier_changes")},
                 impact="each flap drops in-flight traffic and can trigger failovers and reconvergence",
-                verify=f"ip -s link show dev {shlex.quote(n)}; dmesg -T | grep -i {shlex.quote(n)} | tail",
+                verify=f"ip -s link show dev {shell.quote(n)}; dmesg -T | grep -i {shell.quote(n)} | tail",
                 stabilize=["Fail traffic over to a stable path (bond member, other host) while it is checked",
                            "Escalate to the network team with the flap times (cable, optics, autonegotiation)",
                            "Do not bounce the interface repeatedly to 'fix' it: each bounce is another outage"],

@@ -12,7 +12,7 @@ import re
 import time
 from collections import Counter, defaultdict
 
-from hostdiag.core import cgroups, procscan
+from hostdiag.core import cgroups, procscan, shell
 from hostdiag.core.model import Finding
 from hostdiag.core.procfs import parse_flat_kv
 from hostdiag.core.thresholds import Threshold
@@ -654,7 +654,7 @@ def findings(section, th):
             title=f"cgroup {c['cgroup']}: {c['pids_current']} of {c['pids_max']} pids ({c['pids_pct']}%){fails}",
             subject={"cgroup": c["cgroup"]}, evidence=dict(c),
             impact="fork()/thread creation fails inside this cgroup (container or unit) while the host looks fine",
-            verify=f"cat {base}{c['cgroup'].rstrip('/')}/pids.{{current,max,events}}",
+            verify=shell.cmd("cat", *(f"{base}{c['cgroup'].rstrip('/')}/pids.{k}" for k in ("current", "max", "events"))),
             stabilize=_stab_pid(["Find the spawner in this cgroup (systemd-cgtop; ps -eo pid,ppid,cgroup,comm)",
                                  "Raise pids.max (TasksMax= for a systemd unit) if the load is legitimate"]),
             score=c.get("pids_pct") or 100.0))
