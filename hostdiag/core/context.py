@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import errno
 import os
-import stat
 import threading
 from dataclasses import dataclass, field
 
 # /proc/net/tcp at 50,000 sockets is ~7.5 MB; anything bigger than this is not a /proc file
 # we want to hold in memory during an incident.
 MAX_READ_BYTES = 64 * 1024 * 1024
-READ_CHUNK = 256 * 1024
 
 
 class Unavailable(Exception):
@@ -69,6 +67,8 @@ class Context:
             from hostdiag.core import isolate
 
             return isolate.read(path, limit, self.timeout_s).decode("utf-8", "backslashreplace")
+        from hostdiag.core.isolate import read_regular
+
         return read_regular(path, limit).decode("utf-8", "backslashreplace")
 
     def read_proc(self, rel: str, limit: int = MAX_READ_BYTES) -> str:
@@ -92,24 +92,6 @@ class Context:
             if e.errno in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENODEV):
                 return None
             raise
-
-
-def read_regular(path: str, limit: int) -> bytes:
-    """Up to `limit` bytes of a regular file; OSError(EINVAL) for a FIFO, socket or device."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(errno.EINVAL, "not a regular file", path)
-        chunks, left = [], limit
-        while left > 0:
-            b = os.read(fd, min(left, READ_CHUNK))
-            if not b:
-                break
-            chunks.append(b)
-            left -= len(b)
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
 
 
 class Deadline:

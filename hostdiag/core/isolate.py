@@ -13,16 +13,39 @@ closes every inherited fd but its two pipes: a stuck child must not hold the rep
 """
 from __future__ import annotations
 
+import errno
 import marshal
 import os
 import select
+import stat as statmod
 import struct
 import threading
 
-MAX_REPLY = 1 << 20
+# Replies carry whole files (Context.read allows 64 MiB: /proc/net/tcp of a busy host is MBs).
+MAX_REPLY = 65 << 20
+READ_CHUNK = 256 * 1024
 _HDR = struct.Struct("!I")
 # A few abandoned children are fine; an endless supply of hung mounts must not fork-bomb the host.
 MAX_ABANDONED = 8
+
+
+def read_regular(path: str, limit: int) -> bytes:
+    """Up to `limit` bytes of a regular file; OSError(EINVAL) for a FIFO, socket or device.
+    O_NONBLOCK, so opening a FIFO cannot wait for a writer before the check refuses it."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    try:
+        if not statmod.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", path)
+        chunks, left = [], limit
+        while left > 0:
+            b = os.read(fd, min(left, READ_CHUNK))
+            if not b:
+                break
+            chunks.append(b)
+            left -= len(b)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def _child_call(op: str, arg):
@@ -36,21 +59,7 @@ def _child_call(op: str, arg):
         st = os.stat(arg)
         return (st.st_mode, st.st_dev, st.st_ino, st.st_size, st.st_mtime)
     if op == "read":
-        path, limit = arg
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
-        try:
-            if (os.fstat(fd).st_mode & 0o170000) != 0o100000:   # S_ISREG: never a FIFO or device
-                raise OSError(22, "not a regular file", path)
-            chunks, left = [], limit
-            while left > 0:
-                b = os.read(fd, min(left, 256 * 1024))
-                if not b:
-                    break
-                chunks.append(b)
-                left -= len(b)
-            return b"".join(chunks)
-        finally:
-            os.close(fd)
+        return read_regular(*arg)
     raise ValueError(f"unknown op {op!r}")
 
 

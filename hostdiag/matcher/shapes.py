@@ -40,6 +40,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from hostdiag.core.units import human_duration
+
 from hostdiag.matcher import MIN_SCORE, SHAPES  # noqa: F401  (re-exported)
 
 GRID = 1024         # grid points: a 20-minute cycle in 5-minute samples must survive binning
@@ -83,16 +85,7 @@ def fmt_num(x: float) -> str:
 
 def fmt_dur(s: float, index: bool = False) -> str:
     """Seconds -> '45 s', '12 min', '3.4 h', '2.1 d' (or 'N points' for index time)."""
-    if index:
-        return f"{s:.0f} points"
-    s = abs(s)
-    if s < 120:
-        return f"{s:.0f} s"
-    if s < 7200:
-        return f"{s / 60:.0f} min"
-    if s < 172800:
-        return f"{s / 3600:.1f} h"
-    return f"{s / 86400:.1f} d"
+    return f"{s:.0f} points" if index else human_duration(s)
 
 
 # Detector score -> share of matches at that score that were right on the development corpus
