@@ -10,6 +10,8 @@ import sys
 from collections import Counter, defaultdict
 from typing import Iterator, NamedTuple
 
+from hostdiag.core import tree
+from hostdiag.core.context import Unavailable
 from hostdiag.core.model import Finding
 from hostdiag.core.thresholds import Threshold
 
@@ -171,10 +173,8 @@ def parse_port_range(text: str) -> tuple[int, int] | None:
 def _counters(ctx, missing: list | None = None) -> dict[str, int]:
     out = {}
     for rel in ("net/netstat", "net/snmp"):
-        text = ctx.read_optional(ctx.proc_path(rel))
+        text = tree.read_proc(ctx, rel, missing)
         if not text:
-            if missing is not None:
-                missing.append(ctx.proc_path(rel))
             continue
         parsed = parse_netstat(text)
         for (sec, field), name in COUNTERS.items():
@@ -183,22 +183,36 @@ def _counters(ctx, missing: list | None = None) -> dict[str, int]:
     return out
 
 
-def _read_tcp(ctx) -> tuple[str, str | None]:
-    text4 = ctx.read_proc("net/tcp")  # missing -> Unavailable: no TCP visibility at all
-    text6 = ctx.read_optional(ctx.proc_path("net/tcp6"))  # absent when IPv6 is disabled: fine
+def _read_tcp(ctx, missing: list | None = None) -> tuple[str | None, str | None]:
+    """IPv4 and IPv6 socket tables; either may be gone (a copied tree; tcp6 with IPv6 off)
+    and the counters still count. Only tcp's absence is worth a blind spot."""
+    text4 = tree.read_proc(ctx, "net/tcp", missing)
+    text6 = ctx.read_optional(ctx.proc_path("net/tcp6"))
     return text4, text6
 
 
+def _sockstat(ctx, missing: list | None = None) -> dict[str, int]:
+    out = parse_sockstat(tree.read_proc(ctx, "net/sockstat", missing) or "")
+    out.update(parse_sockstat(ctx.read_optional(ctx.proc_path("net/sockstat6")) or ""))
+    return out
+
+
 def sample(ctx, state):
-    text4, text6 = _read_tcp(ctx)
+    missing: list[str] = []
+    text4, text6 = _read_tcp(ctx, missing)
+    counters = _counters(ctx, missing)
+    if text4 is None and text6 is None and not counters and not _sockstat(ctx, missing):
+        raise Unavailable("; ".join(dict.fromkeys(missing)) + ": no TCP socket table or counter to read")
     listeners: dict = {}
-    c = count_states(text4, listeners)
-    if text6:
-        c.update(count_states(text6, listeners))
+    c: Counter = Counter()
+    for text in (text4, text6):
+        if text:
+            c.update(count_states(text, listeners))
     out: dict = {f"tcp_sockets[state={_HEX_STATE.get(k, k)}]": n for k, n in c.items()}
-    for name in ("ESTABLISHED", "CLOSE_WAIT", "TIME_WAIT", "SYN_RECV", "LISTEN"):
-        out.setdefault(f"tcp_sockets[state={name}]", 0)  # same series on every tick
-    out.update(_counters(ctx))
+    if text4 is not None or text6 is not None:
+        for name in ("ESTABLISHED", "CLOSE_WAIT", "TIME_WAIT", "SYN_RECV", "LISTEN"):
+            out.setdefault(f"tcp_sockets[state={name}]", 0)  # same series on every tick
+    out.update(counters)
     for key, depth in listeners.items():
         state.setdefault("listen_depths", {}).setdefault(key, []).append(depth)
     state["ticks"] = state.get("ticks", 0) + 1
@@ -257,10 +271,21 @@ def _read_int(ctx, rel: str) -> int | None:
 
 def collect(job):
     ctx, state, scan = job.ctx, job.state, job.scan
-    texts = state.get("last_text") or _read_tcp(ctx)
+    texts = state["last_text"] if "last_text" in state else _read_tcp(ctx)
+    if texts == (None, None) and "ticks" not in state:
+        sample(ctx, {})     # nothing sampled (a direct call): raises Unavailable if nothing is there
+    if texts[0] is None:
+        why = tree.read(ctx, ctx.proc_path("net/tcp"), 1)[1] or f"{ctx.proc_path('net/tcp')} not readable"
+        job.blind_spot(f"{why}: " + ("IPv4 TCP sockets not listed (states, CLOSE_WAIT, listeners and "
+                                             "ephemeral ports are IPv6 only)" if texts[1] is not None else
+                                             "no TCP socket list: states, CLOSE_WAIT, listeners and ephemeral "
+                                             "ports unknown; counters below"))
     owner = scan.socket_owner if scan is not None and scan.fds_scanned else {}
-    port_range = parse_port_range(ctx.read_optional(ctx.proc_path("sys/net/ipv4/ip_local_port_range"),
-                                                    SYSCTL_LIMIT) or "")
+    range_missing: list[str] = []
+    port_range = parse_port_range(tree.read_proc(ctx, "sys/net/ipv4/ip_local_port_range", range_missing,
+                                                 SYSCTL_LIMIT) or "")
+    if range_missing:
+        job.blind_spot(f"{range_missing[0]}: ephemeral port use not judged")
 
     states: Counter = Counter()
     listeners: dict[tuple[str, int, int], dict] = {}   # SO_REUSEPORT: several per address:port
@@ -298,8 +323,12 @@ def collect(job):
         "states": {STATES.get(k, str(k)): n for k, n in sorted(states.items(), key=lambda kv: -kv[1])},
         "ipv6_table": texts[1] is not None,
     }
-    sockstat = parse_sockstat(ctx.read_optional(ctx.proc_path("net/sockstat")) or "")
-    sockstat.update(parse_sockstat(ctx.read_optional(ctx.proc_path("net/sockstat6")) or ""))
+    if texts[0] is None:
+        data["ipv4_table"] = False        # absent key: the usual case, IPv4 was read
+    stat_missing: list[str] = []
+    sockstat = _sockstat(ctx, stat_missing)
+    if stat_missing:
+        job.blind_spot(f"{stat_missing[0]}: no socket totals (orphans, TCP memory)")
     data["totals"] = {k: sockstat[k] for k in ("sockets_used", "tcp_inuse", "tcp_orphan", "tcp_tw", "tcp_alloc",
                                                "tcp_mem", "tcp6_inuse", "udp_inuse", "udp6_inuse")
                       if k in sockstat} or None
@@ -315,16 +344,19 @@ def collect(job):
     for (_laddr, lport, inode) in listeners:
         if owner.get(inode) is not None:
             listener_owner[lport] = owner[inode]
-    missing: list[str] = []
-    _counters(ctx, missing)
-    if missing:
-        job.blind_spot(f"{' and '.join(missing)} not readable: no listen-overflow, retransmit or reset counters")
+    counters_missing: list[str] = []
+    _counters(ctx, counters_missing)
+    if counters_missing:
+        job.blind_spot(f"{' and '.join(counters_missing)}: no listen-overflow, retransmit or reset counters")
     data["close_wait"] = _close_wait_rows(close_wait, owner, listen_ports, listener_owner, scan, port_range)
     data["close_wait_total"] = states.get(CLOSE_WAIT, 0)
     data["time_wait_total"] = states.get(TIME_WAIT, 0)
     data["time_wait_by_port"] = [{"port": p, "count": n} for p, n in tw_by_port.most_common(5)]
     data["syn_recv_by_port"] = [{"port": p, "count": n} for p, n in syn_recv_by_port.most_common(5)]
     tw_max = _read_int(ctx, "sys/net/ipv4/tcp_max_tw_buckets")
+    if tw_max is None and states.get(TIME_WAIT):
+        job.blind_spot(f"{ctx.proc_path('sys/net/ipv4/tcp_max_tw_buckets')} not readable: TIME_WAIT not "
+                       "judged against its limit")
     data["tw_buckets_max"] = tw_max
     data["time_wait_pct"] = round(states.get(TIME_WAIT, 0) / tw_max * 100, 1) if tw_max else None
 

@@ -219,11 +219,35 @@ def test_collect_minimal_fixture_absent_is_none():
     assert S.findings(Section("sockets", "partial", data=d), TH) == []
 
 
-def test_collect_no_proc_net_tcp_is_unavailable(tmp_path):
-    with pytest.raises(Unavailable, match="net/tcp missing"):
+def test_collect_no_proc_net_at_all_is_unavailable_naming_the_files(tmp_path):
+    with pytest.raises(Unavailable, match="net/tcp missing; .*net/netstat missing; .*net/snmp missing; "
+                                          ".*net/sockstat missing: no TCP socket table or counter"):
         S.collect(_job(tmp_path))
-    with pytest.raises(Unavailable):
+    with pytest.raises(Unavailable, match="net/tcp missing"):
         S.sample(Context(proc=str(tmp_path)), {})
+
+
+def test_no_proc_net_tcp_keeps_sockstat_snmp_and_netstat(tmp_path):
+    # issue 9: without /proc/net/tcp the section was unavailable and the counters were lost
+    import shutil
+
+    proc = tmp_path / "proc"
+    shutil.copytree(FIX / "sockets_closewait" / "proc", proc)
+    (proc / "net" / "tcp").unlink()
+    (proc / "net" / "tcp6").unlink()
+    ctx = Context(proc=str(proc))
+    state: dict = {}
+    values = S.sample(ctx, state)
+    assert "retrans_segs" in values and "listen_overflows" in values
+    assert not any(k.startswith("tcp_sockets") for k in values)     # no fake zero states
+    job = _job(proc, state=state)
+    d = S.collect(job)
+    assert d["totals"]["tcp_inuse"] is not None and d["ipv4_table"] is False
+    assert d["tcp_total"] == 0 and d["listeners"] == []
+    (spot,) = [b for b in job.blind_spots if "net/tcp" in b]
+    assert spot == f"{proc}/net/tcp missing: no TCP socket list: states, CLOSE_WAIT, listeners and ephemeral " \
+                   "ports unknown; counters below"
+    assert not any("run as root" in b for b in job.blind_spots)
 
 
 def test_snapshot_on_fixture_status(snapshot):
