@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 
+from hostdiag.core import procscan, tree
 from hostdiag.core.context import Unavailable
 from hostdiag.core.model import Finding
 from hostdiag.core.thresholds import Threshold
@@ -90,13 +91,14 @@ def _short(text: str | None, n: int = 300) -> str | None:
 
 def collect(job):
     ctx, scan = job.ctx, job.scan
-    nr = parse_file_nr(ctx.read_optional(ctx.proc_path("sys/fs/file-nr"), SYSCTL_LIMIT) or "")
+    text, why = tree.read(ctx, ctx.proc_path("sys/fs/file-nr"), SYSCTL_LIMIT)
+    nr = parse_file_nr(text or "")
+    why = why or f"{ctx.proc_path('sys/fs/file-nr')} not readable"
     if nr is None and (scan is None or not scan.fds_scanned):
-        raise Unavailable(f"{ctx.proc_path('sys/fs/file-nr')} not readable and no process scan: "
-                          "is /proc mounted?")
+        raise Unavailable(f"{why} and no process scan: no file handle figures at all")
     data: dict = {}
     if nr is None:
-        job.blind_spot(f"{ctx.proc_path('sys/fs/file-nr')} not readable: system-wide file handles unknown")
+        job.blind_spot(f"{why}: system-wide file handles unknown")
         data.update(file_handles=None, file_max=None, file_handles_pct=None)
     else:
         used = nr["allocated"] - nr["free"]
@@ -107,9 +109,13 @@ def collect(job):
     if scan is None or not scan.fds_scanned:
         job.blind_spot("no process scan: per-process open files unknown")
         return data
-    if scan.fd_unreadable:
+    if scan.fd_unreadable and os.geteuid() != 0:
         job.blind_spot(f"fd tables of {scan.fd_unreadable} processes not readable: "
                        "run as root to see per-process open files")
+    elif scan.fd_unreadable > max(1, len(scan.procs) // 10):
+        # Root and still denied: sudo is not the fix (no CAP_SYS_PTRACE, another user namespace).
+        job.blind_spot(f"fd tables of {scan.fd_unreadable} processes not readable even as root: "
+                       "grant CAP_SYS_PTRACE or run in the host's namespaces")
     procs = [p for p in scan.procs.values() if p.fds is not None]
     data["processes_seen"] = len(procs)
     data["fd_tables_unreadable"] = scan.fd_unreadable
@@ -122,6 +128,13 @@ def collect(job):
 
     by_count = sorted(procs, key=lambda p: p.fds, reverse=True)[:TOP]
     data["top"] = [row(p) for p in by_count]
+    # A copied tree may lack limits files: those holders are not judged, and the report says so.
+    no_limits = [p.pid for p in procs if p.fds >= procscan.LIMITS_MIN_FDS and p.nofile_soft is None
+                 and not os.path.lexists(ctx.proc_path(p.pid, "limits"))
+                 and os.path.lexists(ctx.proc_path(p.pid, "stat"))]
+    if no_limits:
+        job.blind_spot(f"/proc/PID/limits missing for {len(no_limits)} processes holding "
+                       f"{procscan.LIMITS_MIN_FDS}+ fds: their open files not judged against RLIMIT_NOFILE")
     near = [p for p in procs if p.nofile_soft]
     near.sort(key=lambda p: p.fds / p.nofile_soft, reverse=True)
     data["closest_to_limit"] = [row(p) for p in near[:TOP]]
