@@ -39,14 +39,26 @@ def parse_file_nr(text: str) -> dict[str, int] | None:
     return {"allocated": allocated, "free": free, "max": mx}
 
 
-def fd_count(ctx, pid: int) -> int | None:
-    """Open fds of one process: st_size of /proc/PID/fd (kernel >= 6.2), else a listdir. None if unreadable."""
+def fd_count(ctx, pid: int, size_counts: bool = True) -> int | None:
+    """Open fds of one process: st_size of /proc/PID/fd (procfs, kernel >= 6.2), else a listdir.
+    None if unreadable. `size_counts` False: a copied tree, where st_size is a block size."""
     d = ctx.proc_path(pid, "fd")
     try:
-        n = os.stat(d).st_size
+        n = os.stat(d).st_size if size_counts else 0
         return n if n > 0 else len(os.listdir(d))
     except OSError:  # exited, or another user's process without root
         return None
+
+
+def size_counts_fds(ctx) -> bool:
+    """Whether st_size of PID/fd is the fd count here: true on procfs >= 6.2; a tree copied to
+    disk has 4096 there. Checked once against a listdir of self/fd (which itself holds one fd)."""
+    d = ctx.proc_path("self", "fd")
+    try:
+        n = os.stat(d).st_size
+        return n > 0 and abs(n - len(os.listdir(d))) <= 1
+    except OSError:
+        return False
 
 
 def _pids(ctx) -> list[int]:
@@ -67,13 +79,14 @@ def sample(ctx, state):
     # biggest holders are followed so a climbing count shows up as a rate.
     if tick == 2:
         counts = {}
+        state["size_counts"] = size_counts_fds(ctx)
         for pid in _pids(ctx):
-            n = fd_count(ctx, pid)
+            n = fd_count(ctx, pid, state["size_counts"])
             if n is not None and n >= WATCH_MIN_FDS:
                 counts[pid] = n
         state["watch"] = sorted(counts, key=counts.get, reverse=True)[:WATCH]
     for pid in state.get("watch", ()):
-        n = fd_count(ctx, pid)
+        n = fd_count(ctx, pid, state["size_counts"])
         if n is not None:
             out[f"fds[pid={pid}]"] = n
     return out

@@ -286,3 +286,44 @@ def test_random_system_file_deletions_are_never_a_bug_and_never_run_as_root(base
         assert "hostdiag bug" not in (sec.reason or ""), (name, gone, sec.reason)
         if IS_ROOT and name in ("memory", "io", "sockets", "files"):
             assert "run as root" not in (sec.reason or ""), (name, gone, sec.reason)
+
+
+# ---------------------------------------------------------------- facts from the tree, not os
+
+def test_fd_counts_in_a_copied_tree_are_the_links_not_the_dir_size(tmp_path):
+    """On procfs >= 6.2 st_size of PID/fd is the fd count; a copied tree's fd/ is a directory
+    on disk whose st_size is a block size (4096), which must not be read as 4096 fds."""
+    from hostdiag.collectors import files
+
+    child = subprocess.Popen([sys.executable, "-c", "import os,sys; fds=[os.open(os.devnull, 0) for _ in range(80)]; "
+                              "sys.stdout.write('ready\\n'); sys.stdout.flush(); sys.stdin.read()"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline() == "ready\n"
+        tree = proctree.copy_tree(tmp_path / "t", pids=[child.pid])
+        links = len(os.listdir(tree.proc / str(child.pid) / "fd"))
+        assert links >= 80 and os.stat(tree.proc / str(child.pid) / "fd").st_size != links
+        assert files.size_counts_fds(tree.ctx()) is False
+        state: dict = {}
+        files.sample(tree.ctx(), state)
+        second = files.sample(tree.ctx(), state)
+        assert second[f"fds[pid={child.pid}]"] == links
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_page_size_comes_from_the_tree(base, tmp_path):
+    from hostdiag.core import tree as treefacts
+
+    tree = clone(base, tmp_path / "t")
+    assert treefacts.page_size(tree.ctx()) == os.sysconf("SC_PAGE_SIZE")   # copied from here
+    # An arm64 host with 64 KiB pages: its statm counts 16 times fewer pages for the same VmRSS.
+    for pid in tree.pids:
+        statm = tree.read(f"proc/{pid}/statm").split()
+        rss_kb = int(re.search(r"^VmRSS:\s+(\d+)", tree.read(f"proc/{pid}/status"), re.M).group(1)) \
+            if "VmRSS:" in tree.read(f"proc/{pid}/status") else 0
+        statm[1] = str(rss_kb // 64 if rss_kb >= 64 * 200 else 0)   # coarser ratios are skipped
+        tree.write(f"proc/{pid}/statm", " ".join(statm) + "\n")
+    # Every pid's ratio now says 64 KiB (within the 1% the rounding of VmRSS // 64 allows).
+    assert treefacts.page_size(tree.ctx()) == 65536
