@@ -85,6 +85,17 @@ def test_full_copy_every_format(base, tmp_path, fmt):
         assert doc["host"]["cpus"] == cpu_count(tree.ctx(), tree.read("proc/stat"))
 
 
+def test_full_copy_sampled_over_a_window(base, tmp_path):
+    # Two ticks: the per-tick readers (files' fd watch, sockets' listen depths) run on the tree too.
+    tree = clone(base, tmp_path / "t")
+    p = cli("snapshot", "--window", "0.3", "--interval", "0.1", "--json", *tree.args())
+    assert p.returncode in (0, 1, 2) and "Traceback" not in p.stderr, p.stderr
+    doc = json.loads(p.stdout)
+    sections_well_formed(doc)
+    assert "hostdiag bug" not in json.dumps(doc["sections"])
+    assert doc["window_s"] > 0
+
+
 # ---------------------------------------------------------------- a partial copy
 
 def test_partial_system_files_lose_only_what_they_held(base, tmp_path):
