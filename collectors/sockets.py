@@ -114,18 +114,30 @@ def count_states(text: str, listeners: dict | None = None) -> Counter:
     return c
 
 
-def decode_addr(hexaddr: str) -> str:
-    """'0100007F' -> '127.0.0.1'; 32 hex digits -> IPv6. Each 32-bit word is in host byte order."""
+def decode_addr(hexaddr: str, byteorder: str = sys.byteorder) -> str:
+    """'0100007F' -> '127.0.0.1'; 32 hex digits -> IPv6. Each 32-bit word is in the byte order
+    of the host that printed it (`byteorder`: see table_byteorder for a tree from elsewhere)."""
     try:
         raw = bytes.fromhex(hexaddr)
     except ValueError:
         return hexaddr
-    if sys.byteorder == "little":
+    if byteorder == "little":
         raw = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
     try:
         return socket.inet_ntop(socket.AF_INET if len(raw) == 4 else socket.AF_INET6, raw)
     except (ValueError, OSError):
         return hexaddr
+
+
+def table_byteorder(text: str | None, default: str = sys.byteorder) -> str:
+    """Byte order of the host whose /proc/net/tcp this is, told by 127.0.0.1: '0100007F' on a
+    little-endian host, '7F000001' on a big-endian one (s390x). `default` if no socket says."""
+    if text:
+        if " 0100007F:" in text:
+            return "little"
+        if " 7F000001:" in text:
+            return "big"
+    return default
 
 
 def parse_netstat(text: str) -> dict[str, dict[str, int]]:
@@ -360,8 +372,9 @@ def collect(job):
     data["tw_buckets_max"] = tw_max
     data["time_wait_pct"] = round(states.get(TIME_WAIT, 0) / tw_max * 100, 1) if tw_max else None
 
-    data["listeners"] = _listeners(job, listeners, owner, scan)
-    data["ephemeral"] = _ephemeral(port_range, eph_local, eph_dest)
+    bo = table_byteorder(texts[0])
+    data["listeners"] = _listeners(job, listeners, owner, scan, bo)
+    data["ephemeral"] = _ephemeral(port_range, eph_local, eph_dest, bo)
     data["rates"] = _rates(job)
     data["window_s"] = job.window_s
     return data
@@ -407,7 +420,7 @@ def _close_wait_rows(socks, owner, listen_ports, listener_owner, scan, port_rang
     return rows
 
 
-def _listeners(job, listeners, owner, scan) -> list[dict]:
+def _listeners(job, listeners, owner, scan, bo: str = sys.byteorder) -> list[dict]:
     backlogs: dict[int, tuple[int, int]] = {}
     if listeners:
         if _is_live_proc(job.ctx):
@@ -426,7 +439,7 @@ def _listeners(job, listeners, owner, scan) -> list[dict]:
         sustained = min(seen)
         pct = round(sustained / max(backlog, 1) * 100, 1) if backlog is not None else None
         pid = owner.get(li["inode"])
-        rows.append({"port": lport, "address": decode_addr(laddr), "pid": pid, "name": _name(scan, pid),
+        rows.append({"port": lport, "address": decode_addr(laddr, bo), "pid": pid, "name": _name(scan, pid),
                      "queue": li["depth"], "queue_max": max(seen), "queue_min": sustained, "backlog": backlog,
                      "queue_pct": pct})
     rows.sort(key=lambda r: (r["queue_pct"] or 0, r["queue_max"]), reverse=True)
@@ -436,18 +449,18 @@ def _listeners(job, listeners, owner, scan) -> list[dict]:
     return rows[:TOP]
 
 
-def _ephemeral(port_range, eph_local, eph_dest) -> dict | None:
+def _ephemeral(port_range, eph_local, eph_dest, bo: str = sys.byteorder) -> dict | None:
     if not port_range:
         return None
     size = port_range[1] - port_range[0] + 1
     out: dict = {"range": f"{port_range[0]}-{port_range[1]}", "size": size}
     if eph_local:
         addr, ports = max(eph_local.items(), key=lambda kv: len(kv[1]))
-        out["busiest_local"] = {"address": decode_addr(addr), "ports": len(ports),
+        out["busiest_local"] = {"address": decode_addr(addr, bo), "ports": len(ports),
                                 "pct": round(len(ports) / size * 100, 1)}
     if eph_dest:
         (la, ra, rp), n = eph_dest.most_common(1)[0]
-        out["busiest_destination"] = {"address": decode_addr(la), "remote": f"{decode_addr(ra)}:{rp}", "ports": n,
+        out["busiest_destination"] = {"address": decode_addr(la, bo), "remote": f"{decode_addr(ra, bo)}:{rp}", "ports": n,
                                       "pct": round(n / size * 100, 1)}
     return out
 
