@@ -8,6 +8,7 @@ which is what readlink() on a real /proc/PID/fd/N gives.
 Shapes built from a copy (issue 9):
   copy_tree()      a faithful subset: the system files the collectors read plus a few pids
   remove()         a partial copy (per-process files, net/tcp, vmstat gone)
+  hidden()         the same for one with-block (property tests reuse one copy)
   make_bigger()    another host: 8 cpuN lines, extra mounts and devices, its own hostname/kernel
   container()      the same tree at <tmp>/host/{proc,sys} as a container sees the host
 """
@@ -15,6 +16,8 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -236,6 +239,25 @@ def remove(tree: Tree, *rels: str) -> None:
         elif p.exists() or p.is_symlink():
             p.unlink()
         tree.files = [f for f in tree.files if f != rel and not f.startswith(rel.rstrip("/") + "/")]
+
+
+@contextmanager
+def hidden(tree: Tree, *rels: str):
+    """Make files or directories absent for the duration of a with block, then put them back:
+    renames, so a property test can delete from one copy many times without re-copying it."""
+    stash = Path(tempfile.mkdtemp(prefix="hidden-", dir=tree.root.parent))
+    moved = []
+    try:
+        for i, rel in enumerate(sorted(rels, key=len)):   # a parent first: its children go with it
+            src = tree.root / rel
+            if src.exists() or src.is_symlink():
+                os.rename(src, stash / str(i))
+                moved.append((stash / str(i), src))
+        yield tree
+    finally:
+        for held, src in reversed(moved):
+            os.rename(held, src)
+        os.rmdir(stash)
 
 
 # ---------------------------------------------------------------- another host
