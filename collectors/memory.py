@@ -232,6 +232,9 @@ def collect(job):
         job.blind_spot(tree.psi_blind_spot(ctx, "memory"))
 
     after = read_cgroups(ctx, job.deadline)
+    if not cgroups.roots(ctx, "memory"):
+        job.blind_spot(f"no memory cgroup hierarchy under {ctx.sys_path('fs', 'cgroup')} (v2 cgroup.controllers "
+                       "or v1 memory/): cgroup memory limits not checked")
     data["cgroups"], data["cgroups_limited"] = cgroups_near_limit(ctx, state.get("cg0"), after, job.window_s)
 
     scan = job.scan

@@ -204,6 +204,7 @@ def test_missing_psi_and_cgroups_is_partial_not_error(tmp_path):
     shutil.rmtree(root / "sys")
     sec = collect(run_ticks(ctx_for(root), scan=procscan.Scan()))
     assert sec.status == "partial" and "PSI not present" in sec.reason
+    assert f"no memory cgroup hierarchy under {root}/sys/fs/cgroup" in sec.reason
     assert sec.data["cgroups"] == [] and sec.data["cgroups_limited"] == 0
 
 
