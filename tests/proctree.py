@@ -265,10 +265,19 @@ def hidden(tree: Tree, *rels: str):
 BIG_HOSTNAME = "bighost-db-07"
 BIG_KERNEL = "5.15.0-1099-bigvendor"
 BIG_CPUS = 8
+BIG_ROOT_DEV = "259:1"
 # Extra mounts and devices of the bigger host: majors this machine does not use for them.
 BIG_MOUNTS = (("/data", "259:3", "nvme0n1p1", "xfs"), ("/var/lib/db", "259:5", "nvme1n1", "ext4"))
 BIG_DISKS = (("259", "0", "nvme0n1"), ("259", "3", "nvme0n1p1"), ("259", "5", "nvme1n1"),
              ("8", "0", "sdq"))
+
+
+def _redev(line: str, mount: str, dev: str) -> str:
+    """A mountinfo line with `mount`'s major:minor replaced by dev."""
+    f = line.split(" ")
+    if len(f) > 4 and f[4] == mount:
+        f[2] = dev
+    return " ".join(f)
 
 
 def _cpu_lines(stat: str, n: int) -> str:
@@ -288,9 +297,9 @@ def _cpu_lines(stat: str, n: int) -> str:
 
 
 def make_bigger(tree: Tree) -> Tree:
-    """Turn a copy into a 'bigger host': 8 CPUs, its own hostname and kernel, two more mounts
-    (on devices this machine does not have) and four more disks in diskstats (sdq has no
-    /sys/block entry, as in a bundle that copied /proc but not all of /sys)."""
+    """Turn a copy into a 'bigger host': 8 CPUs, its own hostname and kernel, / on its own disk
+    and two more mounts (on devices this machine does not have), and four more disks in
+    diskstats (sdq has no /sys/block entry, as in a bundle that copied /proc but not all of /sys)."""
     tree.write("proc/stat", _cpu_lines(tree.read("proc/stat"), BIG_CPUS))
     tree.write("sys/devices/system/cpu/online", f"0-{BIG_CPUS - 1}\n")
     tree.write("proc/sys/kernel/hostname", BIG_HOSTNAME + "\n")
@@ -298,7 +307,8 @@ def make_bigger(tree: Tree) -> Tree:
     for pid in ("1", "self"):
         rel = f"proc/{pid}/mountinfo"
         if (tree.root / rel).exists():
-            text = tree.read(rel)
+            # Its / is on its own disk: the directory holding the copy here must not be measured as it.
+            text = "".join(_redev(line, "/", BIG_ROOT_DEV) for line in tree.read(rel).splitlines(keepends=True))
             extra = "".join(f"{900 + i} 1 {dev} / {mp} rw,relatime shared:{900 + i} - {fs} /dev/{src} rw\n"
                             for i, (mp, dev, src, fs) in enumerate(BIG_MOUNTS))
             tree.write(rel, text + extra)

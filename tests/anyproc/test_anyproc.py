@@ -167,7 +167,8 @@ def test_bigger_host_facts_are_the_trees(base, tmp_path):
     assert "(sdq)" in s["io"]["reason"] and "run as root" not in s["io"]["reason"]
     # mounts: the tree's extra mounts are seen, and no size from whatever disk holds the copy
     fs = {r["mount"] for r in s["disk"]["data"]["filesystems"]}
-    assert "/data" not in fs and "/var/lib/db" not in fs
+    assert not fs & {"/", "/data", "/var/lib/db"}, fs
+    assert f"not the mount's {proctree.BIG_ROOT_DEV}: size of / not reported" in s["disk"]["reason"]
     for mp, dev, *_ in proctree.BIG_MOUNTS:
         assert f"not the mount's {dev}: size of {mp} not reported" in s["disk"]["reason"]
     for fmt in ("--plain", "--markdown"):
