@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 
+from hostdiag.core import procscan, tree
 from hostdiag.core.context import Unavailable
 from hostdiag.core.model import Finding
 from hostdiag.core.thresholds import Threshold
@@ -38,14 +39,26 @@ def parse_file_nr(text: str) -> dict[str, int] | None:
     return {"allocated": allocated, "free": free, "max": mx}
 
 
-def fd_count(ctx, pid: int) -> int | None:
-    """Open fds of one process: st_size of /proc/PID/fd (kernel >= 6.2), else a listdir. None if unreadable."""
+def fd_count(ctx, pid: int, size_counts: bool = True) -> int | None:
+    """Open fds of one process: st_size of /proc/PID/fd (procfs, kernel >= 6.2), else a listdir.
+    None if unreadable. `size_counts` False: a copied tree, where st_size is a block size."""
     d = ctx.proc_path(pid, "fd")
     try:
-        n = os.stat(d).st_size
+        n = os.stat(d).st_size if size_counts else 0
         return n if n > 0 else len(os.listdir(d))
     except OSError:  # exited, or another user's process without root
         return None
+
+
+def size_counts_fds(ctx) -> bool:
+    """Whether st_size of PID/fd is the fd count here: true on procfs >= 6.2; a tree copied to
+    disk has 4096 there. Checked once against a listdir of self/fd (which itself holds one fd)."""
+    d = ctx.proc_path("self", "fd")
+    try:
+        n = os.stat(d).st_size
+        return n > 0 and abs(n - len(os.listdir(d))) <= 1
+    except OSError:
+        return False
 
 
 def _pids(ctx) -> list[int]:
@@ -66,13 +79,14 @@ def sample(ctx, state):
     # biggest holders are followed so a climbing count shows up as a rate.
     if tick == 2:
         counts = {}
+        state["size_counts"] = size_counts_fds(ctx)
         for pid in _pids(ctx):
-            n = fd_count(ctx, pid)
+            n = fd_count(ctx, pid, state["size_counts"])
             if n is not None and n >= WATCH_MIN_FDS:
                 counts[pid] = n
         state["watch"] = sorted(counts, key=counts.get, reverse=True)[:WATCH]
     for pid in state.get("watch", ()):
-        n = fd_count(ctx, pid)
+        n = fd_count(ctx, pid, state["size_counts"])
         if n is not None:
             out[f"fds[pid={pid}]"] = n
     return out
@@ -90,13 +104,14 @@ def _short(text: str | None, n: int = 300) -> str | None:
 
 def collect(job):
     ctx, scan = job.ctx, job.scan
-    nr = parse_file_nr(ctx.read_optional(ctx.proc_path("sys/fs/file-nr"), SYSCTL_LIMIT) or "")
+    text, why = tree.read(ctx, ctx.proc_path("sys/fs/file-nr"), SYSCTL_LIMIT)
+    nr = parse_file_nr(text or "")
+    why = why or f"{ctx.proc_path('sys/fs/file-nr')} not readable"
     if nr is None and (scan is None or not scan.fds_scanned):
-        raise Unavailable(f"{ctx.proc_path('sys/fs/file-nr')} not readable and no process scan: "
-                          "is /proc mounted?")
+        raise Unavailable(f"{why} and no process scan: no file handle figures at all")
     data: dict = {}
     if nr is None:
-        job.blind_spot(f"{ctx.proc_path('sys/fs/file-nr')} not readable: system-wide file handles unknown")
+        job.blind_spot(f"{why}: system-wide file handles unknown")
         data.update(file_handles=None, file_max=None, file_handles_pct=None)
     else:
         used = nr["allocated"] - nr["free"]
@@ -107,9 +122,13 @@ def collect(job):
     if scan is None or not scan.fds_scanned:
         job.blind_spot("no process scan: per-process open files unknown")
         return data
-    if scan.fd_unreadable:
+    if scan.fd_unreadable and os.geteuid() != 0:
         job.blind_spot(f"fd tables of {scan.fd_unreadable} processes not readable: "
                        "run as root to see per-process open files")
+    elif scan.fd_unreadable > max(1, len(scan.procs) // 10):
+        # Root and still denied: sudo is not the fix (no CAP_SYS_PTRACE, another user namespace).
+        job.blind_spot(f"fd tables of {scan.fd_unreadable} processes not readable even as root: "
+                       "grant CAP_SYS_PTRACE or run in the host's namespaces")
     procs = [p for p in scan.procs.values() if p.fds is not None]
     data["processes_seen"] = len(procs)
     data["fd_tables_unreadable"] = scan.fd_unreadable
@@ -122,6 +141,13 @@ def collect(job):
 
     by_count = sorted(procs, key=lambda p: p.fds, reverse=True)[:TOP]
     data["top"] = [row(p) for p in by_count]
+    # A copied tree may lack limits files: those holders are not judged, and the report says so.
+    no_limits = [p.pid for p in procs if p.fds >= procscan.LIMITS_MIN_FDS and p.nofile_soft is None
+                 and not os.path.lexists(ctx.proc_path(p.pid, "limits"))
+                 and os.path.lexists(ctx.proc_path(p.pid, "stat"))]
+    if no_limits:
+        job.blind_spot(f"/proc/PID/limits missing for {len(no_limits)} processes holding "
+                       f"{procscan.LIMITS_MIN_FDS}+ fds: their open files not judged against RLIMIT_NOFILE")
     near = [p for p in procs if p.nofile_soft]
     near.sort(key=lambda p: p.fds / p.nofile_soft, reverse=True)
     data["closest_to_limit"] = [row(p) for p in near[:TOP]]

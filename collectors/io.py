@@ -7,8 +7,10 @@ import os
 import re
 from collections import Counter
 
+from hostdiag.core import tree
+from hostdiag.core.context import Unavailable
 from hostdiag.core.model import Finding
-from hostdiag.core.procfs import PSI_ABSENT, read_psi
+from hostdiag.core.procfs import read_psi
 from hostdiag.core.thresholds import Threshold
 
 NAME = "io"
@@ -78,10 +80,23 @@ def _sys_block(ctx) -> set[str] | None:
 
 
 def is_whole_disk(name: str, sys_block: set[str] | None) -> bool:
-    """Whole disks and device-mapper/md devices, not partitions (their I/O is in the disk's)."""
-    if sys_block is not None:
-        return name in sys_block
+    """Whole disks and device-mapper/md devices, not partitions (their I/O is in the disk's).
+    A name /sys/block does not list is a whole disk unless it looks like a partition of one
+    it does (sda1, nvme0n1p2) or like a partition at all: a tree whose /sys lacks a disk
+    that /proc/diskstats has must not lose the disk (not_in_sys_block() names them)."""
+    if sys_block is not None and name in sys_block:
+        return True
+    if sys_block is not None and any(name.startswith(d) and re.fullmatch(r"p?\d+", name[len(d):])
+                                     for d in sys_block):
+        return False
     return _PARTITION_RE.match(name) is None
+
+
+def not_in_sys_block(names, sys_block: set[str] | None) -> list[str]:
+    """Whole disks of /proc/diskstats that /sys/block does not list (a partial /sys)."""
+    if sys_block is None:
+        return []
+    return sorted(n for n in names if n not in sys_block and is_whole_disk(n, sys_block))
 
 
 def _has_io(st: dict[str, int]) -> bool:
@@ -89,9 +104,13 @@ def _has_io(st: dict[str, int]) -> bool:
 
 
 def sample(ctx, state):
-    stats = parse_diskstats(ctx.read_proc("diskstats"))
+    # diskstats missing still leaves PSI and D-state processes: collect() names the blind spot.
+    text = ctx.read_optional(ctx.proc_path("diskstats"))
+    stats = parse_diskstats(text or "")
     if "sys_block" not in state:
         state["sys_block"] = _sys_block(ctx)
+    if text is not None:
+        state["diskstats_seen"] = set(stats)
     out: dict[str, float] = {}
     for dev, st in stats.items():
         # Idle ram/loop/zram (and any never-used device) carry no information.
@@ -194,17 +213,32 @@ def _wchan(ctx, pid: int) -> str | None:
 def collect(job):
     ctx = job.ctx
     data: dict = {"window_s": job.window_s}
+    psi = read_psi(ctx, "io")
+    seen = job.state.get("diskstats_seen")
+    if seen is None:
+        reason = tree.read(ctx, ctx.proc_path("diskstats"))[1] or f"{ctx.proc_path('diskstats')} not readable"
+        if psi is None and job.scan is None:
+            raise Unavailable(f"{reason}; no PSI and no process scan: nothing to report on I/O")
+        job.blind_spot(f"{reason}: no per-device throughput, utilisation or latency")
+    sys_block = job.state.get("sys_block")
+    if sys_block is None and seen:
+        job.blind_spot(f"{ctx.sys_path('block')} not readable: whole disks told from partitions by name only")
+    orphans = not_in_sys_block(seen or (), sys_block)
+    if orphans:
+        data["devices_not_in_sys"] = orphans
+        job.blind_spot(f"{len(orphans)} devices in /proc/diskstats have no {ctx.sys_path('block')} entry "
+                       f"({', '.join(orphans[:8])}{', ...' if len(orphans) > 8 else ''}): shown from "
+                       "diskstats alone, without device-mapper names")
     devices = _devices(job)
     data["devices"] = devices[:10]
     if len(devices) > 10:
         data["devices_not_shown"] = len(devices) - 10
-    if not devices:
+    if not devices and seen is not None:
         data["devices_note"] = "no block device has done any I/O"
 
-    psi = read_psi(ctx, "io")
     data["psi"] = psi
     if psi is None:
-        job.blind_spot(PSI_ABSENT)
+        job.blind_spot(tree.psi_blind_spot(ctx, "io"))
 
     scan = job.scan
     if scan is None:
@@ -233,15 +267,31 @@ def collect(job):
                         "write_bps": None if p.write_bps is None else round(p.write_bps),
                         "cmdline": scan.cmdline(p.pid)} for p in procs[:TOP]]
     data["procs_io_unreadable"] = scan.io_unreadable
-    if scan.io_unreadable and os.geteuid() != 0:
-        job.blind_spot(f"/proc/PID/io of {scan.io_unreadable} processes not readable: "
+    # A tree copied without some io files is not a permission problem: name it for what it is.
+    absent = _io_missing(job) if scan.io_unreadable else 0
+    if absent:
+        job.blind_spot(f"/proc/PID/io missing for {absent} processes: their I/O is unknown")
+    if scan.io_unreadable - absent > 0 and os.geteuid() != 0:
+        job.blind_spot(f"/proc/PID/io of {scan.io_unreadable - absent} processes not readable: "
                        "run as root to see per-process I/O")
-    elif scan.io_unreadable > max(1, len(scan.procs) // 10):
+    elif scan.io_unreadable - absent > max(1, len(scan.procs) // 10):
         # Root but still denied (no CAP_SYS_PTRACE in a container, another user namespace).
         # One or two such processes (a sandbox's init) are kept as a number, not a blind spot.
-        job.blind_spot(f"/proc/PID/io of {scan.io_unreadable} processes not readable even as root: "
+        job.blind_spot(f"/proc/PID/io of {scan.io_unreadable - absent} processes not readable even as root: "
                        "grant CAP_SYS_PTRACE or run in the host's namespaces")
     return data
+
+
+def _io_missing(job) -> int:
+    """Processes still there (stat exists) without an io value whose /proc/PID/io does not exist."""
+    n = 0
+    for p in job.scan.procs.values():
+        if job.deadline.expired():
+            break
+        if p.read_bytes is None and p.status != "zombie" and os.path.lexists(job.ctx.proc_path(p.pid, "stat")) \
+                and not os.path.lexists(job.ctx.proc_path(p.pid, "io")):
+            n += 1
+    return n
 
 
 def _saturation(dev: dict, th) -> tuple[str | None, float | None]:

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import os
 
-from hostdiag.core import cgroups
+from hostdiag.core import cgroups, tree
 from hostdiag.core.context import Unavailable
 from hostdiag.core.model import Finding
-from hostdiag.core.procfs import PSI_ABSENT, parse_flat_kv, read_psi
+from hostdiag.core.procfs import parse_flat_kv, read_psi
 from hostdiag.core.thresholds import Threshold
 from hostdiag.core.units import worst_severity
 
@@ -46,7 +46,6 @@ _V1_UNLIMITED = 1 << 62
 # A cgroup whose limit was hit during the window (memory.events max / v1 failcnt rose) is only
 # worth a warning when its working set is also this close: page cache alone hits the limit routinely.
 _HIT_MIN_PCT = 80.0
-_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
 def parse_meminfo(text: str) -> dict[str, int]:
@@ -149,14 +148,15 @@ def cgroups_near_limit(ctx, before: dict | None, after: dict, window_s: float) -
 
 
 def sample(ctx, state):
-    # vmstat unreadable still leaves meminfo worth reporting: collect() names the blind spot.
+    # Each file on its own: one missing still leaves the others worth reporting (collect()
+    # names the blind spot), and none at all is "unavailable" there too.
     vm = parse_flat_kv(ctx.read_optional(ctx.proc_path("vmstat")) or "")
     out: dict[str, float] = {}
     for key, name in (("pswpin", "swap_in_pages"), ("pswpout", "swap_out_pages"),
                       ("pgmajfault", "major_faults"), ("oom_kill", "oom_kills")):
         if key in vm:
             out[name] = vm[key]
-    mi = parse_meminfo(ctx.read_proc("meminfo"))
+    mi = parse_meminfo(ctx.read_optional(ctx.proc_path("meminfo")) or "")
     if "MemAvailable" in mi:
         out["available_bytes"] = mi["MemAvailable"]
     psi = read_psi(ctx, "memory")
@@ -183,20 +183,26 @@ def _delta(job, key: str) -> int | None:
 
 def collect(job):
     ctx, state = job.ctx, job.state
-    mi = parse_meminfo(ctx.read_proc("meminfo"))
+    missing: list[str] = []
+    mi_text = tree.read_proc(ctx, "meminfo", missing)
+    vm_text = tree.read_proc(ctx, "vmstat", missing)
+    psi = read_psi(ctx, "memory")
+    if mi_text is None and vm_text is None and psi is None:
+        raise Unavailable("; ".join(missing) + ": no memory figures at all")
+    mi = parse_meminfo(mi_text or "")
     total = mi.get("MemTotal")
-    if not total:
+    if mi_text is not None and not total:
         raise Unavailable(f"{ctx.proc_path('meminfo')} has no MemTotal: not a Linux procfs?")
+    if mi_text is None:
+        job.blind_spot(f"{missing[0]}: RAM and swap size and use unknown")
     avail = mi.get("MemAvailable")
-    if avail is None:
+    if avail is None and mi_text is not None:
         job.blind_spot("MemAvailable missing from /proc/meminfo (kernel < 3.14): available memory unknown")
     swap_total, swap_free = mi.get("SwapTotal"), mi.get("SwapFree")
     swap_used = swap_total - swap_free if swap_total is not None and swap_free is not None else None
-    vm_text = ctx.read_optional(ctx.proc_path("vmstat"))
     vm = parse_flat_kv(vm_text) if vm_text else {}
     if vm_text is None:
-        job.blind_spot(f"{ctx.proc_path('vmstat')} missing or not readable (run as root?): "
-                       "no swap/fault rates or OOM kill count")
+        job.blind_spot(f"{missing[-1]}: no swap/fault rates or OOM kill count")
     oom_total = vm.get("oom_kill")
     if vm_text is not None and oom_total is None:
         job.blind_spot("/proc/vmstat has no oom_kill (kernel < 4.13): OOM kills not counted")
@@ -204,9 +210,9 @@ def collect(job):
     data: dict = {
         "total_bytes": total,
         "available_bytes": avail,
-        "available_pct": round(avail / total * 100, 1) if avail is not None else None,
-        "used_bytes": total - avail if avail is not None else None,
-        "buff_cache_bytes": sum(mi.get(k, 0) for k in ("Buffers", "Cached", "SReclaimable")),
+        "available_pct": round(avail / total * 100, 1) if avail is not None and total else None,
+        "used_bytes": total - avail if avail is not None and total else None,
+        "buff_cache_bytes": sum(mi.get(k, 0) for k in ("Buffers", "Cached", "SReclaimable")) if mi_text else None,
         "swap_total_bytes": swap_total,
         "swap_used_bytes": swap_used,
         "swap_used_pct": round(swap_used / swap_total * 100, 1) if swap_total and swap_used is not None else None,
@@ -218,14 +224,17 @@ def collect(job):
         "oom_kills_window": _delta(job, "oom_kills") if oom_total is not None else None,
         "window_s": job.window_s,
     }
-    psi = read_psi(ctx, "memory")
+    page = tree.page_size(ctx)      # of the host read, not this one: swap pages/s as MiB/s
+    if page is not None:
+        data["page_size_bytes"] = page
     data["psi"] = psi
     if psi is None:
-        path = ctx.proc_path("pressure", "memory")
-        job.blind_spot(PSI_ABSENT if not os.path.exists(path) or os.access(path, os.R_OK)
-                       else f"permission denied reading {path}: run as root")
+        job.blind_spot(tree.psi_blind_spot(ctx, "memory"))
 
     after = read_cgroups(ctx, job.deadline)
+    if not cgroups.roots(ctx, "memory"):
+        job.blind_spot(f"no memory cgroup hierarchy under {ctx.sys_path('fs', 'cgroup')} (v2 cgroup.controllers "
+                       "or v1 memory/): cgroup memory limits not checked")
     data["cgroups"], data["cgroups_limited"] = cgroups_near_limit(ctx, state.get("cg0"), after, job.window_s)
 
     scan = job.scan
@@ -235,7 +244,8 @@ def collect(job):
     else:
         procs = sorted((p for p in scan.procs.values() if p.rss_bytes), key=lambda p: p.rss_bytes, reverse=True)
         data["top_rss"] = [{"pid": p.pid, "name": p.name, "rss_bytes": p.rss_bytes,
-                            "rss_pct": round(p.rss_bytes / total * 100, 1), "cmdline": scan.cmdline(p.pid)}
+                            "rss_pct": round(p.rss_bytes / total * 100, 1) if total else None,
+                            "cmdline": scan.cmdline(p.pid)}
                            for p in procs[:TOP]]
     return data
 
@@ -283,7 +293,9 @@ def findings(section, th):
     l_swap, l_psi = th.level("memory.swap_pages_per_s", swap), th.level("memory.psi_full_avg10", full10)
     level = worst_severity((l_swap, l_psi))
     if level:
-        what = (f"swapping {swap:g} pages/s ({swap * _PAGE / 2**20:.1f} MiB/s)" if l_swap else "memory thrashing")
+        page = d.get("page_size_bytes")
+        mib = f" ({swap * page / 2**20:.1f} MiB/s)" if page else ""
+        what = f"swapping {swap:g} pages/s{mib}" if l_swap else "memory thrashing"
         stall = f", all tasks stalled on memory {full10}% of the last 10 s" if full10 is not None else ""
         out.append(Finding(
             id="memory.swap_storm", category="memory", severity=level,

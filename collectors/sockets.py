@@ -10,6 +10,8 @@ import sys
 from collections import Counter, defaultdict
 from typing import Iterator, NamedTuple
 
+from hostdiag.core import tree
+from hostdiag.core.context import Unavailable
 from hostdiag.core.model import Finding
 from hostdiag.core.thresholds import Threshold
 
@@ -112,18 +114,30 @@ def count_states(text: str, listeners: dict | None = None) -> Counter:
     return c
 
 
-def decode_addr(hexaddr: str) -> str:
-    """'0100007F' -> '127.0.0.1'; 32 hex digits -> IPv6. Each 32-bit word is in host byte order."""
+def decode_addr(hexaddr: str, byteorder: str = sys.byteorder) -> str:
+    """'0100007F' -> '127.0.0.1'; 32 hex digits -> IPv6. Each 32-bit word is in the byte order
+    of the host that printed it (`byteorder`: see table_byteorder for a tree from elsewhere)."""
     try:
         raw = bytes.fromhex(hexaddr)
     except ValueError:
         return hexaddr
-    if sys.byteorder == "little":
+    if byteorder == "little":
         raw = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
     try:
         return socket.inet_ntop(socket.AF_INET if len(raw) == 4 else socket.AF_INET6, raw)
     except (ValueError, OSError):
         return hexaddr
+
+
+def table_byteorder(text: str | None, default: str = sys.byteorder) -> str:
+    """Byte order of the host whose /proc/net/tcp this is, told by 127.0.0.1: '0100007F' on a
+    little-endian host, '7F000001' on a big-endian one (s390x). `default` if no socket says."""
+    if text:
+        if " 0100007F:" in text:
+            return "little"
+        if " 7F000001:" in text:
+            return "big"
+    return default
 
 
 def parse_netstat(text: str) -> dict[str, dict[str, int]]:
@@ -171,10 +185,8 @@ def parse_port_range(text: str) -> tuple[int, int] | None:
 def _counters(ctx, missing: list | None = None) -> dict[str, int]:
     out = {}
     for rel in ("net/netstat", "net/snmp"):
-        text = ctx.read_optional(ctx.proc_path(rel))
+        text = tree.read_proc(ctx, rel, missing)
         if not text:
-            if missing is not None:
-                missing.append(ctx.proc_path(rel))
             continue
         parsed = parse_netstat(text)
         for (sec, field), name in COUNTERS.items():
@@ -183,22 +195,36 @@ def _counters(ctx, missing: list | None = None) -> dict[str, int]:
     return out
 
 
-def _read_tcp(ctx) -> tuple[str, str | None]:
-    text4 = ctx.read_proc("net/tcp")  # missing -> Unavailable: no TCP visibility at all
-    text6 = ctx.read_optional(ctx.proc_path("net/tcp6"))  # absent when IPv6 is disabled: fine
+def _read_tcp(ctx, missing: list | None = None) -> tuple[str | None, str | None]:
+    """IPv4 and IPv6 socket tables; either may be gone (a copied tree; tcp6 with IPv6 off)
+    and the counters still count. Only tcp's absence is worth a blind spot."""
+    text4 = tree.read_proc(ctx, "net/tcp", missing)
+    text6 = ctx.read_optional(ctx.proc_path("net/tcp6"))
     return text4, text6
 
 
+def _sockstat(ctx, missing: list | None = None) -> dict[str, int]:
+    out = parse_sockstat(tree.read_proc(ctx, "net/sockstat", missing) or "")
+    out.update(parse_sockstat(ctx.read_optional(ctx.proc_path("net/sockstat6")) or ""))
+    return out
+
+
 def sample(ctx, state):
-    text4, text6 = _read_tcp(ctx)
+    missing: list[str] = []
+    text4, text6 = _read_tcp(ctx, missing)
+    counters = _counters(ctx, missing)
+    if text4 is None and text6 is None and not counters and not _sockstat(ctx, missing):
+        raise Unavailable("; ".join(dict.fromkeys(missing)) + ": no TCP socket table or counter to read")
     listeners: dict = {}
-    c = count_states(text4, listeners)
-    if text6:
-        c.update(count_states(text6, listeners))
+    c: Counter = Counter()
+    for text in (text4, text6):
+        if text:
+            c.update(count_states(text, listeners))
     out: dict = {f"tcp_sockets[state={_HEX_STATE.get(k, k)}]": n for k, n in c.items()}
-    for name in ("ESTABLISHED", "CLOSE_WAIT", "TIME_WAIT", "SYN_RECV", "LISTEN"):
-        out.setdefault(f"tcp_sockets[state={name}]", 0)  # same series on every tick
-    out.update(_counters(ctx))
+    if text4 is not None or text6 is not None:
+        for name in ("ESTABLISHED", "CLOSE_WAIT", "TIME_WAIT", "SYN_RECV", "LISTEN"):
+            out.setdefault(f"tcp_sockets[state={name}]", 0)  # same series on every tick
+    out.update(counters)
     for key, depth in listeners.items():
         state.setdefault("listen_depths", {}).setdefault(key, []).append(depth)
     state["ticks"] = state.get("ticks", 0) + 1
@@ -257,10 +283,21 @@ def _read_int(ctx, rel: str) -> int | None:
 
 def collect(job):
     ctx, state, scan = job.ctx, job.state, job.scan
-    texts = state.get("last_text") or _read_tcp(ctx)
+    texts = state["last_text"] if "last_text" in state else _read_tcp(ctx)
+    if texts == (None, None) and "ticks" not in state:
+        sample(ctx, {})     # nothing sampled (a direct call): raises Unavailable if nothing is there
+    if texts[0] is None:
+        why = tree.read(ctx, ctx.proc_path("net/tcp"), 1)[1] or f"{ctx.proc_path('net/tcp')} not readable"
+        job.blind_spot(f"{why}: " + ("IPv4 TCP sockets not listed (states, CLOSE_WAIT, listeners and "
+                                             "ephemeral ports are IPv6 only)" if texts[1] is not None else
+                                             "no TCP socket list: states, CLOSE_WAIT, listeners and ephemeral "
+                                             "ports unknown; counters below"))
     owner = scan.socket_owner if scan is not None and scan.fds_scanned else {}
-    port_range = parse_port_range(ctx.read_optional(ctx.proc_path("sys/net/ipv4/ip_local_port_range"),
-                                                    SYSCTL_LIMIT) or "")
+    range_missing: list[str] = []
+    port_range = parse_port_range(tree.read_proc(ctx, "sys/net/ipv4/ip_local_port_range", range_missing,
+                                                 SYSCTL_LIMIT) or "")
+    if range_missing:
+        job.blind_spot(f"{range_missing[0]}: ephemeral port use not judged")
 
     states: Counter = Counter()
     listeners: dict[tuple[str, int, int], dict] = {}   # SO_REUSEPORT: several per address:port
@@ -298,8 +335,12 @@ def collect(job):
         "states": {STATES.get(k, str(k)): n for k, n in sorted(states.items(), key=lambda kv: -kv[1])},
         "ipv6_table": texts[1] is not None,
     }
-    sockstat = parse_sockstat(ctx.read_optional(ctx.proc_path("net/sockstat")) or "")
-    sockstat.update(parse_sockstat(ctx.read_optional(ctx.proc_path("net/sockstat6")) or ""))
+    if texts[0] is None:
+        data["ipv4_table"] = False        # absent key: the usual case, IPv4 was read
+    stat_missing: list[str] = []
+    sockstat = _sockstat(ctx, stat_missing)
+    if stat_missing:
+        job.blind_spot(f"{stat_missing[0]}: no socket totals (orphans, TCP memory)")
     data["totals"] = {k: sockstat[k] for k in ("sockets_used", "tcp_inuse", "tcp_orphan", "tcp_tw", "tcp_alloc",
                                                "tcp_mem", "tcp6_inuse", "udp_inuse", "udp6_inuse")
                       if k in sockstat} or None
@@ -315,21 +356,25 @@ def collect(job):
     for (_laddr, lport, inode) in listeners:
         if owner.get(inode) is not None:
             listener_owner[lport] = owner[inode]
-    missing: list[str] = []
-    _counters(ctx, missing)
-    if missing:
-        job.blind_spot(f"{' and '.join(missing)} not readable: no listen-overflow, retransmit or reset counters")
+    counters_missing: list[str] = []
+    _counters(ctx, counters_missing)
+    if counters_missing:
+        job.blind_spot(f"{' and '.join(counters_missing)}: no listen-overflow, retransmit or reset counters")
     data["close_wait"] = _close_wait_rows(close_wait, owner, listen_ports, listener_owner, scan, port_range)
     data["close_wait_total"] = states.get(CLOSE_WAIT, 0)
     data["time_wait_total"] = states.get(TIME_WAIT, 0)
     data["time_wait_by_port"] = [{"port": p, "count": n} for p, n in tw_by_port.most_common(5)]
     data["syn_recv_by_port"] = [{"port": p, "count": n} for p, n in syn_recv_by_port.most_common(5)]
     tw_max = _read_int(ctx, "sys/net/ipv4/tcp_max_tw_buckets")
+    if tw_max is None and states.get(TIME_WAIT):
+        job.blind_spot(f"{ctx.proc_path('sys/net/ipv4/tcp_max_tw_buckets')} not readable: TIME_WAIT not "
+                       "judged against its limit")
     data["tw_buckets_max"] = tw_max
     data["time_wait_pct"] = round(states.get(TIME_WAIT, 0) / tw_max * 100, 1) if tw_max else None
 
-    data["listeners"] = _listeners(job, listeners, owner, scan)
-    data["ephemeral"] = _ephemeral(port_range, eph_local, eph_dest)
+    bo = table_byteorder(texts[0])
+    data["listeners"] = _listeners(job, listeners, owner, scan, bo)
+    data["ephemeral"] = _ephemeral(port_range, eph_local, eph_dest, bo)
     data["rates"] = _rates(job)
     data["window_s"] = job.window_s
     return data
@@ -375,7 +420,7 @@ def _close_wait_rows(socks, owner, listen_ports, listener_owner, scan, port_rang
     return rows
 
 
-def _listeners(job, listeners, owner, scan) -> list[dict]:
+def _listeners(job, listeners, owner, scan, bo: str = sys.byteorder) -> list[dict]:
     backlogs: dict[int, tuple[int, int]] = {}
     if listeners:
         if _is_live_proc(job.ctx):
@@ -394,7 +439,7 @@ def _listeners(job, listeners, owner, scan) -> list[dict]:
         sustained = min(seen)
         pct = round(sustained / max(backlog, 1) * 100, 1) if backlog is not None else None
         pid = owner.get(li["inode"])
-        rows.append({"port": lport, "address": decode_addr(laddr), "pid": pid, "name": _name(scan, pid),
+        rows.append({"port": lport, "address": decode_addr(laddr, bo), "pid": pid, "name": _name(scan, pid),
                      "queue": li["depth"], "queue_max": max(seen), "queue_min": sustained, "backlog": backlog,
                      "queue_pct": pct})
     rows.sort(key=lambda r: (r["queue_pct"] or 0, r["queue_max"]), reverse=True)
@@ -404,18 +449,18 @@ def _listeners(job, listeners, owner, scan) -> list[dict]:
     return rows[:TOP]
 
 
-def _ephemeral(port_range, eph_local, eph_dest) -> dict | None:
+def _ephemeral(port_range, eph_local, eph_dest, bo: str = sys.byteorder) -> dict | None:
     if not port_range:
         return None
     size = port_range[1] - port_range[0] + 1
     out: dict = {"range": f"{port_range[0]}-{port_range[1]}", "size": size}
     if eph_local:
         addr, ports = max(eph_local.items(), key=lambda kv: len(kv[1]))
-        out["busiest_local"] = {"address": decode_addr(addr), "ports": len(ports),
+        out["busiest_local"] = {"address": decode_addr(addr, bo), "ports": len(ports),
                                 "pct": round(len(ports) / size * 100, 1)}
     if eph_dest:
         (la, ra, rp), n = eph_dest.most_common(1)[0]
-        out["busiest_destination"] = {"address": decode_addr(la), "remote": f"{decode_addr(ra)}:{rp}", "ports": n,
+        out["busiest_destination"] = {"address": decode_addr(la, bo), "remote": f"{decode_addr(ra, bo)}:{rp}", "ports": n,
                                       "pct": round(n / size * 100, 1)}
     return out
 

@@ -65,19 +65,42 @@ def test_collect_old_kernel_free_field_counts():
     assert d["file_handles"] == 4096 and d["file_handles_pct"] == 50.0
 
 
-def test_collect_unreadable_fd_tables_is_blind_spot():
+def test_collect_unreadable_fd_tables_is_blind_spot(monkeypatch):
+    monkeypatch.setattr(F.os, "geteuid", lambda: 1000)   # the real non-root run is snapshot_as_nobody's
     job = _job(FIX / "files_oldkernel" / "proc", _scan(Proc(pid=5, name="x", fds=20), unreadable=12))
     d = F.collect(job)
     assert d["fd_tables_unreadable"] == 12
     assert job.blind_spots == ["fd tables of 12 processes not readable: run as root to see per-process open files"]
 
 
+def test_unreadable_fd_tables_as_root_do_not_say_run_as_root(monkeypatch):
+    # issue 9: root denied (a container without CAP_SYS_PTRACE) must not be told to become root
+    monkeypatch.setattr(F.os, "geteuid", lambda: 0)
+    job = _job(FIX / "files_oldkernel" / "proc", _scan(Proc(pid=5, name="x", fds=20), unreadable=12))
+    F.collect(job)
+    assert job.blind_spots == ["fd tables of 12 processes not readable even as root: grant CAP_SYS_PTRACE "
+                               "or run in the host's namespaces"]
+
+
+def test_missing_limits_file_of_a_big_holder_is_named(tmp_path):
+    proc = tmp_path / "proc"
+    (proc / "sys/fs").mkdir(parents=True)
+    (proc / "sys/fs/file-nr").write_text("100\t0\t1000\n")
+    (proc / "77").mkdir()
+    (proc / "77/stat").write_text("77 (holder) S 1\n")   # a copied pid whose limits was not copied
+    job = _job(proc, _scan(Proc(pid=77, name="holder", fds=500)))
+    d = F.collect(job)
+    assert d["closest_to_limit"] == []
+    assert job.blind_spots == ["/proc/PID/limits missing for 1 processes holding 16+ fds: their open files "
+                               "not judged against RLIMIT_NOFILE"]
+
+
 def test_collect_missing_file_nr(tmp_path):
     job = _job(tmp_path, _scan(Proc(pid=5, name="x", fds=20, nofile_soft=1024)))
     d = F.collect(job)
     assert d["file_handles"] is None and d["file_max"] is None and d["file_handles_pct"] is None
-    assert any("file-nr not readable" in b for b in job.blind_spots)
-    with pytest.raises(Unavailable, match="file-nr"):
+    assert job.blind_spots == [f"{tmp_path}/sys/fs/file-nr missing: system-wide file handles unknown"]
+    with pytest.raises(Unavailable, match="file-nr missing and no process scan"):
         F.collect(_job(tmp_path, None))
 
 

@@ -158,10 +158,58 @@ def test_collect_old_kernel_point_in_time(tmp_path):
     assert io.findings(sec, TH) == []
 
 
-def test_missing_diskstats_is_unavailable(tmp_path):
+def test_missing_diskstats_and_everything_else_is_unavailable(tmp_path):
     (tmp_path / "proc").mkdir()
+    job = run_ticks(ctx_for(tmp_path))
     with pytest.raises(Unavailable, match="diskstats missing"):
-        io.sample(ctx_for(tmp_path), {})
+        io.collect(job)
+
+
+def test_missing_diskstats_keeps_psi_and_d_state(tmp_path):
+    root = tree(tmp_path, "io_kernel6_busy")
+    (root / "proc/diskstats").unlink()
+    sec = collect(run_ticks(ctx_for(root), scan=scan_with([Proc(7, name="stuck", status="disk-sleep")])))
+    assert sec.status == "partial"
+    assert f"{root}/proc/diskstats missing: no per-device throughput" in sec.reason and "run as root" not in sec.reason
+    assert sec.data["devices"] == [] and "devices_note" not in sec.data
+    assert sec.data["psi"] is not None and sec.data["d_state_count"] == 1
+
+
+def test_disk_missing_from_sys_block_is_reported_and_named(tmp_path):
+    # issue 9: a tree whose /sys lacks a disk that /proc/diskstats has (sdq) must not drop it;
+    # a partition of a listed disk (sda9) and one named like a partition (xvdb1) stay partitions.
+    root = tree(tmp_path, "io_kernel6_busy")
+    extra = ("   8     256 sdq 5000 10 80000 900 7000 20 160000 4000 3 5200 4900 0 0 0 0 40 30\n"
+             "   8       9 sda9 5000 10 80000 900 7000 20 160000 4000 0 5200 4900 0 0 0 0 0 0\n"
+             " 202      17 xvdb1 5000 10 80000 900 7000 20 160000 4000 0 5200 4900 0 0 0 0 0 0\n")
+    for f in (root / "proc/diskstats", root / "ticks/diskstats.1"):
+        f.write_text(f.read_text() + extra)
+    sec = collect(run_ticks(ctx_for(root), [swap_in(root, "diskstats.1")]))
+    assert sec.data["devices_not_in_sys"] == ["sdq"]
+    assert "1 devices in /proc/diskstats have no" in sec.reason and "(sdq)" in sec.reason
+    assert "run as root" not in sec.reason
+    devs = {d["device"]: d for d in sec.data["devices"]}
+    assert devs["sdq"]["in_flight"] == 3 and "sda9" not in devs and "xvdb1" not in devs
+
+
+def test_unlistable_sys_block_is_a_blind_spot(tmp_path):
+    root = tree(tmp_path, "io_kernel6_busy")
+    shutil.rmtree(root / "sys/block")
+    sec = collect(run_ticks(ctx_for(root)))
+    assert "sys/block not readable: whole disks told from partitions by name only" in sec.reason
+    assert {d["device"] for d in sec.data["devices"]} >= {"sda", "nvme0n1", "dm-0"}
+    assert not {"sda1", "nvme0n1p1"} & {d["device"] for d in sec.data["devices"]}
+
+
+def test_missing_proc_io_files_in_a_tree_are_not_a_permission_problem(tmp_path, monkeypatch):
+    root = tree(tmp_path, "io_kernel6_busy")
+    for pid in range(1, 4):          # three pids of a copied tree: stat there, io not copied
+        (root / "proc" / str(pid)).mkdir()
+        (root / "proc" / str(pid) / "stat").write_text(f"{pid} (p) S 0\n")
+    monkeypatch.setattr(io.os, "geteuid", lambda: 1000)
+    procs = [Proc(i, name="p") for i in range(1, 4)]
+    sec = collect(run_ticks(ctx_for(root), scan=scan_with(procs, io_unreadable=3, proc=str(root / "proc"))))
+    assert "/proc/PID/io missing for 3 processes" in sec.reason and "run as root" not in sec.reason
 
 
 def test_counter_reset_gives_no_rate(tmp_path):

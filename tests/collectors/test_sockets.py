@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import socket
+import shutil
 import sys
 from pathlib import Path
 
@@ -219,11 +220,33 @@ def test_collect_minimal_fixture_absent_is_none():
     assert S.findings(Section("sockets", "partial", data=d), TH) == []
 
 
-def test_collect_no_proc_net_tcp_is_unavailable(tmp_path):
-    with pytest.raises(Unavailable, match="net/tcp missing"):
+def test_collect_no_proc_net_at_all_is_unavailable_naming_the_files(tmp_path):
+    with pytest.raises(Unavailable, match="net/tcp missing; .*net/netstat missing; .*net/snmp missing; "
+                                          ".*net/sockstat missing: no TCP socket table or counter"):
         S.collect(_job(tmp_path))
-    with pytest.raises(Unavailable):
+    with pytest.raises(Unavailable, match="net/tcp missing"):
         S.sample(Context(proc=str(tmp_path)), {})
+
+
+def test_no_proc_net_tcp_keeps_sockstat_snmp_and_netstat(tmp_path):
+    # issue 9: without /proc/net/tcp the section was unavailable and the counters were lost
+    proc = tmp_path / "proc"
+    shutil.copytree(FIX / "sockets_closewait" / "proc", proc)
+    (proc / "net" / "tcp").unlink()
+    (proc / "net" / "tcp6").unlink()
+    ctx = Context(proc=str(proc))
+    state: dict = {}
+    values = S.sample(ctx, state)
+    assert "retrans_segs" in values and "listen_overflows" in values
+    assert not any(k.startswith("tcp_sockets") for k in values)     # no fake zero states
+    job = _job(proc, state=state)
+    d = S.collect(job)
+    assert d["totals"]["tcp_inuse"] is not None and d["ipv4_table"] is False
+    assert d["tcp_total"] == 0 and d["listeners"] == []
+    (spot,) = [b for b in job.blind_spots if "net/tcp" in b]
+    assert spot == f"{proc}/net/tcp missing: no TCP socket list: states, CLOSE_WAIT, listeners and ephemeral " \
+                   "ports unknown; counters below"
+    assert not any("run as root" in b for b in job.blind_spots)
 
 
 def test_snapshot_on_fixture_status(snapshot):
@@ -391,3 +414,20 @@ def test_netlink_refused_is_a_blind_spot_not_a_failure(monkeypatch):
         assert any("sock_diag" in b and "ss -ltn" in b for b in job.blind_spots)
     finally:
         srv.close()
+
+
+def test_addresses_of_a_big_endian_hosts_tree_decode_right(tmp_path):
+    # issue 9: /proc/net/tcp prints each 32-bit word in its own host's byte order; a tree from an
+    # s390x host read on x86 must not show 127.0.0.1 as 1.0.0.127.
+    hdr = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
+    big = hdr + "   0: 7F000001:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4242 1\n"
+    little = hdr + "   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4242 1\n"
+    assert S.table_byteorder(big, default="little") == "big"
+    assert S.table_byteorder(little, default="big") == "little"
+    assert S.table_byteorder(hdr, default="big") == "big"
+    assert S.table_byteorder(None, default="little") == "little"
+    assert S.decode_addr("7F000001", "big") == "127.0.0.1" == S.decode_addr("0100007F", "little")
+    (tmp_path / "net").mkdir()
+    (tmp_path / "net" / "tcp").write_text(big)
+    d = S.collect(_job(tmp_path))
+    assert [li["address"] for li in d["listeners"]] == ["127.0.0.1"]

@@ -58,10 +58,18 @@ def test_big_child_is_first_in_top_rss(hog, snapshot):
     rep = snapshot(only=["memory"], window=0)
     sec = rep.snapshot.sections["memory"]
     assert sec.status in ("ok", "partial"), sec.reason
-    top = sec.data["top_rss"][0]
-    assert top["pid"] == hog.pid, sec.data["top_rss"]
+    top = _hog_row(sec.data["top_rss"], hog.pid)
     assert top["rss_bytes"] >= ALLOC_MIB << 20
     assert top["cmdline"] and "block" in top["cmdline"]
+
+
+def _hog_row(rows: list[dict], pid: int) -> dict:
+    """The hog's row, ranked by RSS: only a bigger process (another job on this shared machine)
+    may come before it. Tests judge the processes they made, not an idle host."""
+    i = next((i for i, r in enumerate(rows) if r["pid"] == pid), None)
+    assert i is not None, rows
+    assert all(r["rss_bytes"] >= rows[i]["rss_bytes"] for r in rows[:i]), rows
+    return rows[i]
 
 
 def _my_memory_cgroup() -> Path | None:
@@ -113,7 +121,7 @@ def test_cgroup_near_limit_names_the_cgroup(limited_cgroup, snapshot):
         assert fs and fs[0].severity in ("warning", "critical"), [f.title for f in rep.findings]
         top = [f for f in rep.findings if f.category == "memory"][0]
         assert top.subject == {"cgroup": rel}
-        assert sec.data["top_rss"][0]["pid"] == p.pid
+        _hog_row(sec.data["top_rss"], p.pid)
     finally:
         _stop(p)
 
@@ -154,7 +162,8 @@ def test_non_root_unreadable_files_are_blind_spots(nobody_tree):
     doc = json.loads(r.stdout)
     sec = doc["sections"]["memory"]
     assert sec["status"] == "partial", sec
-    assert "vmstat missing or not readable" in sec["reason"]
+    # A real EACCES as non-root is the one case that says "run as root" (issue 9)
+    assert "proc/vmstat: run as root: no swap/fault rates" in sec["reason"]
     assert "permission denied reading" in sec["reason"] and "pressure/memory: run as root" in sec["reason"]
     # The fixture has no /proc/PID dirs: the shared scan fails in psutil (IndexError on an empty
     # pid list; a core issue, reported), which the runner notes. Nothing else may be a bug.
