@@ -132,7 +132,6 @@ def test_partial_system_files_lose_only_what_they_held(base, tmp_path):
     assert "net/tcp missing" in md
 
 
-@pytest.mark.xfail(strict=False, reason="procscan branch: a missing per-pid file aborts the whole scan")
 def test_partial_per_process_files_cost_only_that_pid(base, tmp_path):
     tree = clone(base, tmp_path / "t")
     pids = [p for p in tree.pids if p != os.getpid()][:3] or [os.getpid()]
@@ -178,7 +177,6 @@ def test_bigger_host_facts_are_the_trees(base, tmp_path):
         assert proctree.BIG_HOSTNAME in out and proctree.BIG_KERNEL in out and "sdq" in out
 
 
-@pytest.mark.xfail(strict=False, reason="cpu branch: collectors/cpu.py still counts os.cpu_count()")
 def test_bigger_host_cpu_section_counts_the_trees_cpus(base, tmp_path):
     doc = json.loads(snap(_bigger(base, tmp_path / "t"), "--json", "--only", "cpu").stdout)
     assert doc["sections"]["cpu"]["data"]["cpus"] == proctree.BIG_CPUS
@@ -232,7 +230,7 @@ def _run_api(tree: proctree.Tree):
 
 
 # psutil computes every process's start time from btime in proc/stat: without it the shared
-# process scan fails, which is the procscan branch's to fix (see the xfail below).
+# process scan fails (procscan now keeps going: see below).
 PROCSCAN_NEEDS = ("proc/stat",)
 
 
@@ -240,7 +238,6 @@ def _system_files(base: proctree.Tree) -> list[str]:
     return [f for f in base.files if not re.match(r"proc/\d+/", f) and f not in PROCSCAN_NEEDS]
 
 
-@pytest.mark.xfail(strict=False, reason="procscan branch: psutil needs btime from proc/stat for every process")
 def test_missing_proc_stat_costs_boot_time_not_the_process_scan(base, tmp_path):
     tree = clone(base, tmp_path / "t")
     proctree.remove(tree, "proc/stat")
