@@ -229,13 +229,8 @@ def _run_api(tree: proctree.Tree):
     return run(Options(window_s=0), tree.ctx()).snapshot
 
 
-# psutil computes every process's start time from btime in proc/stat: without it the shared
-# process scan fails (procscan now keeps going: see below).
-PROCSCAN_NEEDS = ("proc/stat",)
-
-
 def _system_files(base: proctree.Tree) -> list[str]:
-    return [f for f in base.files if not re.match(r"proc/\d+/", f) and f not in PROCSCAN_NEEDS]
+    return [f for f in base.files if not re.match(r"proc/\d+/", f)]
 
 
 def test_missing_proc_stat_costs_boot_time_not_the_process_scan(base, tmp_path):
