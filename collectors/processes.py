@@ -654,7 +654,7 @@ def findings(section, th):
             title=f"cgroup {c['cgroup']}: {c['pids_current']} of {c['pids_max']} pids ({c['pids_pct']}%){fails}",
             subject={"cgroup": c["cgroup"]}, evidence=dict(c),
             impact="fork()/thread creation fails inside this cgroup (container or unit) while the host looks fine",
-            verify=shell.cmd("cat", *(f"{base}{c['cgroup'].rstrip('/')}/pids.{k}" for k in ("current", "max", "events"))),
+            verify=f"(cd {shell.quote(base + c['cgroup'].rstrip('/'))} && cat pids.current pids.max pids.events)",
             stabilize=_stab_pid(["Find the spawner in this cgroup (systemd-cgtop; ps -eo pid,ppid,cgroup,comm)",
                                  "Raise pids.max (TasksMax= for a systemd unit) if the load is legitimate"]),
             score=c.get("pids_pct") or 100.0))
