@@ -276,7 +276,7 @@ def test_cgroup_pids_edges(pct, rose, level):
     assert (f[0].severity if f else None) == level
     if f:
         assert f[0].subject == {"cgroup": "/system.slice/web.service"}
-        assert f[0].verify.startswith("cat /sys/fs/cgroup/system.slice/web.service/pids.")
+        assert f[0].verify.startswith("(cd /sys/fs/cgroup/system.slice/web.service && cat pids.current")
 
 
 def test_stabilize_always_has_a_do_not():
