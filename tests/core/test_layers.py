@@ -3,10 +3,10 @@ every unit imports only units of a lower layer, so no two folders import each ot
 
     core (+ the hostdiag root: __version__)      nothing above it
     catalog, logs                                core
-    matcher, collectors                          core, catalog, logs
+    matcher, collectors, history, packets        core, catalog, logs (sources of series and findings)
     analysis                                     core, matcher (and catalog)
     render                                       core, analysis types
-    bundle, history, packets, export             the above (features the commands wire up)
+    bundle, export                               the above (features the commands wire up)
     commands, cli                                anything
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 LAYER = {"hostdiag": 0, "core": 0, "catalog": 1, "logs": 1, "matcher": 2, "collectors": 2,
-         "analysis": 3, "render": 4, "bundle": 5, "history": 5, "packets": 5, "export": 5,
+         "analysis": 3, "render": 4, "bundle": 5, "history": 2, "packets": 2, "export": 5,
          "commands": 6, "cli": 7, "__main__": 8, "signatures": 0}
 NEW_UNIT_LAYER = 1   # a new top-level package or module: may use core only until placed above
 
