@@ -52,7 +52,7 @@ def build(snap: Snapshot, modules, thresholds, *, catalog=None, debug: bool = Fa
                                                if isinstance(v, str)}))
     findings = [_clean_finding(f) for f in findings]
     blind = blind_spots(clean.sections, catalog)
-    return Report(snapshot=clean, headline=headline(findings, blind), findings=findings, blind_spots=blind,
+    return Report(snapshot=clean, headline=headline(findings, blind, clean.sections, snap.interrupted), findings=findings, blind_spots=blind,
                   shapes=[_clean_shape(m) for m in shapes])
 
 

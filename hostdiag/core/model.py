@@ -144,6 +144,7 @@ class Snapshot:
     series: dict[str, Series]
     duration_s: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)   # phase -> seconds (sampling, procscan...)
+    interrupted: bool = False         # Ctrl-C ended the window early: a partial snapshot
 
 
 @dataclass
@@ -157,10 +158,11 @@ class BlindSpot:
 class Headline:
     """Condition / Action / Need: the five-second read."""
 
-    severity: Severity | Literal["ok"]
+    severity: Severity | Literal["ok", "unknown"]   # unknown: most collectors could not see (exit 3)
     condition: str
-    action: str
+    action: str                       # includes "Verify: <command>" when there is one
     need: str
+    verify: str = ""                  # that command alone (renderers fold it so it pastes whole)
 
 
 @dataclass
