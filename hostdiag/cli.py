@@ -228,14 +228,21 @@ def _emit(text: str, report, fmt: str, env, full: bool, pager: bool) -> None:
 
 @app.command("collectors")
 def collectors_cmd():
-    """List the collectors: name, what they read, default state."""
+    """List the collectors: name, default state, what each sees and reads (full descriptions)."""
     from hostdiag import collectors
 
+    import shutil
+    import textwrap
+
+    width = max(60, min(120, shutil.get_terminal_size((100, 24)).columns))
     for m in collectors.load():
-        doc = (m.__doc__ or "").strip().split("\n")[0]
+        doc = " ".join((m.__doc__ or "").strip().split("\n\n")[0].split())   # the whole first paragraph
         state = "enabled" if m.DEFAULT_ENABLED else "disabled"
-        typer.echo(f"{m.NAME:<10} {state:<8} {doc}")
-        typer.echo(f"{'':<19} reads: {', '.join(m.READS)}")
+        typer.echo(f"{m.NAME} ({state})")
+        typer.echo(textwrap.fill(doc, width, initial_indent="    ", subsequent_indent="    ", break_on_hyphens=False,
+                                 break_long_words=False))
+        typer.echo(textwrap.fill("reads: " + ", ".join(m.READS), width, initial_indent="    ",
+                                 subsequent_indent="           ", break_on_hyphens=False, break_long_words=False))
 
 
 @app.command("thresholds")

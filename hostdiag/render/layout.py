@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from hostdiag.analysis.correlate import CAUSE_KINDS
 from hostdiag.core.model import BlindSpot, Finding, Headline, Report, ShapeMatch
 from hostdiag.render import common
 
@@ -94,8 +95,9 @@ def layout(report: Report, top: int = 5, full: bool = True) -> list[Block]:
         shown = [f for f in report.findings if f.severity != "info"][:BRIEF_FINDINGS]
         blocks.append(Findings(shown, serious, len(report.findings) - serious, True,
                                len(report.findings) - len(shown)))
-        if rows:
-            blocks.append(Changes(rows[:BRIEF_CHANGES], total, True))
+        relevant = [r for r in rows if r.get("kind") in CAUSE_KINDS]   # not every process start or login
+        if relevant:
+            blocks.append(Changes(relevant[:BRIEF_CHANGES], total, True))
         archetypes = [m for m in report.shapes if not m.generic and m.signature][:BRIEF_SHAPES]
         if archetypes:
             blocks.append(Shapes([ShapeRow(m, [], "") for m in archetypes], True))
