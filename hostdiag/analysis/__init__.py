@@ -24,9 +24,9 @@ from hostdiag.analysis.correlate import correlate as correlate_changes
 from hostdiag.analysis.findings import collector_findings
 from hostdiag.analysis.headline import blind_spots, headline
 from hostdiag.analysis.urgency import rank
-from hostdiag.analysis.shapes import attach, match_series
+from hostdiag.analysis.shapes import attach, match_isolated
 from hostdiag.core import sanitize
-from hostdiag.core.model import Finding, Report, Section, Series, ShapeMatch, Snapshot
+from hostdiag.core.model import BlindSpot, Finding, Report, Section, Series, ShapeMatch, Snapshot
 
 
 def build(snap: Snapshot, modules, thresholds, *, catalog=None, debug: bool = False,
@@ -37,8 +37,19 @@ def build(snap: Snapshot, modules, thresholds, *, catalog=None, debug: bool = Fa
     step and unused yet."""
     findings, sections = collector_findings(snap, modules, thresholds, debug=debug)
     shapes: list[ShapeMatch] = []
+    shapes_failed = None
     if catalog is not None:
-        shapes = match_series({**snap.series, **(extra_series or {})}, catalog)
+        try:
+            shapes = match_isolated({**snap.series, **(extra_series or {})}, catalog)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as e:  # noqa: BLE001 - numpy missing or out of memory: a blind spot, not a lost report
+            if debug:
+                import traceback
+
+                traceback.print_exc()
+            why = str(e) if isinstance(e, RuntimeError) else f"{type(e).__name__}: {e}"
+            shapes_failed = f"shape matching failed: {why}"[:300]
         findings = attach(findings, shapes)
     changes = sections.get("changes")
     findings = correlate_changes(findings, changes.data.get("timeline") if changes else None)
@@ -52,6 +63,8 @@ def build(snap: Snapshot, modules, thresholds, *, catalog=None, debug: bool = Fa
                                                if isinstance(v, str)}))
     findings = [_clean_finding(f) for f in findings]
     blind = blind_spots(clean.sections, catalog)
+    if shapes_failed:
+        blind.append(BlindSpot("signatures", "unavailable", sanitize.clean(shapes_failed)))
     return Report(snapshot=clean, headline=headline(findings, blind, clean.sections, snap.interrupted), findings=findings, blind_spots=blind,
                   shapes=[_clean_shape(m) for m in shapes])
 
