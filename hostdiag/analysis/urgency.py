@@ -7,7 +7,8 @@ across findings. The key, most urgent first:
   2. pinned                        within criticals: an OOM kill in the window, a read-only
                                    remount, a full filesystem (nothing left to lose)
   3. imminence band                exhausted now > under 10 min > under 1 h > unknown or under
-                                   a day > later  (from eta_s or evidence time_to_*_s)
+                                   a day > later  (from eta_s or evidence time_to_*_s; a limit
+                                   100 % used is exhausted now)
   4. fraction of the limit used    0..1, from limit_fraction or the evidence's *_pct of a limit
   5. breadth                       host-wide above one process, cgroup, port or device
   6. exact time to exhaustion      sooner first
@@ -33,6 +34,7 @@ FREE_PCT_KEYS = ("available_pct",)
 NARROW_KEYS = ("pid", "cgroup", "port", "unit", "device", "mount", "iface", "user", "uid")
 PINNED_IDS = ("disk.readonly_remount", "kernel.fs_readonly")
 OOM_IDS = ("memory.oom_kills", "kernel.oom_kill", "journal.oom_kill")
+EXHAUSTED = 0.999      # of the limit: nothing left, whatever the rate
 BANDS = ((0.0, 4), (600.0, 3), (3600.0, 2), (86400.0, 1))
 
 
@@ -44,10 +46,16 @@ def _num(v) -> float | None:
 
 
 def eta_s(f: Finding) -> float | None:
-    """Seconds until the resource runs out, when known (the field, else the evidence)."""
+    """Seconds until the resource runs out, when known (the field, else the evidence); 0 when
+    the limit is already reached (100 % used)."""
     if f.eta_s is not None:
         return _num(f.eta_s)
-    return next((x for x in (_num(f.evidence.get(k)) for k in ETA_KEYS) if x is not None), None)
+    eta = next((x for x in (_num(f.evidence.get(k)) for k in ETA_KEYS) if x is not None), None)
+    if eta is None:
+        fr = limit_fraction(f)
+        if fr is not None and fr >= EXHAUSTED:
+            return 0.0
+    return eta
 
 
 def limit_fraction(f: Finding) -> float | None:

@@ -110,7 +110,9 @@ def command_lines(cmd: str, width: int) -> list[str]:
 
 def brief_line(f) -> str:
     """One finding's title with its subject and ETA, for the one-screen view."""
-    extra = "; ".join(x for x in (clip(subject_text(f.subject), 60) if f.subject else "", eta_text(f)) if x)
+    # subject parts the title already names ("python (pid 1588)") are not repeated
+    subj = {k: v for k, v in (f.subject or {}).items() if str(v) not in f.title}
+    extra = "; ".join(x for x in (clip(subject_text(subj), 60) if subj else "", eta_text(f)) if x)
     return f"{f.title} ({extra})" if extra else f.title
 
 

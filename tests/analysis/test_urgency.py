@@ -55,3 +55,11 @@ def test_severity_always_first():
     crit = F("a.c", "critical")
     warn = F("a.w", "warning", eta_s=0.0, limit_fraction=1.0)
     assert urgency(crit) > urgency(warn)
+
+
+def test_a_limit_already_reached_is_exhausted_now_and_outranks_a_busy_host():
+    cpu = F("cpu.saturation", "critical", evidence={"busy_pct": 99.8})
+    fds = F("files.process_fd_exhaustion", "critical", subject={"pid": 7}, evidence={"pct": 100.0, "fds_per_s": 93.4})
+    ranked = rank([cpu, fds])
+    assert [f.id for f in ranked] == ["files.process_fd_exhaustion", "cpu.saturation"]
+    assert ranked[0].eta_s == 0.0 and ranked[1].eta_s is None
