@@ -26,8 +26,9 @@ from hostdiag.core.units import SEVERITY_RANK
 ETA_KEYS = ("eta_s", "time_to_full_s", "time_to_limit_s", "time_to_exhaustion_s", "time_to_oom_s")
 # Evidence keys that are "percent of a limit used" (not rates, not shares of time).
 LIMIT_PCT_KEYS = ("used_pct", "usage_pct", "working_set_pct", "inodes_used_pct", "file_handles_pct", "pct",
-                  "held_pct", "pids_pct", "pid_pct", "nproc_pct", "threads_pct", "time_wait_pct", "queue_pct",
-                  "util_pct", "busy_pct", "swap_used_pct")
+                  "pids_pct", "pid_pct", "nproc_pct", "threads_pct", "time_wait_pct", "queue_pct", "swap_used_pct")
+# Shares of a capacity: they rank like a fraction, but 100 % busy is not "exhausted" (nothing fails).
+UTIL_PCT_KEYS = ("util_pct", "busy_pct", "held_pct")
 # Percent of a resource still free: used = 100 - x.
 FREE_PCT_KEYS = ("available_pct",)
 # Subject keys that narrow a finding to one thing on the host.
@@ -52,18 +53,28 @@ def eta_s(f: Finding) -> float | None:
         return _num(f.eta_s)
     eta = next((x for x in (_num(f.evidence.get(k)) for k in ETA_KEYS) if x is not None), None)
     if eta is None:
-        fr = limit_fraction(f)
+        fr = _hard_fraction(f)
         if fr is not None and fr >= EXHAUSTED:
             return 0.0
     return eta
 
 
-def limit_fraction(f: Finding) -> float | None:
-    """Fraction (0..1) of the limit in use: the field, else the fullest limit in the evidence."""
+def _hard_fraction(f: Finding) -> float | None:
+    """The fullest hard limit in the evidence (what fails when it reaches 100 %)."""
     if f.limit_fraction is not None:
         return _num(f.limit_fraction)
     fr = [x / 100 for x in (_num(f.evidence.get(k)) for k in LIMIT_PCT_KEYS) if x is not None]
     fr += [1 - x / 100 for x in (_num(f.evidence.get(k)) for k in FREE_PCT_KEYS) if x is not None]
+    return max(0.0, min(1.0, max(fr))) if fr else None
+
+
+def limit_fraction(f: Finding) -> float | None:
+    """Fraction (0..1) of the limit in use: the field, else the fullest limit (or capacity) in the evidence."""
+    hard = _hard_fraction(f)
+    if f.limit_fraction is not None:
+        return hard
+    util = [x / 100 for x in (_num(f.evidence.get(k)) for k in UTIL_PCT_KEYS) if x is not None]
+    fr = [x for x in (hard, *util) if x is not None]
     return max(0.0, min(1.0, max(fr))) if fr else None
 
 

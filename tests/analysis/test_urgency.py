@@ -63,3 +63,8 @@ def test_a_limit_already_reached_is_exhausted_now_and_outranks_a_busy_host():
     ranked = rank([cpu, fds])
     assert [f.id for f in ranked] == ["files.process_fd_exhaustion", "cpu.saturation"]
     assert ranked[0].eta_s == 0.0 and ranked[1].eta_s is None
+
+
+def test_a_fully_busy_cpu_is_not_exhausted():
+    cpu = rank([F("cpu.saturation", "critical", evidence={"busy_pct": 100.0})])[0]
+    assert cpu.eta_s is None and cpu.limit_fraction == 1.0
