@@ -109,6 +109,9 @@ def urgency(f: Finding) -> tuple:
 
 
 def rank(findings: list[Finding]) -> list[Finding]:
-    """Most urgent first (stable), each with its derived eta_s, limit_fraction and host_wide filled."""
-    out = [replace(f, eta_s=eta_s(f), limit_fraction=limit_fraction(f), host_wide=host_wide(f)) for f in findings]
-    return sorted(out, key=urgency, reverse=True)
+    """Most urgent first (stable), each with its derived eta_s, limit_fraction (of a hard limit only)
+    and host_wide filled: ranking the result again gives the same order."""
+    # keys from the findings as given: the derived fields must not feed back (a busy CPU's 1.0 is no hard limit)
+    keyed = sorted(((urgency(f), i) for i, f in enumerate(findings)), key=lambda x: x[0], reverse=True)
+    return [replace(f, eta_s=eta_s(f), limit_fraction=_hard_fraction(f), host_wide=host_wide(f))
+            for f in (findings[i] for _, i in keyed)]

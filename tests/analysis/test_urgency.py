@@ -67,4 +67,11 @@ def test_a_limit_already_reached_is_exhausted_now_and_outranks_a_busy_host():
 
 def test_a_fully_busy_cpu_is_not_exhausted():
     cpu = rank([F("cpu.saturation", "critical", evidence={"busy_pct": 100.0})])[0]
-    assert cpu.eta_s is None and cpu.limit_fraction == 1.0
+    assert cpu.eta_s is None and cpu.limit_fraction is None     # a share of capacity, not a hard limit
+
+
+def test_ranking_is_idempotent():
+    mix = [F("cpu.saturation", "critical", evidence={"busy_pct": 100.0}),
+           F("files.process_fd_exhaustion", "critical", subject={"pid": 7}, evidence={"pct": 100.0})]
+    once = rank(mix)
+    assert [f.id for f in rank(once)] == [f.id for f in once] == ["files.process_fd_exhaustion", "cpu.saturation"]
