@@ -4,7 +4,10 @@ No /proc reads and no rich tables here; rich is imported only by the terminal re
 """
 from __future__ import annotations
 
+import os
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -18,8 +21,9 @@ app = typer.Typer(
     name="hostdiag",
     help="Read-only host diagnostics for incident stabilization. Changes nothing on the host.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,              # --install-completion / --show-completion
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,            # plain click help: flags shown as flags, no rich import for --help
 )
 app.add_typer(signatures_app, name="signatures")
 
@@ -40,20 +44,103 @@ def _split(values: list[str] | None) -> list[str]:
     return [x.strip() for v in values or [] for x in v.split(",") if x.strip()]
 
 
-@app.command()
+EXIT_CODES = """\b
+Exit codes:
+  0  no warning or critical finding
+  1  worst finding is a warning
+  2  a critical finding; also a usage error (one line on stderr, nothing sampled)
+  3  status UNKNOWN (most collectors could not see) or hostdiag failed
+  130 interrupted (Ctrl-C during the window prints the partial report)"""
+
+SNAPSHOT_HELP = """Sample the host for a short window and print a stabilize-first report.
+
+The default view fits one screen: status, Condition/Action/Need, the most urgent findings
+with the command that verifies each, what changed, matching failure shapes, blind spots.
+--full adds the evidence, tables and sparklines; --json is always complete.
+
+\b
+Examples:
+  hostdiag snapshot                      # 5 s window, one screen
+  hostdiag snapshot --full --pager       # everything, in less
+  hostdiag snapshot --can                # Condition/Action/Need for the incident channel
+  hostdiag snapshot -w 30 -o /root/snap.json --json
+  hostdiag snapshot --only memory,disk -t disk.used_pct=80,90
+  hostdiag snapshot --proc-root /host/proc --sys-root /host/sys --root /host
+
+""" + EXIT_CODES
+
+MAX_SINCE_S = 400 * 86400     # --since further back than this is a typo (99999h), not a log window
+
+
+def _usage(msg: str) -> typer.Exit:
+    """A usage error: one line on stderr, exit 2, before anything is sampled."""
+    typer.echo(f"hostdiag: {msg}", err=True)
+    return typer.Exit(int(ExitStatus.USAGE))
+
+
+def _check_inputs(window: float, interval: float, only, since: str | None, until: str | None):
+    """Bad input fails here, before sampling: (since, until) as epoch seconds or None."""
+    from hostdiag.core.timeparse import parse_when
+
+    if only is not None and not _split(only):
+        raise _usage("--only is empty: name at least one collector (see `hostdiag collectors`)")
+    if window > 0 and interval > window:
+        raise _usage(f"--interval {interval:g}s is longer than --window {window:g}s: nothing would be "
+                     "sampled twice; use a shorter interval or --window 0 for a point in time")
+    now = time.time()
+    try:
+        t_since = parse_when(since, now) if since else None
+        t_until = parse_when(until, now) if until else None
+    except ValueError as e:
+        raise _usage(str(e)) from None
+    if t_since is not None and t_since > now + 60:
+        raise _usage(f"--since {since} is in the future")
+    if t_since is not None and now - t_since > MAX_SINCE_S:
+        raise _usage(f"--since {since} is more than {MAX_SINCE_S // 86400} days ago")
+    if t_until is not None and t_until - now > 60 and t_since is None:
+        raise _usage(f"--until {until} is in the future")
+    lo = t_since if t_since is not None else now - 1800
+    if t_until is not None and t_until <= lo:
+        what = f"--since {since}" if since else "the default --since (30m ago)"
+        raise _usage(f"--until {until} is not after {what}")
+    return t_since, t_until
+
+
+def _progress_bar(window: float):
+    """A transient spinner on stderr with the seconds left and what is being read; None off a TTY."""
+    if window <= 0 or not sys.stderr.isatty() or "NO_COLOR" in os.environ:
+        return None, None
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
+
+    prog = Progress(SpinnerColumn(), TextColumn("sampling"), BarColumn(bar_width=20),
+                    TextColumn("{task.fields[left]:>4}s left"), TextColumn("{task.fields[what]}"),
+                    console=Console(file=sys.stderr), transient=True)
+    task = prog.add_task("sampling", total=window, left=f"{window:.0f}", what="")
+
+    def update(elapsed: float, total: float, what: str) -> None:
+        prog.update(task, completed=min(elapsed, total), left=f"{max(0.0, total - elapsed):.0f}", what=what[:40])
+
+    return prog, update
+
+
+@app.command(help=SNAPSHOT_HELP)
 def snapshot(
     window: float = typer.Option(5.0, "--window", "-w", min=0, help="Sampling window in seconds; 0 = point in time (no rates)."),
-    interval: float = typer.Option(1.0, "--interval", min=0.05, help="Seconds between samples in the window."),
+    interval: float = typer.Option(1.0, "--interval", min=0.05, help="Seconds between samples in the window (not longer than the window)."),
     timeout: float = typer.Option(2.0, "--timeout", min=0.05, help="Time bound per collector call, seconds."),
+    full: bool = typer.Option(False, "--full", "--evidence", help="The whole report: per-resource evidence, tables, sparklines, every finding."),
+    can: bool = typer.Option(False, "--can", help="Print only Condition / Action / Need, three lines with UTC times, for the incident channel."),
+    pager: bool = typer.Option(False, "--pager", help="Page the report (less -R) when stdout is a terminal."),
     plain: bool = typer.Option(False, "--plain", help="No colour or box drawing, 80 columns (default when stdout is not a TTY or NO_COLOR is set)."),
-    json_: bool = typer.Option(False, "--json", help="The whole snapshot and findings as JSON."),
+    json_: bool = typer.Option(False, "--json", help="The whole snapshot and findings as JSON (always complete)."),
     markdown: bool = typer.Option(False, "--markdown", help="Markdown, for an incident channel or postmortem."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the report to this new file (0600, never through a link, never under /proc, /sys or /dev) instead of stdout; '-' is stdout."),
     force: bool = typer.Option(False, "--force", help="Let --output replace an existing regular file."),
     only: Optional[list[str]] = typer.Option(None, "--only", help="Run only these collectors (comma-separated or repeated)."),
     no_collector: Optional[list[str]] = typer.Option(None, "--no-collector", help="Skip a collector (repeatable)."),
     threshold: Optional[list[str]] = typer.Option(None, "--threshold", "-t", help="Override a threshold: KEY=WARNING[,CRITICAL] (see `hostdiag thresholds`)."),
-    top: int = typer.Option(5, "--top", min=1, max=100, help="Rows per top-N table in the report."),
+    top: int = typer.Option(5, "--top", min=1, max=100, help="Rows per top-N table in the full report."),
     proc_root: str = typer.Option("/proc", "--proc-root", help="Read procfs from here (e.g. /host/proc in a container)."),
     sys_root: str = typer.Option("/sys", "--sys-root", help="Read sysfs from here."),
     root: str = typer.Option("/", "--root", help="Host root filesystem for /etc and mount paths."),
@@ -64,13 +151,9 @@ def snapshot(
     catalog_dir: Optional[list[Path]] = typer.Option(None, "--catalog", help="Add a signature catalog directory on top of the shipped one (repeatable; also $HOSTDIAG_SIGNATURES)."),
     debug: bool = typer.Option(False, "--debug", help="Print tracebacks of collector failures to stderr."),
 ):
-    """Sample the host for a short window and print a stabilize-first report."""
-    from hostdiag.commands import snapshot as cmd
-    from hostdiag.core.context import Context
-    from hostdiag.render import Env, render
-
-    if sum([plain, json_, markdown]) > 1:
-        raise typer.BadParameter("choose one of --plain, --json, --markdown")
+    if sum([plain, json_, markdown, can]) > 1:
+        raise _usage("choose one of --plain, --json, --markdown, --can")
+    t_since, t_until = _check_inputs(window, interval, only, since, until)
     if output is not None and str(output) == "-":
         output = None
     if output is not None:  # before sampling: a bad path must cost nothing
@@ -79,33 +162,39 @@ def snapshot(
         try:
             check_target(output, force=force)
         except UnsafePath as e:
-            typer.echo(f"hostdiag: --output {e}", err=True)
-            raise typer.Exit(2) from None
+            raise _usage(f"--output {e}") from None
+    from hostdiag.commands import snapshot as cmd
+
     opts = cmd.Options(window_s=window, interval_s=interval, only=_split(only) or None,
                        skip=_split(no_collector), thresholds=list(threshold or []),
                        debug=debug)
-    from hostdiag.core.timeparse import parse_when
-
     try:
-        t_since = parse_when(since) if since else None
-        t_until = parse_when(until) if until else None
+        cmd.check(opts)       # unknown collector or threshold, inverted levels: before sampling
     except ValueError as e:
-        raise typer.BadParameter(str(e)) from None
+        raise _usage(str(e)) from None
+    from hostdiag.core.context import Context
+    from hostdiag.render import Env, render
+
     journal = journal_file or journal_dir
     ctx = Context(proc=proc_root, sys=sys_root, root=root, timeout_s=timeout,
                   journal_path=str(journal) if journal else None, since=t_since, until=t_until,
                   catalog_dirs=tuple(str(d) for d in catalog_dir or ()))
+    prog, update = _progress_bar(window)
     try:
-        report = cmd.run(opts, ctx)
-    except ValueError as e:  # unknown collector or threshold: a usage error
-        typer.echo(f"hostdiag: {e}", err=True)
-        raise typer.Exit(2) from None
+        if prog is not None:
+            with prog:
+                report = cmd.run(opts, ctx, progress=update)
+        else:
+            report = cmd.run(opts, ctx)
+    except ValueError as e:
+        raise _usage(str(e)) from None
     env = Env.detect(sys.stdout if output is None else None)
-    fmt = "json" if json_ else "markdown" if markdown else "plain" if (plain or not env.pretty) else "terminal"
-    text = render(report, fmt, env, top=top)
+    fmt = ("can" if can else "json" if json_ else "markdown" if markdown
+           else "plain" if (plain or not env.pretty) else "terminal")
+    text = render(report, fmt, env, top=top, full=full)
+    code = ExitStatus.INTERRUPTED if report.snapshot.interrupted else ExitStatus.for_severity(report.headline.severity)
     if output is None:
-        sys.stdout.write(text)
-        sys.stdout.flush()
+        _emit(text, report, fmt, env, full, pager)
     else:
         from hostdiag.core.safeio import UnsafePath, write_file
 
@@ -115,19 +204,45 @@ def snapshot(
             sys.stdout.write(text)          # never lose the report: print it, then say why
             typer.echo(f"hostdiag: --output not written: {e}", err=True)
             raise typer.Exit(int(ExitStatus.ERROR)) from None
-    raise typer.Exit(int(ExitStatus.for_severity(report.headline.severity)))
+    raise typer.Exit(int(code))
+
+
+def _emit(text: str, report, fmt: str, env, full: bool, pager: bool) -> None:
+    """stdout; on a TTY a long report goes through the pager when asked, else ends with the status again."""
+    if env.stdout_isatty and fmt in ("terminal", "plain"):
+        if pager:
+            import shutil
+            import subprocess
+
+            less = shutil.which("less")
+            if less:
+                subprocess.run([less, "-R", "-F", "-X"], input=text, text=True, check=False)
+                return
+        if text.count("\n") > env.height:
+            from hostdiag.render import render_status
+
+            text += "\n" + render_status(report, fmt, env)
+    sys.stdout.write(text)
+    sys.stdout.flush()
 
 
 @app.command("collectors")
 def collectors_cmd():
-    """List the collectors: name, what they read, default state."""
+    """List the collectors: name, default state, what each sees and reads (full descriptions)."""
     from hostdiag import collectors
 
+    import shutil
+    import textwrap
+
+    width = max(60, min(120, shutil.get_terminal_size((100, 24)).columns))
     for m in collectors.load():
-        doc = (m.__doc__ or "").strip().split("\n")[0]
+        doc = " ".join((m.__doc__ or "").strip().split("\n\n")[0].split())   # the whole first paragraph
         state = "enabled" if m.DEFAULT_ENABLED else "disabled"
-        typer.echo(f"{m.NAME:<10} {state:<8} {doc}")
-        typer.echo(f"{'':<19} reads: {', '.join(m.READS)}")
+        typer.echo(f"{m.NAME} ({state})")
+        typer.echo(textwrap.fill(doc, width, initial_indent="    ", subsequent_indent="    ", break_on_hyphens=False,
+                                 break_long_words=False))
+        typer.echo(textwrap.fill("reads: " + ", ".join(m.READS), width, initial_indent="    ",
+                                 subsequent_indent="           ", break_on_hyphens=False, break_long_words=False))
 
 
 @app.command("thresholds")
@@ -199,10 +314,27 @@ def main() -> None:
     """Console entry point: typer's usage errors keep their code; anything else is ERROR (3)."""
     try:
         app(standalone_mode=True)
+        code = 0
     except KeyboardInterrupt:
-        sys.exit(ExitStatus.INTERRUPTED)
-    except SystemExit:
-        raise
+        code = int(ExitStatus.INTERRUPTED)
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        if isinstance(e.code, str):
+            print(e.code, file=sys.stderr)
     except Exception as e:  # noqa: BLE001 - last resort: say it, exit 3
         print(f"hostdiag: internal error: {type(e).__name__}: {e}", file=sys.stderr)
-        sys.exit(ExitStatus.ERROR)
+        code = int(ExitStatus.ERROR)
+    _exit(code)
+
+
+def _exit(code: int) -> None:
+    """Exit now, even if a bounded worker (a hostdiag-* daemon thread) is stuck in a kernel call
+    on a hung mount: the report is out, so flush and leave without waiting for it."""
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):    # a closed pipe: nothing more to say
+        pass
+    if any(t.name.startswith("hostdiag-") and t.is_alive() for t in threading.enumerate()):
+        os._exit(code)
+    sys.exit(code)

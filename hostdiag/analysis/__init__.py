@@ -7,7 +7,8 @@ findings (a capture store's history, a bundle, packets) is one more step here:
   2. shapes     the sampled series (+ extra_series) through the matcher; archetype matches
                 enrich or add findings                           (analysis.shapes)
   3. correlate  onsets tied to the changes just before them      (analysis.correlate)
-  4. rank       most severe first
+     commands   placeholders filled from the subject, quoted; unfillable lines dropped (analysis.commands)
+  4. rank       by urgency on one scale                          (analysis.urgency)
   5. clean      host text escaped once (sanitize.deep), into copies
   6. blind spots and the headline                                (analysis.headline)
 
@@ -18,12 +19,14 @@ from __future__ import annotations
 
 from dataclasses import fields, replace
 
+from hostdiag.analysis.commands import commands, shape_checks
 from hostdiag.analysis.correlate import correlate as correlate_changes
 from hostdiag.analysis.findings import collector_findings
 from hostdiag.analysis.headline import blind_spots, headline
-from hostdiag.analysis.shapes import attach, match_series
+from hostdiag.analysis.urgency import rank
+from hostdiag.analysis.shapes import attach, match_isolated
 from hostdiag.core import sanitize
-from hostdiag.core.model import Finding, Report, Section, Series, ShapeMatch, Snapshot
+from hostdiag.core.model import BlindSpot, Finding, Report, Section, Series, ShapeMatch, Snapshot
 
 
 def build(snap: Snapshot, modules, thresholds, *, catalog=None, debug: bool = False,
@@ -34,24 +37,36 @@ def build(snap: Snapshot, modules, thresholds, *, catalog=None, debug: bool = Fa
     step and unused yet."""
     findings, sections = collector_findings(snap, modules, thresholds, debug=debug)
     shapes: list[ShapeMatch] = []
+    shapes_failed = None
     if catalog is not None:
-        shapes = match_series({**snap.series, **(extra_series or {})}, catalog)
+        try:
+            shapes = match_isolated({**snap.series, **(extra_series or {})}, catalog)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as e:  # noqa: BLE001 - numpy missing or out of memory: a blind spot, not a lost report
+            if debug:
+                import traceback
+
+                traceback.print_exc()
+            why = str(e) if isinstance(e, RuntimeError) else f"{type(e).__name__}: {e}"
+            shapes_failed = f"shape matching failed: {why}"[:300]
         findings = attach(findings, shapes)
     changes = sections.get("changes")
     findings = correlate_changes(findings, changes.data.get("timeline") if changes else None)
+    journal = sections.get("journal")
+    has_journal = journal is None or journal.data.get("backend") != "text"
+    findings = commands(findings, has_journal)
+    shapes = shape_checks(shapes, has_journal)
     findings = rank(findings)
     clean = replace(snap, sections={n: _clean_section(s) for n, s in sections.items()}, series=dict(snap.series),
                     host=replace(snap.host, **{k: sanitize.clean(v) for k, v in vars(snap.host).items()
                                                if isinstance(v, str)}))
     findings = [_clean_finding(f) for f in findings]
     blind = blind_spots(clean.sections, catalog)
-    return Report(snapshot=clean, headline=headline(findings, blind), findings=findings, blind_spots=blind,
+    if shapes_failed:
+        blind.append(BlindSpot("signatures", "unavailable", sanitize.clean(shapes_failed)))
+    return Report(snapshot=clean, headline=headline(findings, blind, clean.sections, snap.interrupted), findings=findings, blind_spots=blind,
                   shapes=[_clean_shape(m) for m in shapes])
-
-
-def rank(findings: list[Finding]) -> list[Finding]:
-    """Most severe first; within a severity, furthest past its threshold first (stable)."""
-    return sorted(findings, key=lambda f: f.rank, reverse=True)
 
 
 def _clean_finding(f: Finding) -> Finding:

@@ -15,22 +15,33 @@ def blind_spots(sections: dict[str, Section], catalog=None) -> list[BlindSpot]:
     return blind
 
 
-def headline(findings: list[Finding], blind: list[BlindSpot]) -> Headline:
-    """Condition / Action / Need, one line each; `findings` ranked, most severe first."""
+def headline(findings: list[Finding], blind: list[BlindSpot], sections: dict[str, Section] | None = None,
+             interrupted: bool = False) -> Headline:
+    """Condition / Action / Need, one line each; `findings` ranked, most severe first.
+
+    Never a false all-clear: with most collectors unavailable and nothing found, the status is
+    "unknown" (exit 3) with the reason; an interrupted window says so in the Condition."""
     need = _need(blind)
     serious = [f for f in findings if f.severity != "info"]
+    partial = "PARTIAL (interrupted during the window): " if interrupted else ""
+    down = [s for s in (sections or {}).values() if s.status == "unavailable"]
+    if not serious and sections and len(down) * 2 > len(sections):
+        why = down[0].reason or "no reason given"
+        return Headline("unknown", f"{partial}Cannot judge this host: {len(down)} of {len(sections)} collectors "
+                        f"unavailable (first: {down[0].name}: {why})",
+                        "Fix what hostdiag can read (see Need), then run it again.", need)
     if not serious:
-        return Headline("ok", "No warning or critical condition found.",
+        return Headline("ok", partial + "No warning or critical condition found.",
                         "Nothing to stabilize on this host from what hostdiag can see.", need)
     top = serious[0]
     n_crit = sum(f.severity == "critical" for f in serious)
     more = len(serious) - 1
-    condition = top.title + (f" (since {top.since})" if top.since else "")
+    condition = partial + top.title + (f" (since {top.since})" if top.since else "")
     if more:
         condition += f"; +{more} more ({n_crit} critical)" if n_crit else f"; +{more} more"
     first = next((s for s in top.stabilize if not s.lower().startswith("do not")), "see the findings below")
     action = f"{first}. Verify: {top.verify}" if top.verify else first
-    return Headline(top.severity, condition, action, need)
+    return Headline(top.severity, condition, action, need, top.verify)
 
 
 def _need(blind: list[BlindSpot]) -> str:

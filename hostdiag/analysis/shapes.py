@@ -6,6 +6,7 @@ a graph shape alone is a hint for the responder, not an alarm. Generic shapes ar
 """
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 
 from hostdiag.core.model import Finding, Series, ShapeMatch
@@ -31,10 +32,15 @@ def material(s: Series) -> bool:
 
 
 def match_series(series: dict[str, Series], cat) -> list[ShapeMatch]:
-    """The best match of each material series, archetypes before generic shapes, best first."""
+    """The best match of each material series, archetypes before generic shapes, best first.
+    Raises whatever numpy raises (ImportError, MemoryError...): the caller makes that a blind spot."""
     candidates = [(k, s) for k, s in series.items() if material(s)]
     if not candidates:
         return []
+    # The matcher needs no threads; one BLAS/OpenMP thread also saves the per-thread buffers that
+    # fail first under a memory limit ("OpenBLAS: Memory allocation still failed").
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
     from hostdiag.matcher import match
 
     out = []
@@ -51,6 +57,79 @@ def match_series(series: dict[str, Series], cat) -> list[ShapeMatch]:
             runbook=m.runbook, generic=(m.signature or "").startswith("shape.")))
     out.sort(key=lambda d: (d.generic, -d.score))
     return out[:MAX_SHAPES]
+
+
+MATCH_TIMEOUT_S = 15.0
+
+
+def match_isolated(series: dict[str, Series], cat, timeout_s: float = MATCH_TIMEOUT_S) -> list[ShapeMatch]:
+    """match_series in a forked child, so that numpy failing to import or to allocate (MemoryError,
+    or OpenBLAS printing "Memory allocation still failed" and calling exit()) cannot take the
+    report with it. Raises RuntimeError(reason) for the caller's blind spot. The child is our own
+    and is killed if it overruns its bound (a host process is never signalled)."""
+    import pickle
+    import select
+    import signal
+    import time
+
+    if not any(material(s) for s in series.values()):
+        return []
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        code = 0
+        try:
+            os.close(out_r)
+            os.close(err_r)
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, 1)          # never hold the report's stdout
+            os.dup2(err_w, 2)         # OpenBLAS and numpy complain here: the reason
+            try:
+                data = pickle.dumps(("ok", match_series(series, cat)))
+            except BaseException as e:  # noqa: BLE001
+                lines = [x.strip() for x in str(e).splitlines() if x.strip()]
+                # numpy's ImportError is a page of advice; its last part names the cause
+                why = next((x for x in lines if x.startswith("Original error was")), lines[0] if lines else "")
+                data = pickle.dumps(("error", f"{type(e).__name__}: {why}"))
+            view = memoryview(data)
+            while view:
+                view = view[os.write(out_w, view):]
+        except BaseException:  # noqa: BLE001
+            code = 1
+        os._exit(code)
+    os.close(out_w)
+    os.close(err_w)
+    chunks, errs = [], []
+    deadline = time.monotonic() + timeout_s
+    open_fds = {out_r, err_r}
+    try:
+        while open_fds:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                os.kill(pid, signal.SIGKILL)
+                raise RuntimeError(f"shape matching overran its {timeout_s:g}s bound")
+            ready, _, _ = select.select(list(open_fds), [], [], left)
+            for fd in ready:
+                b = os.read(fd, 1 << 16)
+                if not b:
+                    open_fds.discard(fd)
+                elif fd == out_r:
+                    chunks.append(b)
+                elif sum(map(len, errs)) < 4096:
+                    errs.append(b)
+    finally:
+        os.close(out_r)
+        os.close(err_r)
+        _, status = os.waitpid(pid, 0)
+    if chunks:
+        kind, value = pickle.loads(b"".join(chunks))
+        if kind == "ok":
+            return value
+        raise RuntimeError(value)
+    err = b"".join(errs).decode("utf-8", "replace").strip().splitlines()
+    why = err[-1] if err else f"matcher exited with status {os.waitstatus_to_exitcode(status)}"
+    raise RuntimeError(why)
 
 
 def attach(findings: list[Finding], shapes: list[ShapeMatch]) -> list[Finding]:

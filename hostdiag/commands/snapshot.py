@@ -4,8 +4,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from hostdiag import collectors
-from hostdiag import analysis
-from hostdiag.core import runner
 from hostdiag.core.context import Context
 from hostdiag.core.model import Report
 from hostdiag.core.thresholds import Thresholds
@@ -32,14 +30,31 @@ def thresholds_for(modules, overrides=()) -> Thresholds:
     th = Thresholds(table)
     for spec in overrides:
         th.override(spec)
+        key = spec.partition("=")[0].strip()
+        t = th[key]
+        if (t.warning > t.critical) if t.higher_is_worse else (t.warning < t.critical):
+            order = "above" if t.higher_is_worse else "below"
+            raise ValueError(f"threshold {key}: warning {t.warning:g} is {order} critical {t.critical:g}, but "
+                             f"{'higher' if t.higher_is_worse else 'lower'} is worse here: give WARNING,CRITICAL "
+                             f"with critical {'>=' if t.higher_is_worse else '<='} warning")
     return th
 
 
-def run(opts: Options, ctx: Context) -> Report:
-    from hostdiag import catalog
+def check(opts: Options) -> None:
+    """Raise ValueError (a usage error) for unknown collectors or thresholds and inverted levels,
+    before anything is sampled."""
+    selected(opts)
+    thresholds_for(collectors.load(), opts.thresholds)
+
+
+def run(opts: Options, ctx: Context, progress=None) -> Report:
+    """`progress(elapsed_s, window_s, what)` is passed to the runner (the CLI's spinner)."""
+    from hostdiag import analysis, catalog
+    from hostdiag.core import runner
 
     modules = selected(opts)
     th = thresholds_for(collectors.load(), opts.thresholds)
     catalog.for_context(ctx)   # once, before collection: the journal collector and the matcher share it
-    snap = runner.run(ctx, modules, window_s=opts.window_s, interval_s=opts.interval_s, debug=opts.debug)
+    snap = runner.run(ctx, modules, window_s=opts.window_s, interval_s=opts.interval_s, debug=opts.debug,
+                      progress=progress)
     return analysis.build(snap, modules, th, catalog=catalog.for_context(ctx), debug=opts.debug)

@@ -6,9 +6,10 @@ class ExitStatus(IntEnum):
     OK = 0            # no warning or critical finding
     WARNING = 1       # worst finding is a warning
     CRITICAL = 2      # at least one critical finding
-    ERROR = 3         # hostdiag itself failed (usage errors keep typer's code, 2)
+    ERROR = 3         # hostdiag itself failed, or status UNKNOWN: most collectors could not see
+    USAGE = 2         # bad input, caught before sampling (same number as CRITICAL: typer's code)
     INTERRUPTED = 130
 
     @classmethod
     def for_severity(cls, severity: str) -> "ExitStatus":
-        return {"critical": cls.CRITICAL, "warning": cls.WARNING}.get(severity, cls.OK)
+        return {"critical": cls.CRITICAL, "warning": cls.WARNING, "unknown": cls.ERROR}.get(severity, cls.OK)

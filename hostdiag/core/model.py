@@ -109,10 +109,15 @@ class Finding:
     stabilize: list[str] = field(default_factory=list)       # options as text, never executed
     impact: str = ""                  # what this does to users/services, one line
     since: str | None = None          # RFC 3339 onset, when known
-    score: float = 0.0                # ranking within a severity: how far past the threshold
+    score: float = 0.0                # the collector's own measure, in its own unit: never ranked across findings
+    # Urgency inputs (hostdiag.analysis.urgency); None = derive from evidence/subject. Collectors may fill them.
+    eta_s: float | None = None        # seconds until the resource is exhausted (0 = already)
+    limit_fraction: float | None = None   # 0..1 of the limit in use
+    host_wide: bool | None = None     # the whole host, not one process/cgroup/port/device
 
     @property
     def rank(self) -> tuple[int, float]:
+        """Severity, then the collector's score: kept for callers; the report ranks by analysis.urgency.urgency."""
         return (SEVERITY_RANK[self.severity], self.score)
 
 
@@ -139,6 +144,7 @@ class Snapshot:
     series: dict[str, Series]
     duration_s: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)   # phase -> seconds (sampling, procscan...)
+    interrupted: bool = False         # Ctrl-C ended the window early: a partial snapshot
     # The runner's full process scan (procscan.Scan), in memory only: never serialised (to_dict
     # is explicit). `hostdiag capture` keeps its top-N process rows, with start times, from it.
     scan: Any = field(default=None, repr=False, compare=False)
@@ -155,10 +161,11 @@ class BlindSpot:
 class Headline:
     """Condition / Action / Need: the five-second read."""
 
-    severity: Severity | Literal["ok"]
+    severity: Severity | Literal["ok", "unknown"]   # unknown: most collectors could not see (exit 3)
     condition: str
-    action: str
+    action: str                       # includes "Verify: <command>" when there is one
     need: str
+    verify: str = ""                  # that command alone (renderers fold it so it pastes whole)
 
 
 @dataclass

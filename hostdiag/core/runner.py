@@ -100,8 +100,12 @@ def _failure(e: BaseException, debug: bool) -> tuple[str, str]:
 
 
 def run(ctx: Context, modules, *, window_s: float, interval_s: float, debug: bool = False,
-        clock=time.monotonic, sleep=time.sleep) -> Snapshot:
+        clock=time.monotonic, sleep=time.sleep, progress=None) -> Snapshot:
+    """`progress(elapsed_s, window_s, what)`, if given, is called before each reading (the CLI's
+    spinner). Ctrl-C during the window ends sampling there: the snapshot is built from what was
+    collected so far and marked `interrupted`."""
     t_start = clock()
+    interrupted = False
     epoch_start = time.time()
     series: dict[str, Series] = {}
     failed: dict[str, tuple[str, str]] = {}     # name -> (status, reason): skipped from then on
@@ -111,28 +115,13 @@ def run(ctx: Context, modules, *, window_s: float, interval_s: float, debug: boo
     need_fds = any("fds" in getattr(m, "NEEDS", ()) for m in modules)
 
     ticks = 1 if window_s <= 0 else int(round(window_s / interval_s)) + 1
-    base = None
-    base_t = None
-    for tick in range(ticks):
-        tick_t = t_start + tick * interval_s
-        if tick:
-            sleep(max(0.0, tick_t - clock()))
-        for m in samplers:
-            if m.NAME in failed:
-                continue
-            try:
-                values = bounded(m.sample, ctx.timeout_s, ctx, states[m.NAME])
-            except BaseException as e:  # noqa: BLE001 - the runner is the one catcher
-                failed[m.NAME] = _failure(e, debug)
-                continue
-            record(series, m, values, clock() - t_start, epoch_start)
-        if tick == 0 and ticks > 1 and need_procs:
-            try:
-                base_t = clock()
-                base = bounded(procscan.baseline, ctx.timeout_s, ctx, Deadline(ctx.timeout_s, clock))
-            except BaseException:  # noqa: BLE001 - no per-process rates then; said below
-                base = None
-
+    base_holder: dict = {}
+    try:
+        _sample_window(ctx, samplers, failed, states, series, ticks, interval_s, t_start, epoch_start,
+                       clock, sleep, progress, debug, need_procs, base_holder)
+    except KeyboardInterrupt:
+        interrupted = True
+    base, base_t = base_holder.get("base"), base_holder.get("t")
     timings = {"sampling_s": clock() - t_start}
     scan = None
     scan_note = None
@@ -185,15 +174,51 @@ def run(ctx: Context, modules, *, window_s: float, interval_s: float, debug: boo
         schema_version=SCHEMA_VERSION,
         host=host_info(ctx),
         collected_at=rfc3339(time.time()),
-        window_s=window_s if ticks > 1 else 0.0,
+        window_s=(round(timings["sampling_s"], 3) if interrupted else window_s) if ticks > 1 else 0.0,
         interval_s=interval_s if ticks > 1 else 0.0,
         sections=sections,
         series=series,
         duration_s=clock() - t_start,
         timings=timings,
+        interrupted=interrupted,
     )
     snap.scan = scan    # not serialised: `hostdiag capture` keeps its top-N process rows from it
     return snap
+
+
+def _sample_window(ctx, samplers, failed, states, series, ticks, interval_s, t_start, epoch_start,
+                   clock, sleep, progress, debug, need_procs, base_holder) -> None:
+    """The sampling ticks; fills `series`, `failed` and base_holder {'base', 't'} (process baseline)."""
+    window = (ticks - 1) * interval_s
+    for tick in range(ticks):
+        tick_t = t_start + tick * interval_s
+        if tick:
+            if progress:
+                progress(clock() - t_start, window, "waiting for the next sample")
+            sleep(max(0.0, tick_t - clock()))
+        for m in samplers:
+            if m.NAME in failed:
+                continue
+            if progress:
+                progress(clock() - t_start, window, f"reading {m.NAME}: {', '.join(getattr(m, 'READS', ())[:2])}")
+            try:
+                values = bounded(m.sample, ctx.timeout_s, ctx, states[m.NAME])
+            except KeyboardInterrupt:
+                raise
+            except BaseException as e:  # noqa: BLE001 - the runner is the one catcher
+                failed[m.NAME] = _failure(e, debug)
+                continue
+            record(series, m, values, clock() - t_start, epoch_start)
+        if tick == 0 and ticks > 1 and need_procs:
+            if progress:
+                progress(clock() - t_start, window, "process baseline: /proc/PID/stat, io")
+            try:
+                base_holder["t"] = clock()
+                base_holder["base"] = bounded(procscan.baseline, ctx.timeout_s, ctx, Deadline(ctx.timeout_s, clock))
+            except KeyboardInterrupt:
+                raise
+            except BaseException:  # noqa: BLE001 - no per-process rates then; said below
+                base_holder["base"] = None
 
 
 def host_info(ctx: Context) -> Host:

@@ -7,12 +7,113 @@ scalars become facts, dicts of scalars become one inline fact, lists of dicts be
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 
 from hostdiag.core.units import human_bytes, human_duration
 
 BLOCKS = "▁▂▃▄▅▆▇█"
 ASCII = " .:-=+*#%@"
+
+
+CLIP = 120               # host strings (command lines, paths) longer than this are clipped
+
+
+def clip(text: str, limit: int = CLIP) -> str:
+    """Long host text, clipped the same way everywhere, with its full length shown."""
+    text = str(text)
+    if len(text) <= limit:
+        return text
+    return text[: limit - 16] + f"… [{len(text)} chars]"
+
+
+def eta_text(f) -> str:
+    """'exhausted now' / 'exhausted in 7m 0s' from a ranked finding's eta_s, or ''."""
+    eta = getattr(f, "eta_s", None)
+    if eta is None or not isinstance(eta, (int, float)) or not math.isfinite(eta):
+        return ""
+    return "exhausted now" if eta <= 0 else f"exhausted in {human_duration(eta)}"
+
+
+def split_comment(cmd: str) -> tuple[str, str]:
+    """(command, trailing '# comment' or '') of a printed command."""
+    for m in re.finditer(r"\s+#", cmd):
+        before = cmd[: m.start()]
+        if before.count("'") % 2 == 0 and before.count('"') % 2 == 0:   # not inside quotes
+            return before.strip(), cmd[m.start():].strip()
+    return cmd.strip(), ""
+
+
+def brief_command(cmd: str) -> str:
+    """A command without its trailing '   # comment' (it runs the same)."""
+    return split_comment(cmd)[0]
+
+
+def _split_word(word: str, width: int) -> list[str]:
+    """A word longer than `width`, cut into pieces that the shell joins back: a backslash-newline
+    outside single quotes; inside them, close the quote first and reopen it on the next line."""
+    if len(word) <= width:
+        return [word]
+    out, cur, quote = [], "", None
+    for i, ch in enumerate(word):
+        cur += ch
+        if quote:
+            quote = None if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        if len(cur) >= width - 2 and i < len(word) - 1 and ch != "\\":
+            if quote == "'":
+                out.append(cur + "'\\\n")
+                cur = "'"
+            else:
+                out.append(cur + "\\\n")
+                cur = ""
+    return out + [cur]
+
+
+def command_lines(cmd: str, width: int) -> list[str]:
+    """A command folded to `width` so that it still runs when pasted: breaks only at spaces
+    outside quotes, each continued line ending in ' \\'; a trailing comment goes on lines of
+    its own (a continuation inside a comment would turn the next line into a command)."""
+    body, comment = split_comment(cmd)
+    words, cur, quote = [], "", None
+    for ch in body:
+        if quote:
+            quote = None if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch == " ":
+            if cur:
+                words.append(cur)
+            cur = ""
+            continue
+        cur += ch
+    if cur:
+        words.append(cur)
+    lines, line = [], ""
+    for w in words:
+        for piece in _split_word(w, width - 2):
+            if line.endswith("\\\n"):            # a word split mid-way continues with no space
+                line += piece
+            elif line and len(line.rsplit("\n", 1)[-1]) + 1 + len(piece) + 2 > width:
+                lines.append(line + " \\")
+                line = piece
+            else:
+                line = f"{line} {piece}" if line else piece
+    lines = [x for chunk in lines + [line] for x in chunk.split("\n")]
+    if comment:
+        import textwrap
+
+        lines += textwrap.wrap(comment.lstrip("# "), width, initial_indent="# ", subsequent_indent="# ")
+    return lines
+
+
+def brief_line(f) -> str:
+    """One finding's title with its subject and ETA, for the one-screen view."""
+    # subject parts the title already names ("python (pid 1588)") are not repeated
+    subj = {k: v for k, v in (f.subject or {}).items() if str(v) not in f.title}
+    extra = "; ".join(x for x in (clip(subject_text(subj), 60) if subj else "", eta_text(f)) if x)
+    return f"{f.title} ({extra})" if extra else f.title
 
 
 def fmt_value(key: str, v) -> str:
@@ -45,7 +146,7 @@ def fmt_value(key: str, v) -> str:
                         for k, x in v.items() if not isinstance(x, (dict, list)))
     if isinstance(v, list):
         return ", ".join(fmt_value(key, x) for x in v)
-    return str(v)
+    return clip(str(v))
 
 
 _UNITS = ("_bytes", "_bps", "_pct", "_per_s", "_ms", "_s", "_seconds")
@@ -138,7 +239,7 @@ def trends(report, section: str, limit: int = 6) -> list[tuple[str, str, str]]:
 
 
 def subject_text(subject: dict) -> str:
-    return " ".join(f"{k}={v}" for k, v in subject.items())
+    return " ".join(f"{k}={clip(v)}" for k, v in subject.items())
 
 
 def host_line(report) -> str:
@@ -147,4 +248,5 @@ def host_line(report) -> str:
     window = f"window {w:g}s" if w else "point in time"
     who = "" if h.euid == 0 else f", as uid {h.euid} (not root)"
     cpus = h.cpus if h.cpus is not None else "?"
-    return f"{h.hostname} · {h.os} · kernel {h.kernel} · {cpus} CPUs · {report.snapshot.collected_at} · {window}{who}"
+    partial = " (interrupted: partial)" if report.snapshot.interrupted else ""
+    return f"{h.hostname} · {h.os} · kernel {h.kernel} · {cpus} CPUs · {report.snapshot.collected_at} · {window}{partial}{who}"

@@ -9,11 +9,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from hostdiag.analysis.correlate import CAUSE_KINDS
 from hostdiag.core.model import BlindSpot, Finding, Headline, Report, ShapeMatch
 from hostdiag.render import common
 
 SHAPE_WIDTH = 32          # columns of a shape's sparkline
 CHANGES_SHOWN = 10        # newest changes listed
+# The default (brief) view fits one screen (~40 lines at 80x50); --full shows everything.
+BRIEF_FINDINGS = 6        # warning/critical findings listed; the rest counted
+BRIEF_CHANGES = 3
+BRIEF_SHAPES = 3
 
 
 @dataclass
@@ -25,15 +30,18 @@ class Header:
 
 @dataclass
 class Findings:
-    findings: list[Finding]                  # ranked
+    findings: list[Finding]                  # ranked (brief: the first BRIEF_FINDINGS serious ones)
     serious: int                             # warning + critical
     info: int
+    brief: bool = False
+    hidden: int = 0                          # brief: findings not listed (see --full)
 
 
 @dataclass
 class Changes:
     rows: list[dict]                         # newest first: time, kind, what, source
     total: int
+    brief: bool = False
 
 
 @dataclass
@@ -46,6 +54,7 @@ class ShapeRow:
 @dataclass
 class Shapes:
     rows: list[ShapeRow]
+    brief: bool = False                      # archetype matches only, no sparklines
 
 
 @dataclass
@@ -66,20 +75,35 @@ class Evidence:
 @dataclass
 class BlindSpots:
     spots: list[BlindSpot]
+    brief: bool = False                      # one line: names and statuses
 
 
 Block = Header | Findings | Changes | Shapes | Evidence | BlindSpots
 ORDER = (Header, Findings, Changes, Shapes, Evidence, BlindSpots)
 
 
-def layout(report: Report, top: int = 5) -> list[Block]:
+def layout(report: Report, top: int = 5, full: bool = True) -> list[Block]:
     """The blocks of a report, in order. Changes only when the changes collector ran or there
-    are rows; Shapes only when something matched."""
+    are rows; Shapes only when something matched. `full=False` is the one-screen view: the
+    status, the most urgent findings with their verify command, the newest changes, archetype
+    matches and one line of blind spots; no per-section evidence."""
     snap = report.snapshot
     blocks: list[Block] = [Header(snap.host.hostname, common.host_line(report), report.headline)]
     serious = sum(f.severity != "info" for f in report.findings)
-    blocks.append(Findings(report.findings, serious, len(report.findings) - serious))
     rows, total = what_changed(report)
+    if not full:
+        shown = [f for f in report.findings if f.severity != "info"][:BRIEF_FINDINGS]
+        blocks.append(Findings(shown, serious, len(report.findings) - serious, True,
+                               len(report.findings) - len(shown)))
+        relevant = [r for r in rows if r.get("kind") in CAUSE_KINDS]   # not every process start or login
+        if relevant:
+            blocks.append(Changes(relevant[:BRIEF_CHANGES], total, True))
+        archetypes = [m for m in report.shapes if not m.generic and m.signature][:BRIEF_SHAPES]
+        if archetypes:
+            blocks.append(Shapes([ShapeRow(m, [], "") for m in archetypes], True))
+        blocks.append(BlindSpots(report.blind_spots, True))
+        return blocks
+    blocks.append(Findings(report.findings, serious, len(report.findings) - serious))
     if rows or "changes" in snap.sections:
         blocks.append(Changes(rows, total))
     if report.shapes:

@@ -8,9 +8,26 @@ from hostdiag.render import common, layout
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+!|~])")
 
 
+# GFM linkify turns bare URLs, www. names and e-mail addresses in text into links: defang them.
+_URL = re.compile(r"(?i)\b(?:(h)(tt)(ps?)(://)|(f)(t)(p)(://)|(www)(\.)|(mailto|xmpp)(:))")
+_EMAIL_AT = re.compile(r"(?<=[\w.+-])@(?=[\w-]+\.)")
+
+
+def defang(text: str) -> str:
+    """'http://x' -> 'hxxp://x', 'www.x' -> 'www[.]x', 'a@b.c' -> 'a[at]b.c': readable, never a link."""
+    def sub(m: re.Match) -> str:
+        g = [x for x in m.groups() if x is not None]
+        if g[0].lower() == "www":
+            return g[0] + "[.]"
+        if len(g) == 2:                      # mailto: / xmpp:
+            return g[0] + "[:]"
+        return g[0] + "xx" + "".join(g[2:]) if g[0].lower() == "h" else g[0] + "x" + "".join(g[2:])
+    return _EMAIL_AT.sub("[at]", _URL.sub(sub, str(text)))
+
+
 def md(text: str) -> str:
     """Escape host text for inline markdown (no links, emphasis, HTML or table breaks)."""
-    return _MD_SPECIAL.sub(r"\\\1", str(text)).replace("\n", " ")
+    return _MD_SPECIAL.sub(r"\\\1", defang(text)).replace("\n", " ")
 
 
 def code(text: str) -> str:
@@ -39,6 +56,15 @@ def _header(b: layout.Header) -> list[str]:
 
 
 def _findings(b: layout.Findings) -> list[str]:
+    if b.brief:
+        out = [f"### Findings ({b.serious} to act on, {b.info} informational; most urgent first)", ""]
+        for i, f in enumerate(b.findings, 1):
+            out.append(f"{i}. **{f.severity.upper()}** {md(common.brief_line(f))}")
+            if f.verify:
+                out.append(f"   - Verify: {code(common.brief_command(f.verify))}")
+        if b.hidden:
+            out.append(f"\n_+{b.hidden} more: `hostdiag snapshot --full`_")
+        return out or ["None to act on."]
     out = [f"### Findings ({len(b.findings)})", ""]
     if not b.findings:
         out += ["None.", ""]
@@ -61,12 +87,18 @@ def _findings(b: layout.Findings) -> list[str]:
 
 def _changes(b: layout.Changes) -> list[str]:
     out = ["", f"### What changed (newest first, {len(b.rows)} of {b.total})", ""]
+    if b.brief:
+        return out + [f"- {md(r.get('time', '?'))} **{md(r.get('kind', '?'))}** {md(common.clip(r.get('what', '')))}"
+                      for r in b.rows]
     return out + ([f"- {md(r.get('time', '?'))} **{md(r.get('kind', '?'))}** {md(r.get('what', ''))} _({md(r.get('source', ''))})_"
                    for r in b.rows] or ["Nothing seen in the changes window."])
 
 
 def _shapes(b: layout.Shapes) -> list[str]:
     out = ["", "### Shapes", ""]
+    if b.brief:
+        return out + [f"- {code(sh.match.signature)} ({sh.match.score:.2f}) on {code(sh.match.series)}: {md(sh.match.why)}"
+                      for sh in b.rows]
     for row in b.rows:
         sh = row.match
         spark = common.sparkline(row.values, width=layout.SHAPE_WIDTH)
@@ -88,6 +120,9 @@ def _evidence(b: layout.Evidence) -> list[str]:
 
 
 def _blind_spots(b: layout.BlindSpots) -> list[str]:
+    if b.brief:
+        seen = "; ".join(f"{md(s.collector)} {s.status}" for s in b.spots) or "none"
+        return ["", f"**Blind spots:** {seen} _(hostdiag snapshot --full: evidence and reasons)_"]
     return ["### Blind spots", ""] + ([f"- **{md(s.collector)}** ({s.status}): {md(s.reason)}" for s in b.spots]
                                       or ["None."])
 
@@ -96,5 +131,5 @@ STYLERS = {layout.Header: _header, layout.Findings: _findings, layout.Changes: _
            layout.Shapes: _shapes, layout.Evidence: _evidence, layout.BlindSpots: _blind_spots}
 
 
-def render(report, env=None, *, top: int = 5) -> str:
-    return "\n".join(line for b in layout.layout(report, top) for line in STYLERS[type(b)](b)) + "\n"
+def render(report, env=None, *, top: int = 5, full: bool = True) -> str:
+    return "\n".join(line for b in layout.layout(report, top, full) for line in STYLERS[type(b)](b)) + "\n"

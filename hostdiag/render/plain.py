@@ -19,6 +19,21 @@ def _wrap(label: str, text: str, indent: int = 3, label_w: int = 11) -> list[str
                          break_long_words=True, break_on_hyphens=False) or [first.rstrip()]
 
 
+def _cmd(label: str, cmd: str, indent: int = 3, label_w: int = 11) -> list[str]:
+    """A command under a label, folded so it runs when pasted (see common.command_lines)."""
+    rest = " " * (indent + label_w)
+    lines = common.command_lines(cmd, WIDTH - indent - label_w)
+    return [" " * indent + f"{label:<{label_w}}" + lines[0]] + [rest + x for x in lines[1:]]
+
+
+def _action(h) -> tuple[str, str]:
+    """(the Action text without its verify command, the command) for the header."""
+    tail = f" Verify: {h.verify}"
+    if h.verify and h.action.endswith(tail):
+        return h.action[: -len(tail)], h.verify
+    return h.action, ""
+
+
 def _table(t: common.Table, indent: int = 4) -> list[str]:
     cols = t.columns
     widths = [max(len(c), *(len(r[i]) for r in t.rows)) for i, c in enumerate(cols)]
@@ -47,7 +62,7 @@ def finding_lines(i: int, f) -> list[str]:
     if f.since:
         out += _wrap("since:", f.since)
     if f.verify:
-        out += _wrap("verify:", f.verify)
+        out += _cmd("verify:", f.verify)
     for j, s in enumerate(f.stabilize):
         out += _wrap("stabilize:" if j == 0 else "", "- " + s)
     if f.evidence:
@@ -61,12 +76,41 @@ def _header(b: layout.Header) -> list[str]:
     lines.append("=" * WIDTH)
     lines.append(f"STATUS: {h.severity.upper()}")
     lines += _wrap("Condition:", h.condition, indent=0)
-    lines += _wrap("Action:", h.action, indent=0)
+    action, verify = _action(h)
+    lines += _wrap("Action:", action, indent=0)
+    if verify:
+        lines += _cmd("Verify:", verify, indent=0)
     lines += _wrap("Need:", h.need, indent=0)
     return lines + [""]
 
 
+def _limit(lines: list[str], n: int) -> list[str]:
+    """At most n lines; the last one ends in '…' when text was cut."""
+    if len(lines) <= n:
+        return lines
+    return lines[: n - 1] + [lines[n - 1][: WIDTH - 1].rstrip() + "…"]
+
+
+def brief_finding_lines(i: int, f) -> list[str]:
+    """Two to four lines: severity and title with subject and ETA; the verify command, whole or not at all."""
+    out = _limit(textwrap.wrap(f"{i}. {f.severity.upper()} {common.brief_line(f)}", WIDTH,
+                               subsequent_indent="   ", break_on_hyphens=False), 2)
+    if f.verify:
+        cmd = _cmd("verify:", common.brief_command(f.verify), label_w=8)
+        out += cmd if len(cmd) <= 3 else _wrap("verify:", "long command: see --full", label_w=8)
+    return out
+
+
 def _findings(b: layout.Findings) -> list[str]:
+    if b.brief:
+        lines = [f"FINDINGS ({b.serious} to act on, {b.info} informational; most urgent first)", "-" * WIDTH]
+        if not b.findings:
+            lines.append("   none to act on")
+        for i, f in enumerate(b.findings, 1):
+            lines += brief_finding_lines(i, f)
+        if b.hidden:
+            lines.append(f"   +{b.hidden} more (hostdiag snapshot --full)")
+        return lines + [""]
     lines = [f"FINDINGS ({b.serious} to act on, {b.info} informational)", "-" * WIDTH]
     if not b.findings:
         lines.append("   none")
@@ -77,6 +121,12 @@ def _findings(b: layout.Findings) -> list[str]:
 
 
 def _changes(b: layout.Changes) -> list[str]:
+    if b.brief:
+        lines = [f"WHAT CHANGED (newest {len(b.rows)} of {b.total})"]
+        for r in b.rows:
+            lines += _limit(textwrap.wrap(f"{r.get('time', '?')}  {r.get('kind', '?'):<8} {common.clip(r.get('what', ''))}",
+                                          WIDTH, initial_indent="   ", subsequent_indent="      "), 1)
+        return lines + [""]
     lines = [f"WHAT CHANGED (newest first, {len(b.rows)} of {b.total})", "-" * WIDTH]
     if not b.rows:
         lines.append("   nothing seen in the changes window")
@@ -87,6 +137,13 @@ def _changes(b: layout.Changes) -> list[str]:
 
 
 def _shapes(b: layout.Shapes) -> list[str]:
+    if b.brief:
+        lines = ["SHAPES (known failure shapes in the graphs)"]
+        for row in b.rows:
+            sh = row.match
+            lines += _limit(textwrap.wrap(f"{sh.signature} ({sh.score:.2f}) on {sh.series}: {sh.why}", WIDTH,
+                                          initial_indent="   ", subsequent_indent="      "), 2)
+        return lines + [""]
     lines = ["SHAPES (sampled series that match a known failure shape)", "-" * WIDTH]
     for row in b.rows:
         sh = row.match
@@ -114,6 +171,10 @@ def _evidence(b: layout.Evidence) -> list[str]:
 
 
 def _blind_spots(b: layout.BlindSpots) -> list[str]:
+    if b.brief:
+        seen = "; ".join(f"{s.collector} {s.status}" for s in b.spots) or "none: every collector saw its resource"
+        return _limit(textwrap.wrap(f"BLIND SPOTS: {seen}", WIDTH, subsequent_indent="  "), 2) + [
+            "(hostdiag snapshot --full: evidence, tables, reasons)"]
     lines = ["BLIND SPOTS", "-" * WIDTH]
     if not b.spots:
         lines.append("   none: every collector saw its resource")
@@ -126,5 +187,10 @@ STYLERS = {layout.Header: _header, layout.Findings: _findings, layout.Changes: _
            layout.Shapes: _shapes, layout.Evidence: _evidence, layout.BlindSpots: _blind_spots}
 
 
-def render(report, env=None, *, top: int = 5) -> str:
-    return "\n".join(line for b in layout.layout(report, top) for line in STYLERS[type(b)](b)) + "\n"
+def render(report, env=None, *, top: int = 5, full: bool = True) -> str:
+    return "\n".join(line for b in layout.layout(report, top, full) for line in STYLERS[type(b)](b)) + "\n"
+
+
+def status_block(report, env=None) -> str:
+    """The status block alone (repeated at the end of a long report on a TTY)."""
+    return "\n".join(_header(layout.layout(report, full=False)[0])) + "\n"

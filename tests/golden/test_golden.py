@@ -31,9 +31,9 @@ def _args(scenario: str) -> list[str]:
             "--sys-root", str(root / "sys"), "--root", str(root)]
 
 
-def _run(scenario: str, fmt: str) -> str:
+def _run(scenario: str, *fmt: str) -> str:
     env = {"HOSTDIAG_SIGNATURES": "", "NO_COLOR": "1", "COLUMNS": "80"}
-    p = cli(*_args(scenario), fmt, env=env)
+    p = cli(*_args(scenario), *fmt, env=env)
     assert p.returncode in (0, 1, 2) and not p.stderr, p.stderr
     return p.stdout.replace(str(FIXTURES / scenario), f"<fixtures>/{scenario}")
 
@@ -75,8 +75,26 @@ def _check(outputs: dict[Path, str], update: bool) -> None:
 def test_golden(scenario, update):
     raw = _run(scenario, "--json")
     collected_at = json.loads(raw)["collected_at"]
-    plain = _run(scenario, "--plain")
-    # --plain ran a moment later: its own collection time is in its header
-    m = re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00", plain)
-    _check({GOLDEN / f"{scenario}.json": normalise_json(raw),
-            GOLDEN / f"{scenario}.txt": normalise_plain(plain, m.group(0) if m else collected_at)}, update)
+    outputs = {GOLDEN / f"{scenario}.json": normalise_json(raw)}
+    for name, args in ((f"{scenario}.txt", ("--plain", "--full")), (f"{scenario}.default.txt", ("--plain",))):
+        plain = _run(scenario, *args)
+        # --plain ran a moment later: its own collection time is in its header
+        m = re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00", plain)
+        outputs[GOLDEN / name] = normalise_plain(plain, m.group(0) if m else collected_at)
+    _check(outputs, update)
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_default_view_fits_one_screen(scenario):
+    """The five-second read: several faults, still one screen at 80 columns, status block first,
+    the most urgent finding first with the command that verifies it."""
+    text = _run(scenario, "--plain")
+    lines = text.splitlines()
+    assert len(lines) <= 50, len(lines)
+    assert all(len(x) <= 80 for x in lines)
+    assert lines[3].startswith("STATUS: ") and "Condition:" in text and "Need:" in text
+    doc = json.loads(_run(scenario, "--json"))
+    first = next(f for f in doc["findings"] if f["severity"] != "info")
+    i = text.index("FINDINGS")
+    assert text.index(first["title"][:40], i) < text.index("2. ", i)
+    assert "EVIDENCE" not in text and "--full" in text

@@ -196,7 +196,7 @@ def test_change_before_the_oom_is_shown_next_to_it(incident_dir, tmp_path):
     assert oom["evidence"]["after_change"]["what"] == "upgrade nginx 1.24.0-1 → 1.26.1-1"
     assert oom["evidence"]["after_change"]["minutes_before"] == pytest.approx(2.0, abs=0.1)
     assert oom["stabilize"][0].startswith("Consider rolling back upgrade nginx 1.24.0-1 → 1.26.1-1")
-    plain = _cli(*args, "--plain").stdout.decode()
+    plain = _cli(*args, "--plain", "--full").stdout.decode()
     changed = plain[plain.index("WHAT CHANGED"):plain.index("EVIDENCE")]
     assert "upgrade nginx 1.24.0-1 → 1.26.1-1" in changed
     assert plain.index("kernel.oom_kill") < plain.index("WHAT CHANGED")
