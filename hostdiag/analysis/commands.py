@@ -6,14 +6,16 @@ shell-quoted values. A command whose placeholder cannot be filled is not printed
 catalog check is dropped; a stabilize option loses the parenthesised command that held it, or is
 dropped. On a host without a journal, `journalctl -k` becomes `dmesg -T`.
 
-Private helper until hostdiag/core/shell.py (fill(template, subject)) lands; then switch to it.
+Values are single shell words from core/shell.quote ($'...' for control characters, so a
+newline cannot end a `# comment` and start a command). This step also knows the catalog's and
+collectors' older spellings (`<port>`, `PID`, `UNIT`), which core/shell.fill (braces only) does not.
 """
 from __future__ import annotations
 
 import re
-import shlex
 from dataclasses import replace
 
+from hostdiag.core import shell
 from hostdiag.core.model import Finding, ShapeMatch
 
 # Placeholder spelling -> subject field. `<unit of the victim>` and `<task_memcg>` included.
@@ -40,7 +42,7 @@ def _value(name: str, subject: dict) -> str | None:
         return None
     if key in NUMERIC:   # may sit inside quotes ('sport = :<port>'): digits only
         return str(v) if str(v).isdigit() else None
-    return shlex.quote(str(v))
+    return shell.quote(v)
 
 
 def fill(template: str, subject: dict) -> str | None:
