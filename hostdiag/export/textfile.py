@@ -37,8 +37,22 @@ def _escape(v) -> str:
     return _CONTROL.sub("", str(v)).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
+_REDACTOR = None
+
+
+def _redact(v) -> str:
+    """The bundle's redaction rules on a label value: the file is 0644 and ends up in a shared
+    Prometheus, and a mount path can hold a secret (/mnt/db_password=...)."""
+    global _REDACTOR
+    if _REDACTOR is None:
+        from hostdiag.bundle import redact
+
+        _REDACTOR = redact.make()
+    return _REDACTOR.text(str(v))
+
+
 def _labels(d: dict) -> str:
-    return "{" + ",".join(f'{k}="{_escape(v)}"' for k, v in d.items()) + "}" if d else ""
+    return "{" + ",".join(f'{k}="{_escape(_redact(v))}"' for k, v in d.items()) + "}" if d else ""
 
 
 def _num(x: float) -> str:
