@@ -28,6 +28,10 @@ FORMAT = "hostdiag-bundle/1"
 MAX_MEMBERS = 1000
 MAX_TOTAL = 2 << 30           # decompressed bytes read from any bundle
 MAX_MANIFEST = 16 << 20
+MAX_KEPT = 256 << 20          # one member held in memory (snapshot.json for show): RAM, not just disk
+# zstd's decompressobj has no output bound: one 128 KiB RLE block costs 4 input bytes, so 64 KiB
+# of input can become 2 GiB at once. Feeding it this much at a time bounds one call to ~32 MiB.
+_ZSTD_IN = 1 << 10
 TAR_OVERHEAD = 1024           # header block + worst-case padding, per member (for --max-size)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
 
@@ -139,10 +143,11 @@ class _Bounded(io.RawIOBase):
 
     def __init__(self, raw, limit: int | None = None):
         self.raw, self.limit, self.total = raw, MAX_TOTAL if limit is None else limit, 0
-        self.buf = b""
+        self.buf, self.pos = b"", 0
         head = raw.read(4)
         self.kind = "gzip" if head[:2] == b"\x1f\x8b" else "zstd" if head == b"\x28\xb5\x2f\xfd" else "tar"
         self._pending = head
+        self._zin = b""          # zstd input not yet fed to the decompressor
         self._eof = False
         if self.kind == "gzip":
             self._d = zlib.decompressobj(16 + zlib.MAX_WBITS)
@@ -169,6 +174,8 @@ class _Bounded(io.RawIOBase):
                 self.complete = False
             elif gz and self._d.unconsumed_tail:
                 chunk = self._d.unconsumed_tail
+            elif self._zin:
+                chunk, self._zin = self._zin[:_ZSTD_IN], self._zin[_ZSTD_IN:]
             else:
                 chunk = self._pending or self.raw.read(1 << 16)
                 self._pending = b""
@@ -190,6 +197,9 @@ class _Bounded(io.RawIOBase):
                     out = self._d.decompress(chunk, max(want, 1 << 16))
                     self.complete = self._d.eof
                 else:
+                    if len(chunk) > _ZSTD_IN:
+                        chunk = memoryview(chunk)       # slices without copying
+                        chunk, self._zin = chunk[:_ZSTD_IN], chunk[_ZSTD_IN:]
                     out = self._d.decompress(chunk)
                     self.complete = bool(getattr(self._d, "eof", False))
             except zlib.error as e:
@@ -201,15 +211,15 @@ class _Bounded(io.RawIOBase):
 
     def readinto(self, b) -> int:
         want = len(b)
-        while not self.buf and not self._eof:
-            self.buf = self._more(want)
+        while self.pos >= len(self.buf) and not self._eof:
+            self.buf, self.pos = self._more(want), 0
             if not self.buf and self._eof:
                 break
-        if not self.buf:
+        if self.pos >= len(self.buf):
             return 0
-        n = min(want, len(self.buf))
-        b[:n] = self.buf[:n]
-        self.buf = self.buf[n:]
+        n = min(want, len(self.buf) - self.pos)
+        b[:n] = self.buf[self.pos:self.pos + n]     # an offset, not buf[n:]: no copy of a big block per read
+        self.pos += n
         self.total += n
         if self.total > self.limit:
             raise HostileArchive(f"decompresses to more than {self.limit >> 20} MiB: refusing (decompression bomb?)")
@@ -241,9 +251,12 @@ def read_members(raw, *, limit: int | None = None, max_members: int | None = Non
                 raise HostileArchive(f"member {ti.name!r} is a {kind}: bundles hold regular files only")
             if ti.size > limit:
                 raise HostileArchive(f"member {ti.name!r} claims {ti.size} bytes: over the {limit >> 20} MiB bound")
+            held = [] if keep(name) else None
+            if held is not None and ti.size > MAX_KEPT:
+                raise HostileArchive(f"member {ti.name!r} claims {ti.size} bytes: over the {MAX_KEPT >> 20} MiB "
+                                     "bound for a member read into memory")
             f = tar.extractfile(ti)
             h = hashlib.sha256()
-            held = [] if keep(name) else None
             got = 0
             while True:
                 chunk = f.read(1 << 16)

@@ -20,6 +20,7 @@ import os
 import re
 import sys
 from collections import Counter
+from urllib.parse import quote, unquote
 from dataclasses import dataclass, field, fields, is_dataclass
 
 if sys.version_info >= (3, 11):
@@ -110,7 +111,9 @@ _VAL = r"""(?:"(?P<dq>[^"\n]*)"|'(?P<sq>[^'\n]*)'|(?P<bare>[^\s"',;&}\]\)]+))"""
 
 # The keyword starts the name or follows a separator or a camelCase hump: db_password,
 # X-Api-Key, dbPassword; never inside a word (Bypass, monkey, tokenizer).
-_PRE = r"(?:[\w.-]*[_.-]|[A-Za-z0-9]*(?-i:[a-z0-9](?=[A-Z])))?"
+# PGPASSWORD, ROOTPWD: an upper-case environment name glued to the keyword (not BYPASS, Bypass).
+_PRE = (r"(?:[\w.-]*[_.-]|[A-Za-z0-9]*(?-i:[a-z0-9](?=[A-Z]))"
+        r"|(?-i:[A-Z][A-Z0-9]*(?=PASSWORD|PASSWD|PWD|SECRET|TOKEN|APIKEY|ACCESSKEY)))?")
 _SUF = r"(?:[_.-][\w.-]*|(?-i:[A-Z])[\w.-]*|s|\d+)?"
 
 
@@ -178,6 +181,9 @@ BUILTIN: tuple[Rule, ...] = (
     Rule("cmdline_password", re.compile(r"(?P<head>\b(?:mysql|mysqldump|mysqladmin|mysqlimport|mariadb|mariadb-dump"
                                         r"|mongo|mongosh|mongodump|mongorestore|sshpass)\b[^\n|;&]{0,200}?"
                                         r"\s-p\s?)(?P<val>[^\s\-][^\s]*)"), _short_flag),
+    # curl -u user:pass / curl --user user:pass
+    Rule("cmdline_password", re.compile(r"(?P<head>\bcurl\b[^\n|;&]{0,200}?\s(?:-u\s?|--user[=\s])[^\s:\"']*:)"
+                                        r"(?P<val>[^\s\"']+)"), _short_flag),
     Rule("cmdline_password", re.compile(r"(?P<head>\bredis-cli\b[^\n|;&]{0,200}?\s-a\s?)(?P<val>[^\s\-][^\s]*)"),
          _short_flag),
     # --password=x, --token x, --api-key=x (a --password-file is a path and stays).
@@ -190,6 +196,17 @@ BUILTIN: tuple[Rule, ...] = (
     Rule("keyword", _kw_rx(_STRONG), _keyword(True, "keyword")),
     Rule("high_entropy", _kw_rx(_WEAK), _keyword(False, "high_entropy")),
 )
+
+
+_PCT = re.compile(r"[^\s\[\],=\"'&?]*%[0-9A-Fa-f]{2}[^\s\[\],\"'&?]*")
+
+
+def _valid_utf8_pct(raw: str) -> bool:
+    try:
+        unquote(raw, errors="strict")
+        return True
+    except UnicodeDecodeError:
+        return False
 
 
 @dataclass
@@ -207,6 +224,19 @@ class Redactor:
             return s
         if len(s) > MAX_TEXT:
             s = s[:MAX_TEXT]
+        if "%" in s:    # series keys and URLs percent-encode: db_password%3Dx hid from every rule
+            s = _PCT.sub(self._encoded, s)
+        return self._plain(s)
+
+    def _encoded(self, m: re.Match) -> str:
+        raw = m.group(0)
+        dec = unquote(raw, errors="strict") if _valid_utf8_pct(raw) else raw
+        if dec == raw:
+            return raw
+        red = self._plain(dec)
+        return raw if red == dec else quote(red, safe="/ :@+-._~")
+
+    def _plain(self, s: str) -> str:
         gated = _TRIGGER.search(s.lower()) is not None
         for r in BUILTIN if gated else ():
             s = self._apply(r, s)

@@ -7,6 +7,7 @@
 """
 from __future__ import annotations
 
+import os
 import re
 import sys
 from pathlib import Path
@@ -124,8 +125,14 @@ def bundle(
         return snap_cmd.run(snap_cmd.Options(window_s=window, interval_s=interval, only=only_list), ctx)
     if target is None:
         out = sys.stdout.buffer
-        summary = contents.write(opts, ctx, out, collect=collect, since=t_since, until=t_until)
-        out.flush()
+        try:
+            summary = contents.write(opts, ctx, out, collect=collect, since=t_since, until=t_until)
+            out.flush()
+        except BrokenPipeError:
+            # click turns EPIPE into a silent exit 1 ("warning"): say the archive is cut short
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # no second EPIPE at exit
+            typer.echo("hostdiag: bundle NOT complete: stdout was closed before the end of the archive", err=True)
+            raise typer.Exit(int(ExitStatus.ERROR)) from None
     else:
         try:
             f = ExclusiveFile(target)

@@ -116,9 +116,10 @@ def run(path: str, *, window_s: float = 1.0, interval_s: float = 1.0, timeout_s:
             stats = st.append(rec)
             stats["captures"] = st.span()[2]
         if textfile:
+            from hostdiag.bundle import redact
             from hostdiag.export import textfile as tf
 
-            stats["textfile"] = tf.write(textfile, doc)
+            stats["textfile"] = tf.write(textfile, doc, redact=redact.make().text)
         return stats
     finally:
         if st is not None:

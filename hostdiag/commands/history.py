@@ -95,19 +95,28 @@ def history_cmd(
         typer.echo(f"hostdiag history: {e}", err=True)
         raise typer.Exit(3) from None
     with h:
-        if d1 is not None:
-            out = render_diff(h.diff(d1, d2), json_)
-        elif (metric or process) and (json_ or csv_):
-            sel = select(h, metric, process, t_since, t_until)
-            if not sel:
-                typer.echo("hostdiag history: no series matches", err=True)
-                raise typer.Exit(3)
-            out = _export(sel, "json" if json_ else "csv")
-        elif csv_:
-            raise typer.BadParameter("--csv exports series: add --metric or --process")
-        else:
-            out = render_summary(h, metric, process, t_since, t_until, width, json_)
+        try:
+            out = _render(h, metric, process, t_since, t_until, d1, d2, width, json_, csv_)
+        except StoreError as e:     # corruption met while reading (a crafted or damaged store)
+            typer.echo(f"hostdiag history: {e}", err=True)
+            raise typer.Exit(3) from None
     sys.stdout.write(out)
+
+
+def _render(h, metric, process, t_since, t_until, d1, d2, width, json_, csv_) -> str:
+    if d1 is not None:
+        out = render_diff(h.diff(d1, d2), json_)
+    elif (metric or process) and (json_ or csv_):
+        sel = select(h, metric, process, t_since, t_until)
+        if not sel:
+            typer.echo("hostdiag history: no series matches", err=True)
+            raise typer.Exit(3)
+        out = _export(sel, "json" if json_ else "csv")
+    elif csv_:
+        raise typer.BadParameter("--csv exports series: add --metric or --process")
+    else:
+        out = render_summary(h, metric, process, t_since, t_until, width, json_)
+    return out
 
 
 def select(h, metric, process, since, until):

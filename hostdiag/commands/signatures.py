@@ -204,8 +204,11 @@ def match(file: str = typer.Argument(None, metavar="FILE|-", help="CSV (timestam
                           + (f"  {m.title}" if m.title else "")))
         typer.echo(_clean(f"   {when(m.start)} .. {when(m.end)}: {m.why}"))
         if i == 1:
-            for c in m.first_checks[:3]:
+            checks = m.checks()       # no subject here: lines naming {pid}, {unit}... are left out
+            for c in checks[:3]:
                 typer.echo(_clean(f"   check: {c}"))
+            if len(checks) < len(m.first_checks) and m.signature:
+                typer.echo(_clean(f"   (more checks need a pid, unit or device: hostdiag signatures show {m.signature})"))
             for s in m.stabilize[:3]:
                 typer.echo(_clean(f"   stabilize: {s}"))
             if m.runbook:

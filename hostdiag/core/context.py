@@ -76,10 +76,12 @@ class Context:
         path = self.proc_path(rel)
         try:
             return self.read(path, limit)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             raise Unavailable(f"{path} missing: is /proc mounted?") from None
         except PermissionError:
             raise Unavailable(f"permission denied reading {path}: run as root") from None
+        except OSError as e:    # a FIFO or device where a file belongs (EINVAL), a hung read (timeout)
+            raise Unavailable(f"{path} not readable: {e.strerror or e}") from None
 
     def read_optional(self, path: str, limit: int = MAX_READ_BYTES) -> str | None:
         """Read a file that may legitimately be absent (PSI, cgroup files): None if so."""

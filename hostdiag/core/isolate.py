@@ -21,8 +21,9 @@ import stat as statmod
 import struct
 import threading
 
-# Replies carry whole files (Context.read allows 64 MiB: /proc/net/tcp of a busy host is MBs).
-MAX_REPLY = 65 << 20
+# A read reply carries up to the caller's limit (context.MAX_READ_BYTES, 64 MiB): /proc/net/tcp
+# of a host with 10k sockets is already ~1.5 MiB. The child never sends more than this.
+MAX_REPLY = 64 << 20
 READ_CHUNK = 256 * 1024
 _HDR = struct.Struct("!I")
 # A few abandoned children are fine; an endless supply of hung mounts must not fork-bomb the host.
@@ -59,18 +60,19 @@ def _child_call(op: str, arg):
         st = os.stat(arg)
         return (st.st_mode, st.st_dev, st.st_ino, st.st_size, st.st_mtime)
     if op == "read":
-        return read_regular(*arg)
+        path, limit = arg
+        return read_regular(path, min(limit, MAX_REPLY))
     raise ValueError(f"unknown op {op!r}")
 
 
 def _read_exact(fd: int, n: int) -> bytes:
-    buf = b""
+    buf = bytearray()       # not bytes +=: a 64 MiB reply in 64 KiB pipe reads was quadratic (seconds)
     while len(buf) < n:
-        b = os.read(fd, n - len(buf))
+        b = os.read(fd, min(n - len(buf), 1 << 20))
         if not b:
             raise EOFError
         buf += b
-    return buf
+    return bytes(buf)
 
 
 def _child_loop(req: int, rep: int) -> None:  # pragma: no cover - runs in the forked child
@@ -155,8 +157,15 @@ class Prober:
                                        "(hung NFS/FUSE server?)")
                 (n,) = _HDR.unpack(_read_exact(self._rep, _HDR.size))
                 if n > MAX_REPLY + 64:
+                    # its body is still in the pipe: the next call would read it as a header
+                    # (every later collector failed with "bad marshal data"), so drop this child
+                    self._abandon()
                     raise OSError(f"probe reply too large ({n} bytes)")
-                ok, value = marshal.loads(_read_exact(self._rep, n))
+                try:
+                    ok, value = marshal.loads(_read_exact(self._rep, n))
+                except ValueError:
+                    self._abandon()
+                    raise OSError("probe reply corrupt") from None
             except (EOFError, BrokenPipeError):
                 self._abandon()
                 raise OSError("probe child died") from None

@@ -28,6 +28,24 @@ def _forbidden(path: str) -> str | None:
     return None
 
 
+def _foreign_link(absolute: str) -> str | None:
+    """The first directory symlink on the way to `absolute` owned by a uid other than root or us.
+
+    O_NOFOLLOW guards only the last component: `/tmp/x -> /etc` planted by another user turns
+    `-o /tmp/x/passwd --force` into a write in /etc (fs.protected_symlinks is often 0)."""
+    me = os.geteuid()
+    cur = "/"
+    for part in absolute.strip("/").split("/")[:-1]:
+        cur = os.path.join(cur, part)
+        try:
+            st = os.lstat(cur)
+        except OSError:
+            return None
+        if stat.S_ISLNK(st.st_mode) and st.st_uid not in (0, me):
+            return cur
+    return None
+
+
 def check_target(path: str | os.PathLike, *, force: bool = False) -> str:
     """Validate a file target and return its absolute path; raise UnsafePath otherwise."""
     raw = os.fspath(path)
@@ -39,6 +57,9 @@ def check_target(path: str | os.PathLike, *, force: bool = False) -> str:
     top = _forbidden(absolute) or _forbidden(real_parent)
     if top:
         raise UnsafePath(f"{raw}: refusing to write under {top}")
+    link = _foreign_link(absolute)
+    if link:
+        raise UnsafePath(f"{raw}: {link} is a symbolic link owned by another user; refusing to follow it")
     try:
         pst = os.stat(real_parent)
     except FileNotFoundError:
@@ -163,6 +184,9 @@ def private_dir(path: str | os.PathLike) -> str:
     top = _forbidden(absolute) or _forbidden(os.path.realpath(absolute))
     if top:
         raise UnsafePath(f"{absolute}: refusing to write under {top}")
+    link = _foreign_link(absolute)
+    if link:
+        raise UnsafePath(f"{absolute}: {link} is a symbolic link owned by another user; refusing to follow it")
     try:
         st = os.lstat(absolute)
     except FileNotFoundError:

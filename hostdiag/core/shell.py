@@ -67,11 +67,20 @@ def placeholders(template: str) -> list[str]:
     return [name for name, _ in _scan(template)]
 
 
+# `cat /sys/fs/cgroup/<unit>/memory.current` pasted into bash is `cat ... < unit > /memory.current`:
+# a redirection that creates a file in / as root when ./unit exists. Placeholders are {name}.
+_ANGLE = re.compile(r"(?<![<\w])<[A-Za-z_][\w-]*>")
+
+
 def problem(template: str) -> str | None:
     """Why this template cannot be filled safely, or None (lint uses this)."""
     quoted = [name for name, inside in _scan(template) if inside]
     if quoted:
         return f"placeholder {{{quoted[0]}}} is inside quotes: put it outside so its value is quoted as one word"
+    angle = _ANGLE.search(template)
+    if angle:
+        return (f"{angle.group()} is a shell redirection when pasted, not a placeholder: "
+                f"write {{{angle.group()[1:-1]}}}")
     return None
 
 

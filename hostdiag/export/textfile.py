@@ -37,8 +37,8 @@ def _escape(v) -> str:
     return _CONTROL.sub("", str(v)).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
-def _labels(d: dict) -> str:
-    return "{" + ",".join(f'{k}="{_escape(v)}"' for k, v in d.items()) + "}" if d else ""
+def _labels(d: dict, redact=str) -> str:
+    return "{" + ",".join(f'{k}="{_escape(redact(str(v)))}"' for k, v in d.items()) + "}" if d else ""
 
 
 def _num(x: float) -> str:
@@ -61,12 +61,13 @@ def series_name(metric: str, unit: str, counter: bool) -> tuple[str, float]:
 class _Families:
     """Samples grouped per metric name (the format wants each family contiguous, once)."""
 
-    def __init__(self):
+    def __init__(self, redact=str):
         self.fams: dict[str, tuple[str, str, dict]] = {}
+        self.redact = redact
 
     def add(self, name: str, kind: str, help_: str, labels: dict, value: float) -> None:
         fam = self.fams.setdefault(name, (kind, help_, {}))
-        fam[2].setdefault(_labels(labels), value)   # first wins: duplicate samples break the file
+        fam[2].setdefault(_labels(labels, self.redact), value)   # first wins: duplicate samples break the file
 
     def text(self) -> str:
         out = []
@@ -77,9 +78,11 @@ class _Families:
         return "\n".join(out) + "\n"
 
 
-def render(doc: dict) -> str:
-    """The textfile for one report (Report.to_dict())."""
-    fams = _Families()
+def render(doc: dict, *, redact=str) -> str:
+    """The textfile for one report (Report.to_dict()). `redact(str) -> str` runs on every label
+    value: the file is 0644 and ends up in a shared Prometheus, and a mount path can hold a
+    secret (/mnt/db_password=...); `hostdiag capture` passes the bundle's redactor."""
+    fams = _Families(redact)
     ts = parse_rfc3339(doc.get("collected_at"))
     if ts is not None:
         fams.add("hostdiag_last_run_timestamp_seconds", "gauge", "When the last hostdiag run collected (epoch seconds).",
@@ -112,13 +115,13 @@ def render(doc: dict) -> str:
     return fams.text()
 
 
-def write(directory: str | os.PathLike, doc: dict, *, filename: str = FILENAME) -> str:
+def write(directory: str | os.PathLike, doc: dict, *, filename: str = FILENAME, redact=str) -> str:
     """Replace DIRECTORY/hostdiag.prom atomically with the report's textfile; return its path.
 
     0644 (node_exporter reads it as another user); never through a link, never under
     /proc, /sys or /dev; the temporary name ends in .tmp, which the collector ignores.
     """
-    data = render(doc).encode("utf-8")
+    data = render(doc, redact=redact).encode("utf-8")
     target = safeio.check_target(os.path.join(os.fspath(directory), filename), force=True)
     tmp = safeio._tmp_name(target)
     fd = os.open(tmp, safeio._CREATE, 0o644)

@@ -169,6 +169,9 @@ def _reads(fn):
                     time.sleep(0.05 * (attempt + 1))
                     continue
                 raise StoreRefused(f"store {self.path}: unreadable ({e}); left untouched") from None
+            except (json.JSONDecodeError, TypeError) as e:  # a crafted row: bad JSON, text where a number goes
+                raise StoreRefused(f"store {self.path}: unreadable (a row hostdiag did not write: "
+                                   f"{type(e).__name__}: {str(e)[:200]}); left untouched") from None
     return wrapper
 
 
@@ -350,7 +353,7 @@ class History:
         times = [t for (t,) in self.conn.execute("SELECT t FROM capture WHERE t BETWEEN ? AND ? ORDER BY t", (lo, hi))]
         index = {t: i for i, t in enumerate(times)}
         rows = self.conn.execute(
-            "SELECT s.t, f.fid, f.subject, s.severity, s.title FROM finding_sample s JOIN finding f ON f.id = s.finding "
+            "SELECT s.t, f.fid, f.subject, s.severity, substr(s.title, 1, 1000) FROM finding_sample s JOIN finding f ON f.id = s.finding "
             "WHERE s.t BETWEEN ? AND ? ORDER BY f.id, s.t", (lo, hi)).fetchall()
         spans: list[Span] = []
         open_: dict[tuple, tuple[Span, int]] = {}
@@ -423,7 +426,7 @@ class History:
             ports = {(s, p): n for s, p, n in self.conn.execute(
                 "SELECT state, port, n FROM port_sample WHERE t = ?", (ms,))}
         findings = {(fid, subj): (_SEV_NAME.get(sev, "info"), title) for fid, subj, sev, title in self.conn.execute(
-            "SELECT f.fid, f.subject, s.severity, s.title FROM finding_sample s JOIN finding f ON f.id = s.finding "
+            "SELECT f.fid, f.subject, s.severity, substr(s.title, 1, 1000) FROM finding_sample s JOIN finding f ON f.id = s.finding "
             "WHERE s.t = ?", (ms,))}
         return {"t": tn, "host": dict(zip(hk, row)), "procs": procs, "mounts": mounts, "ports": ports,
                 "findings": findings}

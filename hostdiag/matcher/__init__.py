@@ -64,6 +64,13 @@ class Match:
     runbook: str | None = None
     facts: dict = field(default_factory=dict)
 
+    def checks(self, subject: dict | None = None) -> list[str]:
+        """first_checks with {name} filled from the subject (each value one shell word); a line
+        with a placeholder the subject cannot fill is dropped, never printed half-filled."""
+        from hostdiag.core import shell
+
+        return [c for c in (shell.fill(x, subject or {}) for x in self.first_checks if isinstance(x, str)) if c]
+
     def to_dict(self) -> dict:
         """The JSON fields of `signatures match --json`."""
         d = asdict(self)

@@ -260,6 +260,8 @@ class Analyzer:
         return s
 
     def _icmp(self, frame, fam, reporter, typ, code, l4):
+        if len(frame) < l4 + 8:     # an ICMP error is 8 bytes before the quoted packet: a runt says nothing
+            return
         if fam == 4 and typ == 3:
             kind = "frag_needed" if code == 4 else "unreachable"
             mtu = _MTU4(frame, l4 + 6)[0] if code == 4 else None

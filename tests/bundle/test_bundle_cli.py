@@ -319,3 +319,15 @@ def test_history_slice_from_a_real_store(snapshot, monkeypatch, tmp_path):
     res = verify(io.BytesIO(out.getvalue()))
     assert res.ok and res.manifest["history"] == {"included": False, "note": "no capture store on this host: no history slice"}
     assert "history.json" not in [m["name"] for m in res.manifest["members"]]
+
+
+def test_stream_cut_by_the_reader_is_an_error_not_a_warning():
+    """`hostdiag bundle -o - | uploader` where the uploader dies: click turned EPIPE into a
+    silent exit 1, which reads as "warning" while the archive is cut short."""
+    p = subprocess.Popen([*HOSTDIAG, "bundle", "--since", "5m", "--window", "0", "--only", "cpu", "-o", "-"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert p.stdout.read(10)[:2] == b"\x1f\x8b"
+    p.stdout.close()                 # the reader goes away mid-archive
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=120) == 3, err
+    assert "NOT complete" in err and "Traceback" not in err, err

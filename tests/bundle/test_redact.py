@@ -147,3 +147,25 @@ def test_pids_ports_paths_next_to_secrets(pid, port, path):
     out = redact.make().text(text)
     assert "Qz8Wm2Xk7Lp" not in out
     assert out.startswith(f"[{pid}] listening on :{port} root={path} password=")
+
+
+@pytest.mark.parametrize("text, secret, keep", [
+    # series keys percent-encode label values: a mount path once reached snapshot.json intact
+    ("disk.used_bytes[mount=/tmp/m/db_password%3DMountPw5ecret99]", "MountPw5ecret99", "disk.used_bytes[mount=/tmp/m/"),
+    ("GET /login?user=bob&password%3DQw8Zx2Lm9 200", "Qw8Zx2Lm9", "GET /login?user=bob"),
+    # an environment-like assignment in a cmdline (exec -a, or sh -c "PGPASSWORD=... psql")
+    ("worker PGPASSWORD=EnvPw5ecret77 --threads 4", "EnvPw5ecret77", "--threads 4"),
+    ("sh -c ROOTPWD=Rt7Pw2Qz9 ./init", "Rt7Pw2Qz9", "./init"),
+    ("curl -s -u admin:CurlPw5ecret https://api.example/v1", "CurlPw5ecret", "https://api.example/v1"),
+    ("curl --user=admin:CurlPw5ecret https://api.example/v1", "CurlPw5ecret", "https://api.example/v1"),
+])
+def test_places_the_rules_once_missed(text, secret, keep):
+    r = redact.make()
+    out = r.text(text)
+    assert secret not in out and keep in out, out
+
+
+@pytest.mark.parametrize("s", ["BYPASS=1", "100%25 done", "GET /a%20b?x=1 200", "disk.used_bytes[mount=/srv/caf%C3%A9]",
+                               "curl -u admin https://x", "bad %ZZ escape %C3"])
+def test_encoded_and_glued_text_untouched(s):
+    assert redact.make().text(s) == s

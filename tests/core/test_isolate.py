@@ -50,3 +50,19 @@ def test_hung_statfs_and_read_do_not_hold_the_process(tmp_path):
     # run_with_hung_mount's timeout fails the test if the process waits for the server forever
     p = run_with_hung_mount(tmp_path, f'{sys.executable} -c "{code}"; echo rc=$?')
     assert p.stdout.split() == ["timeout", "timeout", "root", "ok", "True", "rc=0"], p.stdout + p.stderr
+
+
+def test_big_read_and_an_oversized_reply_do_not_break_later_calls(tmp_path, monkeypatch):
+    """Under --proc-root every read goes through the prober. A /proc/net/tcp over 1 MiB (a host
+    with ~7k sockets) was refused as "probe reply too large" and its body left in the pipe, so
+    every later call (cpu, network, processes) failed with "bad marshal data": one big file
+    under /host/proc took most of the report down with it."""
+    big = tmp_path / "tcp"
+    big.write_bytes(b"x" * (3 << 20))
+    assert isolate.read(str(big), 64 << 20, 2.0) == big.read_bytes()
+    (tmp_path / "small").write_bytes(b"ok")
+    monkeypatch.setattr(isolate, "MAX_REPLY", 1 << 20)      # the parent's bound, lowered for the test
+    with pytest.raises(OSError, match="too large"):
+        isolate.read(str(big), 64 << 20, 2.0)
+    for _ in range(3):
+        assert isolate.read(str(tmp_path / "small"), 100, 2.0) == b"ok"

@@ -58,6 +58,33 @@ def test_symlink_planted_by_another_uid_in_sticky_tmp(tmp_path):
     assert victim.read_text() == "root:x:0:0"
 
 
+@pytest.mark.skipif(not IS_ROOT, reason="plants a link as another uid")
+def test_directory_link_planted_by_another_uid(tmp_path):
+    """O_NOFOLLOW guards the last component only: /tmp/x -> /etc planted by nobody turned
+    `-o /tmp/x/passwd --force` into a replaced /etc/passwd (fs.protected_symlinks is 0 here)."""
+    for d in (tmp_path, *tmp_path.parents):
+        if str(d).startswith("/tmp/pytest-of"):
+            os.chmod(d, 0o755)
+    sticky = tmp_path / "tmp"
+    sticky.mkdir()
+    os.chmod(sticky, 0o1777)
+    etc = tmp_path / "etc_standin"
+    etc.mkdir()
+    (etc / "passwd").write_text("root:x:0:0")
+    subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                    "ln", "-s", str(etc), str(sticky / "x")], check=True)
+    for name, force in (("passwd", True), ("new", False)):
+        with pytest.raises(safeio.UnsafePath, match="owned by another user"):
+            safeio.write_file(sticky / "x" / name, b"pwn", force=force)
+        with pytest.raises(safeio.UnsafePath, match="owned by another user"):
+            safeio.ExclusiveFile(sticky / "x" / name)
+    with pytest.raises(safeio.UnsafePath, match="owned by another user"):
+        safeio.private_dir(sticky / "x" / "store")
+    assert sorted(os.listdir(etc)) == ["passwd"] and (etc / "passwd").read_text() == "root:x:0:0"
+    (tmp_path / "mine").symlink_to(etc)              # our own (root's) link stays usable
+    safeio.write_file(tmp_path / "mine" / "ok.txt", b"fine")
+
+
 @pytest.mark.parametrize("target", ["/proc/sys/kernel/domainname", "/sys/kernel/notes", "/dev/null",
                                     "/dev/shm/x", "/proc/self/../self/environ"])
 def test_refuses_proc_sys_dev(target):

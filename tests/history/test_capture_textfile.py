@@ -34,3 +34,26 @@ def test_textfile_only_and_bad_dirs(tmp_path):
     assert p.returncode == 3 and "/proc" in p.stderr
     p = cli("capture", "--no-store", "--window", "0")
     assert p.returncode == 2 and "--textfile" in p.stderr
+
+
+def test_capture_textfile_redacts_label_values(tmp_path):
+    """End to end through `hostdiag capture`: a real tmpfs at a path holding a secret, in a
+    private mount namespace, must not reach the 0644 textfile."""
+    import shutil
+    import subprocess
+    import sys
+
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        import pytest
+        pytest.skip("needs root for a tmpfs in a private mount namespace")
+    mnt = tmp_path / "db_password=MountPw5ecret99"
+    mnt.mkdir()
+    out = tmp_path / "tf"
+    script = (f"mount -t tmpfs -o size=1m tmpfs '{mnt}' && {sys.executable} -m hostdiag capture --no-store "
+              f"--window 0 --textfile '{out}'")
+    out.mkdir()
+    p = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+                       capture_output=True, text=True, timeout=120)
+    text = (out / "hostdiag.prom").read_text()
+    assert "hostdiag_disk_used_bytes{" in text and "db_password" in text, p.stderr + text[:2000]
+    assert "MountPw5ecret99" not in text

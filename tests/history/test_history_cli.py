@@ -128,3 +128,23 @@ def test_real_process_rss_stair_step_followed_across_captures(tmp_path):
     out = cli("history", "--store", path, "--process", str(child.pid), "--metric", "rss_bytes", "--json",
               env={"HOSTDIAG_NOW": str(T0 + 4800)})
     assert read_series(out.stdout)[1] == s.v
+
+
+def test_crafted_store_rows_are_a_clear_refusal_not_an_internal_error(tmp_path):
+    """A store someone edited (a finding subject that is not JSON, a 20 MB title with escapes)
+    once ended `history` with "internal error: JSONDecodeError" (exit 3 with a traceback-ish
+    message) after reading the whole title into memory."""
+    import sqlite3
+
+    path = _store(tmp_path)
+    c = sqlite3.connect(path)
+    t = c.execute("SELECT max(t) FROM capture").fetchone()[0]
+    c.execute("INSERT INTO finding(fid, subject) VALUES ('x.y', 'not json')")
+    fid = c.execute("SELECT max(id) FROM finding").fetchone()[0]
+    c.execute("INSERT INTO finding_sample(t, finding, severity, title) VALUES (?, ?, 2, ?)",
+              (t, fid, "\x1b[31mT" * 4_000_000))
+    c.commit()
+    c.close()
+    r = hist(path)
+    assert r.returncode == 3, r.stderr
+    assert "internal error" not in r.stderr and "unreadable" in r.stderr and path in r.stderr, r.stderr

@@ -42,3 +42,29 @@ def test_root_on_a_hung_filesystem_still_reports(tmp_path):
     doc = json.loads(body)
     assert doc["host"]["os"] in ("?", "", None) or "timed out" in json.dumps(doc["blind_spots"])
     assert "Traceback" not in p.stderr
+
+
+def test_big_proc_file_and_odd_entries_cost_only_their_own_section(tmp_path):
+    """Under --proc-root every read goes through the prober child. A net/tcp over 1 MiB (a
+    host with ~7k sockets) was refused and left its reply in the pipe: cpu, network and
+    processes then failed as "hostdiag bug: bad marshal data". A FIFO where self/ belongs
+    was "hostdiag bug: NotADirectoryError" instead of a named blind spot."""
+    tree = tmp_path / "host"
+    shutil.copytree(FIXTURES / "sockets_closewait", tree, symlinks=True)
+    tcp = tree / "proc" / "net" / "tcp"
+    head, _, rows = tcp.read_text().partition("\n")
+    rows = rows.splitlines()
+    body = [head] + [r for _ in range(1 + (3 << 20) // max(1, len("\n".join(rows)))) for r in rows]
+    tcp.write_text("\n".join(body) + "\n")
+    assert tcp.stat().st_size > 3 << 20
+    self_ = tree / "proc" / "self"
+    if self_.is_symlink() or self_.exists():
+        shutil.rmtree(self_) if self_.is_dir() and not self_.is_symlink() else self_.unlink()
+    os.mkfifo(self_)
+    p = cli("snapshot", "--json", "--window", "0", "--proc-root", str(tree / "proc"),
+            "--sys-root", str(tree / "sys"), "--root", str(tree), timeout=60)
+    assert p.returncode in (0, 1, 2) and "Traceback" not in p.stderr, p.stderr
+    doc = json.loads(p.stdout)
+    bugs = [b for b in doc["blind_spots"] if "hostdiag bug" in b["reason"]]
+    assert not bugs, bugs
+    assert doc["sections"]["sockets"]["status"] != "unavailable", doc["blind_spots"]

@@ -347,3 +347,44 @@ def test_shipped_patterns_are_bounded_and_user_stars_get_the_timed_engine():
     search, _ = catalog.compile_search(r"(x+x+)+y")
     with pytest.raises(TimeoutError):
         search("x" * 5000)
+
+
+def test_lint_rejects_angle_bracket_placeholders(tmp_path):
+    """`cat /sys/fs/cgroup/<unit>/memory.current` pasted as root is `< unit > /memory.current`:
+    with a file ./unit present, bash creates /memory.current. Placeholders are {name}."""
+    d = tmp_path / "cat"
+    d.mkdir()
+    body = GOOD.format(id="user.angle", shape="stair_step", metric="memory.used_bytes", values=STAIRS)
+    (d / "user.angle.toml").write_text(body.replace('first_checks = ["b"]',
+                                                    'first_checks = ["cat /sys/fs/cgroup/<unit>/memory.current"]'))
+    r = run("lint", str(d))
+    assert r.exit_code != 0 and "<unit> is a shell redirection" in r.output, r.output
+
+
+def test_match_prints_no_unfilled_placeholder(tmp_path):
+    """`signatures match` has no subject: it printed `grep ... /proc/{pid}/status` and
+    `cat /sys/fs/cgroup/<unit>/memory.current` as commands to run."""
+    import re
+    import shlex
+
+    p = tmp_path / "s.csv"
+    p.write_text("".join(f"{i * 60},{1e9 + (i // 20) * 2e8}\n" for i in range(120)))
+    r = run("match", str(p), "--metric", "process.rss_bytes")
+    assert r.exit_code == 0 and "memory.leak_stair_step" in r.output, r.output
+    checks = [ln.split("check: ", 1)[1] for ln in r.output.splitlines() if "check: " in ln]
+    assert checks
+    for c in checks:
+        assert not re.search(r"\{[A-Za-z_]\w*\}|<[A-Za-z_]\w*>", c), c
+        shlex.split(c, comments=True)
+
+
+def test_shipped_commands_have_no_angle_placeholders():
+    from hostdiag.core import shell
+
+    entries = catalog.load().entries.values()
+    assert entries
+    for e in entries:
+        for k in ("verify", "first_checks"):
+            v = e.data.get(k)
+            for t in [v] if isinstance(v, str) else v or []:
+                assert shell.problem(t) is None, (e.id, t)

@@ -162,3 +162,31 @@ def test_filter_grammar_rejects(bad):
 def test_filter_grammar_accepts():
     f = bpf.parse_filter("port 443 or host 10.0.0.1, host fd00::1")
     assert f.ports == {443} and f.hosts == {ipaddress.ip_address("10.0.0.1").packed, ipaddress.ip_address("fd00::1").packed}
+
+
+def _eth_ip4(proto: int, l4: bytes) -> bytes:
+    return (b"\0" * 12 + b"\x08\x00" + struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(l4), 0, 0, 64, proto, 0,
+                                                    b"\x0a\0\0\x01", b"\x0a\0\0\x02") + l4)
+
+
+def _eth_ip6(nh: int, l4: bytes) -> bytes:
+    return b"\0" * 12 + b"\x86\xdd" + struct.pack("!IHBB16s16s", 0x60000000, len(l4), nh, 64, b"\1" * 16, b"\2" * 16) + l4
+
+
+@given(st.sampled_from([(4, 1, 3), (4, 1, 11), (6, 58, 1), (6, 58, 2), (4, 6, 0), (4, 17, 0), (6, 6, 0)]),
+       st.integers(0, 255), st.binary(max_size=80))
+@settings(max_examples=3000)
+def test_analyzer_never_raises(shape, code, tail):
+    """Whatever arrives on the wire (a 38-byte ICMP frag-needed from anyone once ended the whole
+    `packets` run with exit 3), the analysis and the findings built from it do not raise."""
+    from hostdiag.packets.findings import build
+    from hostdiag.packets.flows import Analyzer
+
+    fam, proto, typ = shape
+    l4 = (bytes([typ, code]) + tail) if proto in (1, 58) else tail
+    frame = _eth_ip4(proto, l4) if fam == 4 else _eth_ip6(proto, l4)
+    an = Analyzer(0.0)
+    an.add(0.5, "eth0", frame, True)
+    an.add(0.6, "eth0", frame, True)
+    an.finish(1.0)
+    build(an, None, 1.0)

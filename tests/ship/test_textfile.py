@@ -122,3 +122,17 @@ def test_node_exporter_scrapes_it_and_flags_a_malformed_file(tmp_path):
         assert re.search(r"^node_textfile_scrape_error 1$", body, re.M)
     finally:
         stop(proc)
+
+
+def test_label_values_are_redacted():
+    """The textfile is 0644 and lands in a shared Prometheus: a mount named
+    /mnt/db_password=... carried the secret into it."""
+    from hostdiag.bundle import redact
+    from hostdiag.export import textfile
+
+    doc = {"series": {"k": {"metric": "disk.used_bytes", "unit": "bytes", "labels": {
+        "mount": "/tmp/m/db_password%3DMountPw5ecret99"}, "t": [1.0], "v": [5.0]}, "k2": {
+        "metric": "disk.used_bytes", "unit": "bytes", "labels": {"mount": "/srv/data"}, "t": [1.0], "v": [7.0]}}}
+    out = textfile.render(doc, redact=redact.make().text)
+    assert "MountPw5ecret99" not in out and 'mount="/tmp/m/db_password' in out, out
+    assert 'hostdiag_disk_used_bytes{mount="/srv/data"} 7.0' in out, out
