@@ -82,7 +82,8 @@ def _check_inputs(window: float, interval: float, only, since: str | None, until
     """Bad input fails here, before sampling: (since, until) as epoch seconds or None."""
     from hostdiag.core.timeparse import parse_when
 
-    if only is not None and not _split(only):
+    # `only` is None (typer >= 0.9) or () (typer 0.7, Debian 12) when --only was not given at all
+    if only and not _split(only):
         raise _usage("--only is empty: name at least one collector (see `hostdiag collectors`)")
     if window > 0 and interval > window:
         raise _usage(f"--interval {interval:g}s is longer than --window {window:g}s: nothing would be "

@@ -33,7 +33,8 @@ BIG_TCP_INUSE = 4242
 
 
 def snap(tree: proctree.Tree, fmt: str = "--json", *extra: str) -> subprocess.CompletedProcess:
-    p = cli("snapshot", "--window", "0", fmt, *tree.args(), *extra)
+    # --full: these tests read the evidence (device tables, interfaces), not just the findings
+    p = cli("snapshot", "--window", "0", fmt, "--full", *tree.args(), *extra)
     out = p.stdout + p.stderr
     assert p.returncode in (0, 1, 2), out
     assert "Traceback" not in out and "hostdiag bug" not in out, out
