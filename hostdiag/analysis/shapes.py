@@ -13,22 +13,19 @@ from hostdiag.core.model import Finding, Series, ShapeMatch
 from hostdiag.core.units import MIN_POINTS
 
 MAX_SHAPES = 10         # shapes listed in a report
-# The matcher is scale-invariant by design; a report must not be. A series is only worth a
-# shape if it moved by at least this much in its own unit (per second for counters) and by at
-# least MIN_RELATIVE of its level: PSI going 0.01 -> 0 or 79 -> 80 tasks is not a cliff or a plateau.
-MIN_RANGE = {"percent": 5.0, "bytes": 1 << 20, "seconds": 0.05, "count": 2.0, "load": 0.5, "pages": 64.0}
-MIN_RELATIVE = 0.05
 
 
 def material(s: Series) -> bool:
-    """Did this series move enough, in absolute and relative terms, to have a shape?
-    (Below MIN_POINTS the matcher cannot judge: numpy is then never imported.)"""
-    vals = [x for x in s.display_values() if x is not None]
-    if len(vals) < MIN_POINTS:
+    """Is this series worth a shape? The matcher is scale-invariant; a report must not be: the
+    metric's own floor and mechanics decide (hostdiag.matcher.metrics, stdlib only: a series that
+    does not qualify never imports numpy). 0.13 of load average, PSI's decaying averages or an
+    idle counter at exactly 0 are not shapes."""
+    from hostdiag.matcher.metrics import worth_matching
+
+    vals = s.display_values()
+    if sum(v is not None for v in vals) < MIN_POINTS:
         return False
-    lo, hi = min(vals), max(vals)
-    span = hi - lo
-    return span >= MIN_RANGE.get(s.unit, 0.0) and span >= MIN_RELATIVE * max(abs(lo), abs(hi))
+    return worth_matching(s.key, s.unit, vals)[0]
 
 
 def match_series(series: dict[str, Series], cat) -> list[ShapeMatch]:
@@ -55,7 +52,9 @@ def match_series(series: dict[str, Series], cat) -> list[ShapeMatch]:
             score=m.score, start=m.start, end=m.end, why=m.why, start_epoch=t0 + m.start, end_epoch=t0 + m.end,
             title=m.title, first_checks=m.first_checks, stabilize=m.stabilize, avoid=m.avoid,
             runbook=m.runbook, generic=(m.signature or "").startswith("shape.")))
-    out.sort(key=lambda d: (d.generic, -d.score))
+    # archetypes before generic shapes; host-wide series before one process's (a dozen per-process
+    # series must not push the host's own shapes out of the list); then the score
+    out.sort(key=lambda d: (d.generic, "pid" in d.labels, -d.score))
     return out[:MAX_SHAPES]
 
 
