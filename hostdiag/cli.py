@@ -151,6 +151,11 @@ def snapshot(
     until: Optional[str] = typer.Option(None, "--until", help="End of the log window, same forms (default now)."),
     catalog_dir: Optional[list[Path]] = typer.Option(None, "--catalog", help="Add a signature catalog directory on top of the shipped one (repeatable; also $HOSTDIAG_SIGNATURES)."),
     debug: bool = typer.Option(False, "--debug", help="Print tracebacks of collector failures to stderr."),
+    no_history: bool = typer.Option(False, "--no-history", help="Do not read the capture store (hostdiag capture) for since-when, trends and multi-hour shapes."),
+    store: Optional[str] = typer.Option(None, "--store", envvar="HOSTDIAG_STORE", help="The capture store to read (default /var/lib/hostdiag/history.db for root, else $XDG_STATE_HOME/hostdiag/history.db); opened read-only."),
+    packets: Optional[float] = typer.Option(None, "--packets", min=0.5, max=300, metavar="SECONDS", help="Also capture packets passively for SECONDS (e.g. 5) during the window: resets, unanswered SYNs, retransmits, DNS failures (root or CAP_NET_RAW)."),
+    iface: Optional[list[str]] = typer.Option(None, "--iface", help="With --packets: capture on this interface (repeatable; default every up interface)."),
+    packet_filter: Optional[str] = typer.Option(None, "--packet-filter", help="With --packets: 'port N' / 'host ADDR' terms joined by 'or'."),
 ):
     if sum([plain, json_, markdown, can]) > 1:
         raise _usage("choose one of --plain, --json, --markdown, --can")
@@ -166,9 +171,22 @@ def snapshot(
             raise _usage(f"--output {e}") from None
     from hostdiag.commands import snapshot as cmd
 
+    popts = None
+    if packets is not None:      # a bad filter or interface is a usage error, before sampling
+        from hostdiag.commands import packets as pk
+        from hostdiag.packets import bpf
+
+        try:
+            bpf.parse_filter(packet_filter)
+        except ValueError as e:
+            raise _usage(f"--packet-filter: {e}") from None
+        for name in iface or []:
+            if not os.path.exists(os.path.join(sys_root, "class", "net", name)):
+                raise _usage(f"--iface {name}: no such interface")
+        popts = pk.Options(seconds=packets, ifaces=list(iface) if iface else None, filter=packet_filter)
     opts = cmd.Options(window_s=window, interval_s=interval, only=_split(only) or None,
                        skip=_split(no_collector), thresholds=list(threshold or []),
-                       debug=debug)
+                       debug=debug, history=not no_history, store=store, packets=popts)
     try:
         cmd.check(opts)       # unknown collector or threshold, inverted levels: before sampling
     except ValueError as e:

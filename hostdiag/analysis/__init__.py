@@ -4,6 +4,7 @@
 findings (a capture store's history, a bundle, packets) is one more step here:
 
   1. findings   each collector's rules over its own section     (analysis.findings)
+     history    the capture store: since-when, trends, ETAs, longer series (analysis.history)
   2. shapes     the sampled series (+ extra_series) through the matcher; archetype matches
                 enrich or add findings                           (analysis.shapes)
   3. correlate  onsets tied to the changes just before them      (analysis.correlate)
@@ -30,12 +31,27 @@ from hostdiag.core.model import BlindSpot, Finding, Report, Section, Series, Sha
 
 
 def build(snap: Snapshot, modules, thresholds, *, catalog=None, debug: bool = False,
-          extra_series: dict[str, Series] | None = None, history=None) -> Report:
+          extra_series: dict[str, Series] | None = None, history=None, history_note: str | None = None,
+          extra_findings: list[Finding] | None = None, extra_sections: dict[str, Section] | None = None) -> Report:
     """`catalog` (hostdiag.catalog.Catalog) enables shape matching of the sampled series;
-    `extra_series` (e.g. a capture store's longer history per key) are matched too, taking
-    precedence over a snapshot series of the same key. `history` is reserved for the history
-    step and unused yet."""
+    `extra_series` are matched too, taking precedence over a snapshot series of the same key.
+    `history` is an open, read-only hostdiag.history.History (None: no store; `history_note`
+    then says why when one was there but unusable). `extra_findings`/`extra_sections` come from
+    other sources of the same run (packets)."""
     findings, sections = collector_findings(snap, modules, thresholds, debug=debug)
+    findings = [*findings, *(extra_findings or [])]
+    sections = {**sections, **(extra_sections or {})}
+    if history is not None or history_note:
+        from hostdiag.analysis import history as hist
+
+        now = snap_time(snap)
+        hist_series: dict[str, Series] = {}
+        if history is not None:
+            hist_series = hist.series_for_matching(history, now, findings)
+            findings = hist.annotate(findings, history, now)
+            findings += hist.disk_trends(history, now, findings, thresholds)
+        extra_series = {**hist_series, **(extra_series or {})}
+        sections = {**sections, "history": hist.section(history, history_note, len(hist_series))}
     shapes: list[ShapeMatch] = []
     shapes_failed = None
     if catalog is not None:
@@ -67,6 +83,18 @@ def build(snap: Snapshot, modules, thresholds, *, catalog=None, debug: bool = Fa
         blind.append(BlindSpot("signatures", "unavailable", sanitize.clean(shapes_failed)))
     return Report(snapshot=clean, headline=headline(findings, blind, clean.sections, snap.interrupted), findings=findings, blind_spots=blind,
                   shapes=[_clean_shape(m) for m in shapes])
+
+
+def snap_time(snap: Snapshot) -> float:
+    """The end of the snapshot's window, epoch seconds."""
+    from hostdiag.core.units import parse_rfc3339
+
+    t = parse_rfc3339(snap.collected_at)
+    if t is None:
+        import time
+
+        t = time.time()
+    return t
 
 
 def _clean_finding(f: Finding) -> Finding:

@@ -17,6 +17,12 @@ class Options:
     skip: list[str] = field(default_factory=list)
     thresholds: list[str] = field(default_factory=list)   # "KEY=WARNING[,CRITICAL]"
     debug: bool = False
+    # The capture store, read-only: False (the API default) reads none; the CLI passes True
+    # unless --no-history, and `store` (None: $HOSTDIAG_STORE or the default path).
+    history: bool = False
+    store: str | None = None
+    # `--packets SECONDS`: a passive capture beside the sampling window (hostdiag.commands.packets)
+    packets: object | None = None
 
 
 def selected(opts: Options) -> list:
@@ -55,6 +61,58 @@ def run(opts: Options, ctx: Context, progress=None) -> Report:
     modules = selected(opts)
     th = thresholds_for(collectors.load(), opts.thresholds)
     catalog.for_context(ctx)   # once, before collection: the journal collector and the matcher share it
+    capture = _Packets(opts.packets, ctx) if opts.packets is not None else None
     snap = runner.run(ctx, modules, window_s=opts.window_s, interval_s=opts.interval_s, debug=opts.debug,
                       progress=progress)
-    return analysis.build(snap, modules, th, catalog=catalog.for_context(ctx), debug=opts.debug)
+    extra: dict = {}
+    if capture is not None:
+        pr = capture.result()
+        extra = {"extra_findings": pr.findings, "extra_series": pr.series,
+                 "extra_sections": {"packets": pr.section(capture.duration_s)}}
+    h, note = (None, None)
+    if opts.history:
+        from hostdiag.history.enrich import open_for_snapshot
+
+        h, note = open_for_snapshot(opts.store)
+    try:
+        return analysis.build(snap, modules, th, catalog=catalog.for_context(ctx), debug=opts.debug,
+                              history=h, history_note=note, **extra)
+    finally:
+        if h is not None:
+            h.close()
+
+
+class _Packets:
+    """`snapshot --packets`: the capture runs in a thread during the sampling window (it waits in
+    the kernel, so it costs the sampler little), and never takes the snapshot down with it."""
+
+    def __init__(self, popts, ctx):
+        import threading
+        import time
+
+        self._t0 = time.monotonic()
+        self.duration_s = 0.0
+        self._out: list = []
+        self._thread = threading.Thread(target=self._run, args=(popts, ctx), daemon=True, name="hostdiag-packets")
+        self._thread.start()
+        self._bound = popts.seconds + 10.0
+
+    def _run(self, popts, ctx):
+        from hostdiag.commands import packets
+
+        try:
+            self._out.append(packets.run(popts, ctx))
+        except Exception as e:  # noqa: BLE001 - the capture is one source among many: a blind spot
+            self._out.append(packets.PacketReport("unavailable", blind_spots=[
+                f"packet capture failed: {type(e).__name__}: {e}"]))
+
+    def result(self):
+        import time
+
+        from hostdiag.commands import packets
+
+        self._thread.join(max(0.0, self._bound - (time.monotonic() - self._t0)))
+        self.duration_s = round(time.monotonic() - self._t0, 3)
+        if not self._out:
+            return packets.PacketReport("unavailable", blind_spots=["packet capture did not finish in time"])
+        return self._out[0]
