@@ -101,7 +101,10 @@ def test_growth_from_series():
     assert row["fds_per_s"] == 100.0 and row["pct"] == 87.9
     assert d["file_handles_per_s"] == -50.0  # a gauge may fall: slope, not a counter rate
     (f,) = F.findings(Section("files", "ok", data=d), TH)
-    assert f.severity == "warning" and "rising 100.0/s" in f.title and "(it is: 100.0/s now)" in f.stabilize[-1]
+    assert "rising 100.0/s" in f.title and "(it is: 100.0/s now)" in f.stabilize[-1]
+    # 124 fds left at 100/s: the limit is ~1 s away, so critical whatever today's 87.9 % says
+    assert f.severity == "critical" and "its limit reached in ~1.2 s at this rate" in f.title
+    assert f.evidence["eta_s"] == 1.2 and f.evidence["limit_fraction"] == 0.879
 
 
 def _row(fds, limit):
