@@ -165,10 +165,10 @@ def findings(section, th):
                   + (f"; fs.file-max reached in {eta.in_words(se['eta_s'])} at this rate" if l_eta else "")
                   + (f"; top holder {top['name']} (pid {top['pid']}) with {top['fds']}" if top else ""),
             subject={"pid": top["pid"], "name": top["name"]} if top else {},
-            evidence={"file_handles": d["file_handles"], "file_max": d["file_max"], "file_handles_pct": pct,
+            evidence=eta.compact({"file_handles": d["file_handles"], "file_max": d["file_max"], "file_handles_pct": pct,
                       "file_handles_per_s": rate, "top": d.get("top"), "limit": "fs.file-max",
                       "eta_s": se.get("eta_s"), "measured_s": se.get("measured_s"),
-                      "limit_fraction": round(pct / 100, 4) if pct is not None else None},
+                      "limit_fraction": round(pct / 100, 4) if pct is not None else None}),
             impact="at fs.file-max every open(), accept() and socket() on the host fails with ENFILE "
                    "('Too many open files in system'), including sshd and the fixers' shells",
             verify="cat /proc/sys/fs/file-nr; for p in /proc/[0-9]*; do echo \"$(ls $p/fd 2>/dev/null | wc -l) "
@@ -191,10 +191,10 @@ def findings(section, th):
             title=f"{p['name']} (pid {p['pid']}) has {p['fds']} of {p['limit']} open files ({p['pct']}% of its "
                   f"RLIMIT_NOFILE){rising}",
             subject={"pid": p["pid"], "name": p["name"]},
-            evidence={"fds": p["fds"], "limit": p["limit"], "pct": p["pct"], "fds_per_s": rate,
+            evidence=eta.compact({"fds": p["fds"], "limit": p["limit"], "pct": p["pct"], "fds_per_s": rate,
                       "rate_per_s": rate, "eta_s": p.get("eta_s"), "measured_s": p.get("measured_s"),
                       "limit_fraction": round(p["pct"] / 100, 4) if p.get("pct") is not None else None,
-                      "cmdline": p.get("cmdline")},
+                      "cmdline": p.get("cmdline")}),
             impact="at its limit the process gets EMFILE ('Too many open files'): accept() and open() fail, "
                    "it stops taking connections or writing logs while still looking alive",
             verify=f"ls /proc/{p['pid']}/fd | wc -l; grep 'open files' /proc/{p['pid']}/limits",

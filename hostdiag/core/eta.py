@@ -126,6 +126,15 @@ def time_to_limit(src, limit: float | None, *, current: float | None = None, ris
     return Eta(rate, eta, span, headroom, frac)
 
 
+ETA_KEYS = frozenset({"eta_s", "rate_per_s", "per_s", "measured_s", "limit", "limit_fraction", "owner_fd_limit",
+                      "owner_fds", "fd_pct"})
+
+
+def compact(evidence: dict) -> dict:
+    """A finding's evidence without the ETA keys that are unknown (None): no 'eta_s=n/a' noise."""
+    return {k: v for k, v in evidence.items() if v is not None or k not in ETA_KEYS}
+
+
 def eta_level(eta_s: float | None, th=None, key: str | None = None) -> str | None:
     """'critical' under 10 min, 'warning' under 1 h (or threshold `key` of `th`), else None."""
     if eta_s is None:
