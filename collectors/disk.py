@@ -35,8 +35,8 @@ THRESHOLDS = {
                                      "window; judged only on a steady rise and once the filesystem is "
                                      "60% (warning) / 80% (critical) used, so a burst on a roomy disk is no alarm",
                                      higher_is_worse=False),
-    "disk.eta_s": eta.threshold("a filesystem is full (bytes for non-root writers, or inodes); whatever its "
-                                "used % today, unlike disk.time_to_full_s"),
+    "disk.eta_s": eta.threshold("a filesystem is full (bytes for non-root writers, or inodes; "
+                                "disk.time_to_full_s judges growth hours away)"),
     "disk.writer_bps": Threshold(50 << 20, 500 << 20, "bytes/s",
                                  "one process's write() rate into files of one filesystem over the window "
                                  "(/proc/PID/io wchar; any ETA to full from its rate is judged by disk.eta_s)"),

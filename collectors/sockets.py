@@ -56,12 +56,14 @@ THRESHOLDS = {
     # limit is unknown, and only informational when the owner has plenty of headroom and it is static.
     "sockets.close_wait": Threshold(20, 200, "count",
                                     "CLOSE_WAIT sockets held by one process on one port (peer closed, app did "
-                                    "not). By count alone at most a warning (owner's limit unknown) or info "
-                                    "(static, owner far from its fd limit); see close_wait_fd_pct / _eta_s"),
+                                    "not). Judged by the owner's headroom and growth, not this count: critical "
+                                    "only via sockets.close_wait_fd_pct or sockets.close_wait_eta_s; by count "
+                                    "alone at most a warning (owner's fd limit unknown, or growing), and info "
+                                    "when static with the owner far from its fd limit"),
     "sockets.close_wait_fd_pct": Threshold(25, 50, "percent",
                                            "one owner's CLOSE_WAIT sockets as % of its own RLIMIT_NOFILE soft limit"),
-    "sockets.close_wait_eta_s": eta.threshold("the CLOSE_WAIT owner's open fds reach its RLIMIT_NOFILE at the "
-                                              "rate its CLOSE_WAIT sockets grow"),
+    "sockets.close_wait_eta_s": eta.threshold("the CLOSE_WAIT owner's open fds reach its RLIMIT_NOFILE as its "
+                                              "CLOSE_WAIT pile grows"),
     "sockets.ephemeral_ports_eta_s": eta.threshold("one local address uses every port of ip_local_port_range"),
     "sockets.time_wait_eta_s": eta.threshold("TIME_WAIT sockets reach net.ipv4.tcp_max_tw_buckets"),
     "sockets.accept_queue_pct": Threshold(80, 100, "percent",

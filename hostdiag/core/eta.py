@@ -35,8 +35,9 @@ MAX_SETBACK = 0.25          # largest step away from the limit, as a share of th
 def threshold(what: str) -> Threshold:
     """The imminence threshold for one resource, with its help text."""
     return Threshold(IMMINENT.warning, IMMINENT.critical, "seconds",
-                     f"time until {what} at the rate measured over the window (steady growth only; "
-                     f"never extrapolated beyond {EXTRAPOLATE_MAX:g}x the measured span)",
+                     f"time until {what}, at the rate measured over the window (steady growth only; never "
+                     f"extrapolated beyond {EXTRAPOLATE_MAX:g}x the measured span); imminent is imminent "
+                     "whatever today's level",
                      higher_is_worse=False)
 
 
