@@ -473,12 +473,14 @@ def _read_list(ctx, pkg: str) -> set[str] | None:
 
 
 def dpkg_owner(ctx, paths: set[str], deadline: float) -> dict[str, str]:
-    """{path: package} like `dpkg -S`, from /var/lib/dpkg/info/*.list under --root; bounded by
-    DPKG_S_MAX_FILES and `deadline` (monotonic)."""
+    """{path: package} like `dpkg -S`, from /var/lib/dpkg/info under --root: *.conffiles for files
+    under /etc (a package's config files; a few KB in all, where *.list are tens of MB), *.list
+    otherwise; bounded by DPKG_S_MAX_FILES and `deadline` (monotonic)."""
     out: dict[str, str] = {}
     info = ctx.root_path("/var/lib/dpkg/info")
+    ext = ".conffiles" if all(p.startswith("/etc/") for p in paths) else ".list"
     try:
-        names = sorted(n for n in os.listdir(info) if n.endswith(".list"))[:DPKG_S_MAX_FILES]
+        names = sorted(n for n in os.listdir(info) if n.endswith(ext))[:DPKG_S_MAX_FILES]
     except OSError:
         return out
     want = {p: ("\n" + p + "\n") for p in paths}
@@ -488,10 +490,11 @@ def dpkg_owner(ctx, paths: set[str], deadline: float) -> dict[str, str]:
         text = ctx.read_optional(os.path.join(info, n), MAX_LIST_BYTES)
         if not text:
             continue
-        text = "\n" + text if text.endswith("\n") else "\n" + text + "\n"
+        # conffiles lines may carry a trailing ' obsolete' / ' remove-on-upgrade' flag
+        text = "\n" + "\n".join(ln.split(" ", 1)[0] for ln in text.splitlines()) + "\n"
         for p, needle in want.items():
             if p not in out and needle in text:
-                out[p] = n[:-5].split(":")[0]
+                out[p] = n[:-len(ext)].split(":")[0]
     return out
 
 
@@ -541,6 +544,7 @@ def add_links(job, timeline: list[dict]) -> None:
     for pkg in set(cfg_pkg.values()) - set(files):
         files[pkg] = _read_list(ctx, pkg)
     name = {p.pid: p.name for p in procs}
+    cmdlines: dict[int, str] = {}
 
     def tie(entry, pid, why):
         ln = entry.setdefault("linked", [])
@@ -566,7 +570,9 @@ def add_links(job, timeline: list[dict]) -> None:
             for p in procs:
                 if len(e.get("linked") or ()) >= MAX_LINKED or time.monotonic() > end:
                     break
-                if path in (scan.cmdline(p.pid) or ""):
+                if p.pid not in cmdlines:
+                    cmdlines[p.pid] = scan.cmdline(p.pid, 1024) or ""
+                if path in cmdlines[p.pid]:
                     tie(e, p.pid, f"{path} is on its command line")
 
 

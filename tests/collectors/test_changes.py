@@ -210,14 +210,22 @@ def test_package_of_a_live_process_executable_is_linked(tmp_path, snapshot):
             f"{stamp(now - 60)} upgrade fonts-font-awesome:all 4.7 5.0\n")
         (root / "var/lib/dpkg/info/app:amd64.list").write_text(f"/.\n/usr\n{exe}\n")
         (root / "var/lib/dpkg/info/fonts-font-awesome.list").write_text("/usr/share/fonts/fa.ttf\n")
+        (root / "var/lib/dpkg/info/app:amd64.conffiles").write_text("/etc/app/app.conf\n/etc/app/old.conf obsolete\n")
+        (root / "etc/app").mkdir(parents=True)
+        (root / "etc/app/app.conf").write_text("x = 1\n")                      # edited just now
         rep = snapshot(only=["changes"], root=str(root), window=0)
         tl = rep.snapshot.sections["changes"].data["timeline"]
         app = next(e for e in tl if e.get("package") == "app")
         assert any(ln["pid"] == child.pid and exe in ln["why"] for ln in app["linked"]), app
         assert not next(e for e in tl if e.get("package") == "fonts-font-awesome").get("linked")
-        f = C.correlate([_subject_finding(CH.rfc3339(now), pid=child.pid, name="sleep")], tl)[0]
+        conf = next(e for e in tl if e.get("path") == "/etc/app/app.conf")
+        assert any(ln["pid"] == child.pid and "belongs to package app" in ln["why"] for ln in conf["linked"]), conf
+        # before the config edit, the upgrade is the linked change; after it, the edit (also linked)
+        f = C.correlate([_subject_finding(CH.rfc3339(now - 30), pid=child.pid, name="sleep")], tl)[0]
         assert f.evidence["after_change"]["what"] == "upgrade app 1.0 → 2.0"
         assert f.stabilize[0].startswith("Consider rolling back upgrade app 1.0 → 2.0")
+        g = C.correlate([_subject_finding(CH.rfc3339(now + 30), pid=child.pid, name="sleep")], tl)[0]
+        assert g.evidence["after_change"]["what"] == "/etc/app/app.conf modified"
     finally:
         child.kill()
         child.wait()
