@@ -82,8 +82,9 @@ def slope(pts: list[tuple[float, float]]) -> float | None:
 
 
 def steady(pts: list[tuple[float, float]], *, rising: bool = True, min_change: float = 0.0,
-           min_points: int = MIN_POINTS) -> bool:
-    """Moved toward the limit by >= min_change, in most intervals, with no big step back."""
+           min_points: int = MIN_POINTS, share: float = STEADY_SHARE, max_setback: float = MAX_SETBACK) -> bool:
+    """Moved toward the limit by >= min_change, in at least `share` of the intervals, with no step
+    back larger than `max_setback` of the net move (0: none at all)."""
     if len(pts) < min_points:
         return False
     sign = 1.0 if rising else -1.0
@@ -92,14 +93,15 @@ def steady(pts: list[tuple[float, float]], *, rising: bool = True, min_change: f
     if move <= 0 or move < min_change:
         return False
     steps = [b - a for a, b in zip(vs, vs[1:])]
-    if sum(s > 0 for s in steps) < STEADY_SHARE * len(steps):
+    if sum(s > 0 for s in steps) < share * len(steps):
         return False
-    return min(steps) >= -MAX_SETBACK * move
+    return min(steps) >= -max_setback * move
 
 
 def time_to_limit(src, limit: float | None, *, current: float | None = None, rising: bool = True,
                   min_change: float = 0.0, min_points: int = MIN_POINTS,
-                  max_extrapolate: float = EXTRAPOLATE_MAX) -> Eta:
+                  max_extrapolate: float = EXTRAPOLATE_MAX, share: float = STEADY_SHARE,
+                  max_setback: float = MAX_SETBACK) -> Eta:
     """Seconds until `src` (a Series or (t, v) points) reaches `limit` at its measured rate.
 
     rising=True: the level grows toward a ceiling (fds toward RLIMIT_NOFILE); rising=False: it
@@ -117,7 +119,9 @@ def time_to_limit(src, limit: float | None, *, current: float | None = None, ris
         frac = min(1.0, max(0.0, now / limit)) if limit > 0 else None
     else:
         frac = None   # a floor has no "share used"; callers with a total give their own
-    g = slope(pts) if steady(pts, rising=rising, min_change=min_change, min_points=min_points) else None
+    ok = steady(pts, rising=rising, min_change=min_change, min_points=min_points, share=share,
+                max_setback=max_setback)
+    g = slope(pts) if ok else None
     rate = None if g is None else (g if rising else -g)
     if rate is None or rate <= 0:
         return Eta(rate, None, span, headroom, frac)

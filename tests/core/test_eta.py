@@ -72,3 +72,10 @@ def test_a_burst_that_settles_is_not_a_trend():
 def test_levels():
     assert eta.eta_level(None) is None
     assert eta.eta_level(599) == "critical" and eta.eta_level(3599) == "warning" and eta.eta_level(3601) is None
+
+
+def test_the_processes_collectors_stricter_steadiness_can_be_asked_for():
+    """h-network's processes._steady: rising in 75 % of intervals and never falling."""
+    pts = [(0, 0), (1, 10 << 20), (2, 20 << 20), (3, 19 << 20), (4, 30 << 20), (5, 40 << 20)]
+    assert eta.time_to_limit(pts, 1 << 30, min_change=4 << 20).eta_s is not None
+    assert eta.time_to_limit(pts, 1 << 30, min_change=4 << 20, share=0.75, max_setback=0, min_points=5).eta_s is None
