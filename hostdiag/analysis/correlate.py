@@ -67,20 +67,35 @@ def change_before(onset: float, changes: list[dict], window_s: float = 1800, kin
     return {**c, "minutes_before": round((onset - t) / 60, 1), "link": why}
 
 
+def linked_change(finding, changes: list[dict], kinds=CAUSE_KINDS) -> dict | None:
+    """The newest change of `kinds` linked to a finding that has no onset (the timeline's own
+    window bounds it in time)."""
+    best, best_t = None, None
+    for c in changes:
+        t = parse_time(c.get("time"))
+        if c.get("kind") not in kinds or t is None:
+            continue
+        why = link(finding, c)
+        if why is not None and (best_t is None or t > best_t):
+            best, best_t = {**c, "link": why}, t
+    return best
+
+
 def rollback_option(change: dict) -> str:
     """The stabilize option text for a linked change before onset."""
     when, n, why = change.get("time"), change.get("minutes_before"), change.get("link")
     tie = f"; linked: {why}" if why else ""
+    before = f", {n:g} min before onset" if n is not None else ""
     if change.get("kind") in ROLLBACK_KINDS:
-        return f"Consider rolling back {change.get('what')} (changed {when}, {n:g} min before onset{tie})"
-    return f"Consider whether {change.get('what')} ({when}, {n:g} min before onset{tie}) caused this"
+        return f"Consider rolling back {change.get('what')} (changed {when}{before}{tie})"
+    return f"Consider whether {change.get('what')} ({when}{before}{tie}) caused this"
 
 
 def correlate(findings: list, changes_entries: list[dict] | None, window_s: float = 1800,
               now: float | None = None) -> list:
     """Findings get evidence["after_change"] (a linked change, first in stabilize as an option) or
-    evidence["unrelated_change"] (time alone: shown, no option). Onset is the finding's `since`,
-    else `now` for linked changes only. Returns new Finding objects; the input is not modified."""
+    evidence["unrelated_change"] (time alone: shown, no option). Onset is the finding's `since`;
+    without one, only a linked change counts (before `now` if given, else anywhere in the timeline). Returns new Finding objects; the input is not modified."""
     if not changes_entries:
         return list(findings)
     out = []
@@ -91,6 +106,8 @@ def correlate(findings: list, changes_entries: list[dict] | None, window_s: floa
             ch = change_before(onset, changes_entries, window_s, finding=f)
         elif now is not None:
             ch = change_before(now, changes_entries, 0, finding=f)   # no onset: a link is needed
+        else:
+            ch = linked_change(f, changes_entries)
         if ch is None:
             out.append(f)
             continue

@@ -246,3 +246,15 @@ def test_process_starts_are_summarised_and_hostdiag_session_left_out(snapshot):
         for k in kids:
             k.kill()
             k.wait()
+
+
+def test_a_finding_without_onset_gets_only_a_linked_change():
+    tl = [_at(1990, "package", "upgrade fonts 4 → 5", package="fonts"),
+          _at(1000, "package", "upgrade app 1 → 2", package="app",
+              linked=[{"pid": 42, "name": "app", "why": "its executable /usr/bin/app belongs to package app"}])]
+    f = C.correlate([_subject_finding(None, pid=42)], tl)[0]
+    assert f.evidence["after_change"]["what"] == "upgrade app 1 → 2" and "minutes_before" not in f.evidence["after_change"]
+    assert f.stabilize[0] == (f"Consider rolling back upgrade app 1 → 2 (changed {CH.rfc3339(1000)}; linked: its "
+                              "executable /usr/bin/app belongs to package app)")
+    g = C.correlate([_subject_finding(None, pid=7)], tl)[0]
+    assert g.evidence == {} and g.stabilize == ["Restart it off-peak"]
