@@ -241,13 +241,24 @@ def tick_detail(texts, port_range) -> dict:
     eph: dict[str, set[int]] = defaultdict(set)
     cw_l: Counter = Counter()
     cw_r: Counter = Counter()
+    lo, hi = port_range or (1, 0)
     for text in texts:
-        for s in parse_tcp(text or ""):
-            if s.state == CLOSE_WAIT:
-                cw_l[s.lport] += 1
-                cw_r[s.rport] += 1
-            if port_range and s.state != LISTEN and port_range[0] <= s.lport <= port_range[1]:
-                eph[s.local].add(s.lport)
+        # split() only as far as the state column, like count_states: this runs every tick
+        for line in (text or "").splitlines():
+            parts = line.split(None, 4)
+            if len(parts) < 5 or not parts[0].endswith(":"):
+                continue
+            local, _, lport = parts[1].rpartition(":")
+            st = parts[3]
+            try:
+                lp = int(lport, 16)
+                if st == "08":
+                    cw_l[lp] += 1
+                    cw_r[int(parts[2].rpartition(":")[2], 16)] += 1
+            except ValueError:
+                continue
+            if st != "0A" and lo <= lp <= hi:
+                eph[local].add(lp)
     return {"eph": {a: len(p) for a, p in eph.items()}, "cw_l": dict(cw_l.most_common(TRACK_PORTS)),
             "cw_r": dict(cw_r.most_common(TRACK_PORTS))}
 
