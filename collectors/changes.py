@@ -457,18 +457,23 @@ def collect(job):
 
 # ---------------------------------------------------------------------------- links
 
-def _read_list(ctx, pkg: str) -> set[str] | None:
-    """The files of an installed package (/var/lib/dpkg/info/PKG[:ARCH].list); None if absent."""
+def _list_index(ctx) -> dict[str, str]:
+    """{package: path of its .list} in /var/lib/dpkg/info ('pkg.list' or multi-arch 'pkg:arch.list')."""
     info = ctx.root_path("/var/lib/dpkg/info")
-    for name in (f"{pkg}.list",):
-        text = ctx.read_optional(os.path.join(info, name), MAX_LIST_BYTES)
-        if text is not None:
-            return set(text.splitlines())
     try:
-        arch = [n for n in os.listdir(info) if n.startswith(pkg + ":") and n.endswith(".list")][:1]
+        names = os.listdir(info)
     except OSError:
-        return None
-    text = ctx.read_optional(os.path.join(info, arch[0]), MAX_LIST_BYTES) if arch else None
+        return {}
+    out: dict[str, str] = {}
+    for n in sorted(names):
+        if n.endswith(".list"):
+            out.setdefault(n[:-5].split(":")[0], os.path.join(info, n))
+    return out
+
+
+def _read_list(ctx, index: dict[str, str], pkg: str) -> set[str] | None:
+    """The files of an installed package; None if it has no list (removed, or not dpkg)."""
+    text = ctx.read_optional(index[pkg], MAX_LIST_BYTES) if pkg in index else None
     return set(text.splitlines()) if text is not None else None
 
 
@@ -534,15 +539,16 @@ def add_links(job, timeline: list[dict]) -> None:
     exe = {p.pid: _exe(ctx, p.pid) for p in procs} if pkgs or configs else {}
     unit = {p.pid: _unit_of(ctx, p.pid) for p in procs} if units else {}
     files = {}
+    index = _list_index(ctx) if pkgs or configs else {}
     for pkg in sorted(pkgs)[:MAX_PER_KIND]:
         if time.monotonic() > end:
             job.blind_spot("dpkg file lists: time bound hit; some package changes are not linked to processes")
             break
-        files[pkg] = _read_list(ctx, pkg)
+        files[pkg] = _read_list(ctx, index, pkg)
     # dpkg -S for the changed config files, then the owning package's executables.
     cfg_pkg = dpkg_owner(ctx, configs, end) if configs else {}
     for pkg in set(cfg_pkg.values()) - set(files):
-        files[pkg] = _read_list(ctx, pkg)
+        files[pkg] = _read_list(ctx, index, pkg)
     name = {p.pid: p.name for p in procs}
     cmdlines: dict[int, str] = {}
 

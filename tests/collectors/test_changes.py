@@ -197,7 +197,10 @@ def test_package_of_a_live_process_executable_is_linked(tmp_path, snapshot):
     found by the changes collector, makes the older upgrade the one to consider rolling back."""
     import subprocess
     import time as _t
-    child = subprocess.Popen(["sleep", "60"])
+    # its own copy of sleep: other processes on the host running /usr/bin/sleep must not crowd it out
+    mine = tmp_path / "appd"
+    shutil.copy2(shutil.which("sleep"), mine)
+    child = subprocess.Popen([str(mine), "60"])
     try:
         exe = os.readlink(f"/proc/{child.pid}/exe")
         root = tmp_path / "root"
