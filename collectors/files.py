@@ -23,6 +23,7 @@ THRESHOLDS = {
     "files.system_eta_s": eta.threshold("allocated file handles reach fs.file-max"),
     "files.process_eta_s": eta.threshold("a process's open fds reach its own RLIMIT_NOFILE soft limit"),
 }
+HOLDER_MIN_SHARE = 0.2   # of all file handles, for the top holder to be a host-wide finding's subject
 MIN_FD_GROWTH = 8     # fewer new fds than this over the window is churn, not a leak
 TOP = 5
 WATCH = 10            # processes whose fd count is followed tick by tick
@@ -157,6 +158,8 @@ def findings(section, th):
     level = worst_severity((th.level("files.system_pct", pct), l_eta))
     if level:
         top = (d.get("top") or [None])[0]
+        # host-wide: the top holder is the subject only when it holds a real share of the handles
+        tied = top if top and d.get("file_handles") and top["fds"] >= HOLDER_MIN_SHARE * d["file_handles"] else None
         rate = d.get("file_handles_per_s")
         out.append(Finding(
             id="files.system_exhaustion", category="files", severity=level,
@@ -164,7 +167,7 @@ def findings(section, th):
                   + (f", rising {rate}/s" if rate and rate > 0 else "")
                   + (f"; fs.file-max reached in {eta.in_words(se['eta_s'])} at this rate" if l_eta else "")
                   + (f"; top holder {top['name']} (pid {top['pid']}) with {top['fds']}" if top else ""),
-            subject={"pid": top["pid"], "name": top["name"]} if top else {},
+            subject={"pid": tied["pid"], "name": tied["name"]} if tied else {},
             evidence=eta.compact({"file_handles": d["file_handles"], "file_max": d["file_max"], "file_handles_pct": pct,
                       "file_handles_per_s": rate, "top": d.get("top"), "limit": "fs.file-max",
                       "eta_s": se.get("eta_s"), "measured_s": se.get("measured_s"),

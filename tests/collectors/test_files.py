@@ -58,6 +58,10 @@ def test_collect_nearmax_fixture_and_finding():
     (f,) = F.findings(Section("files", "ok", data=d), TH)
     assert f.id == "files.system_exhaustion" and f.severity == "warning" and f.subject == {"pid": 300, "name": "leaky"}
     assert any(s.startswith("Do not raise the limit") for s in f.stabilize)
+    # a holder with a small share of the handles is in the title, not the subject (issue 11)
+    d["top"][0]["fds"] = 900
+    (g,) = F.findings(Section("files", "ok", data=d), TH)
+    assert g.subject == {} and "top holder leaky (pid 300)" in g.title
 
 
 def test_collect_old_kernel_free_field_counts():
