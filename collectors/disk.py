@@ -386,7 +386,8 @@ def read_wchar(ctx) -> dict[int, int]:
 
 
 def written_mounts(ctx, pid: int, mounts: list[dict]) -> dict[str, int]:
-    """{mount: files open for writing there} from /proc/PID/fd (regular files only) and fdinfo flags."""
+    """{filesystem dev: files open for writing there} from /proc/PID/fd (paths, so pipes, sockets
+    and devices are skipped) and fdinfo flags; a bind mount counts for its filesystem."""
     out: dict[str, int] = {}
     fd_dir = ctx.proc_path(pid, "fd")
     try:
@@ -407,7 +408,7 @@ def written_mounts(ctx, pid: int, mounts: list[dict]) -> dict[str, int]:
             continue
         m = _mount_of(target.removesuffix(" (deleted)"), mounts)
         if m is not None:
-            out[m["mount"]] = out.get(m["mount"], 0) + 1
+            out[m["dev"]] = out.get(m["dev"], 0) + 1
     return out
 
 
@@ -423,7 +424,8 @@ def _writers(job, rows: list[dict]) -> list[dict] | None:
         return None
     rates = sorted(((pid, (w - before[pid]) / dt) for pid, w in after.items()
                     if pid in before and w >= before[pid]), key=lambda x: x[1], reverse=True)
-    by_mount = {r["mount"]: r for r in rows}
+    dev_of = {m["mount"]: m["dev"] for m in state["fs"]}
+    by_dev = {dev_of[r["mount"]]: r for r in rows if r["mount"] in dev_of}
     scan = job.scan
     out = []
     for pid, bps in rates[:WRITERS_RESOLVED]:
@@ -433,15 +435,15 @@ def _writers(job, rows: list[dict]) -> list[dict] | None:
         if proc is not None and getattr(proc, "is_self", False):
             continue
         where = written_mounts(ctx, pid, state["mounts"])
-        fs = [by_mount[mp] for mp in where if mp in by_mount and not by_mount[mp].get("ro")]
+        fs = [(by_dev[dev], n) for dev, n in where.items() if dev in by_dev and not by_dev[dev].get("ro")]
         if not fs:
             continue
         # Several filesystems: the one growing fastest is where the bytes land.
-        row = max(fs, key=lambda r: (r.get("growth_bps") or 0, where[r["mount"]]))
+        row, nfiles = max(fs, key=lambda rn: (rn[0].get("growth_bps") or 0, rn[1]))
         e = eta.time_to_limit([(t0, before[pid]), (t1, after[pid])], after[pid] + row["avail_bytes"],
                               min_points=2)
         out.append({"pid": pid, "name": proc.name if proc else _comm(ctx, pid), "mount": row["mount"],
-                    "write_bps": round(bps), "files_open_for_writing": where[row["mount"]],
+                    "write_bps": round(bps), "files_open_for_writing": nfiles,
                     "avail_bytes": row["avail_bytes"], "size_bytes": row["size_bytes"],
                     "used_pct": row["used_pct"], **e.evidence(0),
                     "limit_fraction": row.get("limit_fraction"),

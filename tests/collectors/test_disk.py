@@ -500,3 +500,45 @@ def test_live_host_point_in_time_has_no_loud_findings():
     sec = collect(Job(ctx, "disk", {}, None, 0.0, Deadline(5.0), state))
     assert any(r["mount"] == "/" for r in sec.data["filesystems"])
     assert [f for f in disk.findings(sec, TH) if f.severity != "info"] == []
+
+
+# ---------------------------------------------------------------- writers
+
+IO_TEXT = "rchar: 323934931\nwchar: 323929600\nsyscr: 632687\nsyscw: 632675\nread_bytes: 0\nwrite_bytes: 323932160\n"
+
+
+def test_parse_wchar():
+    assert disk.parse_wchar(IO_TEXT) == 323929600
+    assert disk.parse_wchar("rchar: 1\n") is None and disk.parse_wchar("wchar: x\n") is None
+
+
+from hypothesis import given, strategies as st   # noqa: E402
+
+
+@given(st.text(max_size=300))
+def test_parse_wchar_never_raises(text):
+    v = disk.parse_wchar(text)
+    assert v is None or isinstance(v, int)
+
+
+def test_written_mounts_counts_only_files_open_for_writing(tmp_path):
+    """This test process: one file open for writing, one read-only, a pipe: only the first counts,
+    under the filesystem (dev) of the mount holding it."""
+    from hostdiag.core.context import Context
+    mounts = disk.parse_mountinfo(open("/proc/self/mountinfo").read())
+    w = open(tmp_path / "w.log", "ab")
+    (tmp_path / "r.txt").write_text("x")
+    r = open(tmp_path / "r.txt")
+    rp, wp = os.pipe()
+    try:
+        ctx = Context()
+        got = disk.written_mounts(ctx, os.getpid(), mounts)
+        dev = disk._mount_of(str(tmp_path), mounts)["dev"]
+        assert got.get(dev, 0) >= 1
+        w.close()
+        after = disk.written_mounts(ctx, os.getpid(), mounts)
+        assert after.get(dev, 0) == got[dev] - 1
+    finally:
+        r.close()
+        os.close(rp)
+        os.close(wp)
