@@ -104,15 +104,15 @@ def test_close_wait_leak_names_server_pid_and_port(snapshot, child):
         c.close()
     _wait_for(lambda: _count(port, "08") >= 40, "40 CLOSE_WAIT sockets on the server port")
     rep = snapshot(only=["sockets"], window=0)
-    found = findings_by_id(rep, "sockets.close_wait_leak")
+    found = [f for f in findings_by_id(rep, "sockets.close_wait_leak") if f.subject.get("port") == port]
     assert found, [f.title for f in rep.findings]
     f = found[0]
     assert f.subject == {"pid": server.pid, "name": f.subject["name"], "port": port}
     assert f.subject["name"].startswith("python")
     assert f.evidence["close_wait"] >= 40
     assert f.verify == f"ss -tanp state close-wait '( sport = :{port} )'"
-    top = _top_of_category(rep, "sockets")
-    assert top.id == "sockets.close_wait_leak" and top.subject["pid"] == server.pid
+    # 40 static sockets, far below the owner's fd limit: reported, but only informational (issue 11)
+    assert f.evidence["owner_fd_limit"] and f.evidence["fd_pct"] < 25 and f.severity == "info", f.title
 
 
 def test_accept_queue_full_by_depth_vs_backlog(snapshot, child):
