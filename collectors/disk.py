@@ -67,6 +67,7 @@ WRITER_PASS_S = 0.25
 WRITERS_RESOLVED = 5
 WRITER_FDS_MAX = 256
 MIN_WRITER_BPS = 1 << 20
+WRITER_MIN_SHARE = 0.25      # of the filesystem's growth, for a process to be named its writer
 _ACCMODE = 0o3                 # O_WRONLY 1, O_RDWR 2
 DELETED_INFO_BYTES = 10 << 20
 DELETED_STAT_MAX = 64        # stat() only the largest deleted files to find their filesystem
@@ -440,10 +441,21 @@ def _writers(job, rows: list[dict]) -> list[dict] | None:
             continue
         # Several filesystems: the one growing fastest is where the bytes land.
         row, nfiles = max(fs, key=lambda rn: (rn[0].get("growth_bps") or 0, rn[1]))
-        e = eta.time_to_limit([(t0, before[pid]), (t1, after[pid])], after[pid] + row["avail_bytes"],
-                              min_points=2)
+        # wchar counts every write() (pipes and sockets too): it is this filesystem's bytes only as
+        # far as the filesystem grows, and the process is its writer only if it writes a real part
+        # of that. Without growth (rewrites in place, or writes elsewhere) only bytes that reached
+        # storage (/proc/PID/io write_bytes) count, and there is no time to full.
+        grow = row.get("growth_bps")
+        storage = getattr(proc, "write_bps", None) if proc is not None else None
+        if grow and bps >= WRITER_MIN_SHARE * grow:
+            rate = min(bps, grow)
+            e = eta.time_to_limit([(t0, 0.0), (t1, rate * dt)], rate * dt + row["avail_bytes"], min_points=2)
+        elif storage and storage >= MIN_WRITER_BPS:
+            rate, e = storage, eta.NONE
+        else:
+            continue
         out.append({"pid": pid, "name": proc.name if proc else _comm(ctx, pid), "mount": row["mount"],
-                    "write_bps": round(bps), "files_open_for_writing": nfiles,
+                    "write_bps": round(rate), "wchar_bps": round(bps), "files_open_for_writing": nfiles,
                     "avail_bytes": row["avail_bytes"], "size_bytes": row["size_bytes"],
                     "used_pct": row["used_pct"], **e.evidence(0),
                     "limit_fraction": row.get("limit_fraction"),
