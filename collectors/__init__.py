@@ -13,6 +13,7 @@ name, its finding category and its key in the report's sections. A module provid
   DEFAULT_ENABLED  False: runs only when named in --only
   NEEDS       {"procs"} for the shared process scan, {"procs", "fds"} for fd tables too
   UNITS       {metric: (unit, is_counter)} for what sample() returns
+  METRICS     optional: names of series collect() adds (job.add_series), beyond UNITS
   THRESHOLDS  {"<name>.<what>": Threshold}, used by findings()
   sample(ctx, state) -> {"metric[label=value]": number}    optional, once per tick
   collect(job) -> dict                                      once, at the end of the window
@@ -45,3 +46,10 @@ def select(only=None, skip=()) -> list:
 def categories() -> tuple[str, ...]:
     """Finding categories: one per collector (a collector's findings carry its NAME)."""
     return ALL
+
+
+def sampled_metrics(modules=None) -> dict[str, list[str]]:
+    """{collector: ["<collector>.<metric>", ...]}: every series name a snapshot can hold (UNITS
+    keys and METRICS), for `signatures lint` (the catalog must name what is sampled)."""
+    return {m.NAME: sorted(f"{m.NAME}.{k}" for k in (*getattr(m, "UNITS", {}), *getattr(m, "METRICS", ())))
+            for m in (modules if modules is not None else load())}

@@ -1,8 +1,11 @@
 """changes: what changed on the host in the last 24 hours, newest first: package installs/upgrades/
 removals (dpkg, apt, dnf/yum logs), files modified under /etc, crontab changes, systemd unit
 starts/stops/failures and kernel module loads (journal), recently started processes, boots and
-logins (wtmp). Reads files under --root and the journal; root helps (wtmp, journal, /etc/shadow-
-adjacent directories)."""
+logins (wtmp). Each change records what links it to running processes (`linked`: the package
+owns the process's executable, the unit runs it, the config file is its package's or named on its
+command line), so correlation can prefer a linked change to a merely recent one. Reads files under
+--root (/var/lib/dpkg/info/PKG.list for the changed packages), /proc/PID/{exe,cgroup,stat} and
+the journal; root helps (wtmp, journal, other users' executables)."""
 from __future__ import annotations
 
 import os
@@ -20,15 +23,24 @@ from hostdiag.core.model import Finding
 NAME = "changes"
 DEFAULT_ENABLED = True
 NEEDS = {"procs"}
-READS = ["/var/log/dpkg.log{,.1}", "/var/log/apt/history.log{,.1}", "/var/log/dnf.rpm.log", "/var/log/yum.log",
+READS = ["/var/lib/dpkg/info/*.list (changed packages; a bounded dpkg -S for changed config files)",
+         "/proc/PID/{exe,cgroup,stat}", "/var/log/dpkg.log{,.1}", "/var/log/apt/history.log{,.1}", "/var/log/dnf.rpm.log", "/var/log/yum.log",
          "/etc/** (mtimes)", "/etc/crontab", "/etc/cron.d/*", "/var/spool/cron/**", "/var/log/wtmp",
          "/proc/uptime", "journal (unit and module-load messages)"]
 UNITS: dict = {}
 THRESHOLDS: dict = {}
 
 WINDOW_S = 24 * 3600
-MAX_TIMELINE = 40           # entries shown, newest first
 MAX_PER_KIND = 200          # entries kept per kind before merging
+# Entries shown per kind, newest first (the window bounds them in time): one busy kind cannot push
+# another out of view, and the same host gives the same timeline on every run.
+SHOWN_PER_KIND = {"package": 60, "apt": 20, "config": 10, "crontab": 10, "unit": 40, "module": 20,
+                  "boot": 5, "login": 20, "process": 11}
+LONG_LIVED_S = 300          # a process alive this long is named; younger ones are summarised
+MAX_LINKED = 10             # linked processes recorded per change
+MAX_LIST_BYTES = 4 << 20    # one dpkg .list file
+DPKG_S_BUDGET_S = 0.5       # the dpkg -S-style scan for changed config files
+DPKG_S_MAX_FILES = 5000
 MAX_ETC_FILES = 20_000      # /etc entries visited before the walk stops
 MAX_ETC_SHOWN = 10
 MAX_LOG_BYTES = 8 << 20     # tail of each package log read
@@ -176,6 +188,8 @@ def _read_logs(job, paths, parse, kind_of, source) -> list[dict]:
             for t, action, what in parse(_tail(full, MAX_LOG_BYTES)):
                 out.append(_entry(t, kind_of(action), f"{action} {what}" if action not in ("apt",) else what,
                                   source or p))
+                if action != "apt" and what:
+                    out[-1]["package"] = what.split()[0].split(":")[0]
         except PermissionError:
             job.blind_spot(f"permission denied reading {p}: run as root")
         except OSError as e:
@@ -183,8 +197,8 @@ def _read_logs(job, paths, parse, kind_of, source) -> list[dict]:
     return out
 
 
-def _entry(t: float, kind: str, what: str, source: str) -> dict:
-    return {"_t": t, "time": rfc3339(t), "kind": kind, "what": what, "source": source}
+def _entry(t: float, kind: str, what: str, source: str, **keys) -> dict:
+    return {"_t": t, "time": rfc3339(t), "kind": kind, "what": what, "source": source, **keys}
 
 
 def packages(job, since: float) -> list[dict]:
@@ -239,7 +253,8 @@ def etc_changes(job, since: float) -> tuple[list[dict], int, bool]:
         job.blind_spot(f"/etc walk stopped after {visited} entries: the list of changed files is incomplete")
     found.sort(reverse=True)
     rel = lambda p: "/" + os.path.relpath(p, job.ctx.root_path("/")).lstrip("./")  # noqa: E731
-    return [_entry(min(t, job.now), "config", f"{rel(p)} modified", "/etc mtime") for t, p in found[:MAX_ETC_SHOWN]], \
+    return [_entry(min(t, job.now), "config", f"{rel(p)} modified", "/etc mtime", path=rel(p))
+            for t, p in found[:MAX_ETC_SHOWN]], \
         len(found), complete
 
 
@@ -302,15 +317,57 @@ def processes(job, since: float) -> tuple[list[dict], int]:
     until = job.ctx.until if job.ctx.until is not None else job.now
     # Not changes: kernel threads (children of kthreadd) come and go, and hostdiag's own
     # process and the shell that started it are the responder, not the incident.
+    own = own_pids(job.ctx, scan)
+    new = [p for p in scan.procs.values() if p.create_time and since <= p.create_time <= until + 60
+           and p.pid not in own and p.ppid != 2 and p.pid != 2]
+    new.sort(key=lambda p: p.create_time, reverse=True)
+    long_lived = [p for p in new if until - p.create_time >= LONG_LIVED_S]
+    short = [p for p in new if until - p.create_time < LONG_LIVED_S]
+    out = [_entry(p.create_time, "process", f"{p.name} (pid {p.pid}) started", "process scan", pid=p.pid)
+           for p in long_lived[:MAX_PROCS_SHOWN]]
+    if short:
+        names = Counter(p.name for p in short)
+        top = ", ".join(f"{n} ×{c}" if c > 1 else n for n, c in names.most_common(5))
+        out.append(_entry(short[0].create_time, "process",
+                          f"{len(short)} short-lived processes started in the last {LONG_LIVED_S // 60} min "
+                          f"({top})", "process scan", count=len(short)))
+    return out, len(new)
+
+
+def own_pids(ctx, scan) -> set[int]:
+    """hostdiag's own pipeline and session: its ancestors (the shell, sshd), every process of its
+    session (the responder's pipeline: `hostdiag ... | less`) and its descendants. They are the
+    responder, not the incident."""
     own, pid = set(), os.getpid()
     while pid in scan.procs and pid not in own:
         own.add(pid)
         pid = scan.procs[pid].ppid or 0
-    new = [p for p in scan.procs.values() if p.create_time and since <= p.create_time <= until + 60
-           and p.pid not in own and p.ppid != 2 and p.pid != 2]
-    new.sort(key=lambda p: p.create_time, reverse=True)
-    return [_entry(p.create_time, "process", f"{p.name} (pid {p.pid}) started", "process scan")
-            for p in new[:MAX_PROCS_SHOWN]], len(new)
+    try:
+        sid = os.getsid(0)
+    except OSError:
+        sid = None
+    children: dict[int, list[int]] = {}
+    for p in scan.procs.values():
+        children.setdefault(p.ppid or 0, []).append(p.pid)
+    stack = [os.getpid()]
+    while stack:
+        for c in children.get(stack.pop(), ()):
+            if c not in own:
+                own.add(c)
+                stack.append(c)
+    if sid is not None and sid > 1 and os.path.normpath(ctx.proc) == "/proc":
+        for p in scan.procs.values():
+            if p.pid not in own and _session(ctx, p.pid) == sid:
+                own.add(p.pid)
+    return own
+
+
+def _session(ctx, pid: int) -> int | None:
+    try:
+        with open(ctx.proc_path(pid, "stat"), "rb") as f:
+            return int(f.read(4096).rpartition(b")")[2].split()[3])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _journal_read(job, since, until, matches, budget):
@@ -350,7 +407,7 @@ def journal_changes(job, since: float, until: float) -> list[dict]:
             ue = unit_event(e)
             if ue:
                 out.append(_entry(e.t, ue[0], ue[1], f"journal ({backend})"))
-                if ue[1].endswith(" failed"):
+                if e.ufield or e.unit:
                     out[-1]["unit"] = e.ufield or e.unit
         backend, entries = _journal_read(job, since, until, ["SYSLOG_IDENTIFIER=systemd-modules-load"], budget / 2)
         for e in entries:
@@ -380,14 +437,149 @@ def collect(job):
     counts["config"] = etc_count
     counts["process"] = procs_count
     timeline.sort(key=lambda e: e["_t"], reverse=True)
+    total = len(timeline)
+    shown: Counter = Counter()
+    kept = []
     for e in timeline:
+        shown[e["kind"]] += 1
+        if shown[e["kind"]] <= SHOWN_PER_KIND.get(e["kind"], 20):
+            kept.append(e)
+    for e in kept:
         del e["_t"]
+    add_links(job, kept)
     return {
         "since": rfc3339(since), "until": rfc3339(until), "window_h": WINDOW_S / 3600,
         "counts": {k: v for k, v in sorted(counts.items()) if v},
-        "timeline": timeline[:MAX_TIMELINE],
-        "timeline_total": len(timeline),
+        "timeline": kept,
+        "timeline_total": total,
     }
+
+
+# ---------------------------------------------------------------------------- links
+
+def _list_index(ctx) -> dict[str, str]:
+    """{package: path of its .list} in /var/lib/dpkg/info ('pkg.list' or multi-arch 'pkg:arch.list')."""
+    info = ctx.root_path("/var/lib/dpkg/info")
+    try:
+        names = os.listdir(info)
+    except OSError:
+        return {}
+    out: dict[str, str] = {}
+    for n in sorted(names):
+        if n.endswith(".list"):
+            out.setdefault(n[:-5].split(":")[0], os.path.join(info, n))
+    return out
+
+
+def _read_list(ctx, index: dict[str, str], pkg: str) -> set[str] | None:
+    """The files of an installed package; None if it has no list (removed, or not dpkg)."""
+    text = ctx.read_optional(index[pkg], MAX_LIST_BYTES) if pkg in index else None
+    return set(text.splitlines()) if text is not None else None
+
+
+def dpkg_owner(ctx, paths: set[str], deadline: float) -> dict[str, str]:
+    """{path: package} like `dpkg -S`, from /var/lib/dpkg/info under --root: *.conffiles for files
+    under /etc (a package's config files; a few KB in all, where *.list are tens of MB), *.list
+    otherwise; bounded by DPKG_S_MAX_FILES and `deadline` (monotonic)."""
+    out: dict[str, str] = {}
+    info = ctx.root_path("/var/lib/dpkg/info")
+    ext = ".conffiles" if all(p.startswith("/etc/") for p in paths) else ".list"
+    try:
+        names = sorted(n for n in os.listdir(info) if n.endswith(ext))[:DPKG_S_MAX_FILES]
+    except OSError:
+        return out
+    want = {p: ("\n" + p + "\n") for p in paths}
+    for n in names:
+        if len(out) == len(want) or time.monotonic() > deadline:
+            break
+        text = ctx.read_optional(os.path.join(info, n), MAX_LIST_BYTES)
+        if not text:
+            continue
+        # conffiles lines may carry a trailing ' obsolete' / ' remove-on-upgrade' flag
+        text = "\n" + "\n".join(ln.split(" ", 1)[0] for ln in text.splitlines()) + "\n"
+        for p, needle in want.items():
+            if p not in out and needle in text:
+                out[p] = n[:-len(ext)].split(":")[0]
+    return out
+
+
+def _exe(ctx, pid: int) -> str | None:
+    try:
+        return os.readlink(ctx.proc_path(pid, "exe")).removesuffix(" (deleted)")
+    except OSError:   # kernel thread, exited, or not ours to read
+        return None
+
+
+def _unit_of(ctx, pid: int) -> str | None:
+    """The systemd unit a process runs in: the last *.service/*.scope/... of its cgroup path."""
+    text = ctx.read_optional(ctx.proc_path(pid, "cgroup"), 1 << 14) or ""
+    for line in text.splitlines():
+        path = line.split(":", 2)[-1]
+        for part in reversed(path.strip("/").split("/")):
+            if part.endswith((".service", ".scope", ".socket", ".timer", ".mount")):
+                return part
+    return None
+
+
+def add_links(job, timeline: list[dict]) -> None:
+    """Record on each package/unit/config change the running processes it is tied to (`linked`:
+    [{'pid', 'name', 'why'}]), from the process scan: the package owns the executable, the unit
+    runs the process, the config file belongs to the executable's package or is on its command line."""
+    scan, ctx = job.scan, job.ctx
+    if scan is None or not timeline:
+        return
+    end = time.monotonic() + DPKG_S_BUDGET_S
+    # hostdiag's own session is not excluded here: a finding never names it, so it is never linked.
+    procs = [p for p in scan.procs.values() if p.ppid != 2 and p.pid != 2][:4096]
+    units = {e["unit"] for e in timeline if e.get("unit")}
+    pkgs = {e["package"] for e in timeline if e.get("package")}
+    configs = {e["path"] for e in timeline if e.get("path")}
+    if not (units or pkgs or configs):
+        return
+    exe = {p.pid: _exe(ctx, p.pid) for p in procs} if pkgs or configs else {}
+    unit = {p.pid: _unit_of(ctx, p.pid) for p in procs} if units else {}
+    files = {}
+    index = _list_index(ctx) if pkgs or configs else {}
+    for pkg in sorted(pkgs)[:MAX_PER_KIND]:
+        if time.monotonic() > end:
+            job.blind_spot("dpkg file lists: time bound hit; some package changes are not linked to processes")
+            break
+        files[pkg] = _read_list(ctx, index, pkg)
+    # dpkg -S for the changed config files, then the owning package's executables.
+    cfg_pkg = dpkg_owner(ctx, configs, end) if configs else {}
+    for pkg in set(cfg_pkg.values()) - set(files):
+        files[pkg] = _read_list(ctx, index, pkg)
+    name = {p.pid: p.name for p in procs}
+    cmdlines: dict[int, str] = {}
+
+    def tie(entry, pid, why):
+        ln = entry.setdefault("linked", [])
+        if len(ln) < MAX_LINKED and all(x["pid"] != pid for x in ln):
+            ln.append({"pid": pid, "name": name.get(pid), "why": why})
+
+    for e in timeline:
+        if e.get("unit"):
+            for pid, u in unit.items():
+                if u == e["unit"]:
+                    tie(e, pid, f"runs in unit {u}")
+        if e.get("package") and files.get(e["package"]):
+            fl = files[e["package"]]
+            for pid, x in exe.items():
+                if x and x in fl:
+                    tie(e, pid, f"its executable {x} belongs to package {e['package']}")
+        if e.get("path"):
+            path, owner = e["path"], cfg_pkg.get(e["path"])
+            fl = files.get(owner) or set()
+            for pid, x in exe.items():
+                if x and x in fl:
+                    tie(e, pid, f"{path} belongs to package {owner}, which owns its executable {x}")
+            for p in procs:
+                if len(e.get("linked") or ()) >= MAX_LINKED or time.monotonic() > end:
+                    break
+                if p.pid not in cmdlines:
+                    cmdlines[p.pid] = scan.cmdline(p.pid, 1024) or ""
+                if path in cmdlines[p.pid]:
+                    tie(e, p.pid, f"{path} is on its command line")
 
 
 def findings(section, th):

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import time
 from urllib.parse import quote, unquote
 
-from hostdiag.core import isolate
+from hostdiag.core import eta, isolate
 from hostdiag.core.model import Finding
 from hostdiag.core.thresholds import Threshold
 from hostdiag.core.units import human_bytes, human_duration, worst_severity
@@ -20,10 +21,11 @@ NAME = "disk"
 DEFAULT_ENABLED = True
 NEEDS = {"procs", "fds"}
 READS = ["/proc/self/mountinfo (/proc/1/mountinfo under --proc-root)", "/etc/fstab", "statvfs(MOUNT) for each real mount",
+         "/proc/PID/io (wchar), /proc/PID/fd + fdinfo of the top writers",
          "/sys/dev/block/MAJ:MIN", "/sys/fs/{ext4,ext3,ext2}/DEV/errors_count",
          "/proc/PID/fd (via the process scan)"]
 
-UNITS = {"used_bytes": ("bytes", False)}
+UNITS = {"used_bytes": ("bytes", False), "inodes_used": ("count", False)}
 THRESHOLDS = {
     "disk.used_pct": Threshold(90, 95, "percent", "used / (used + available to non-root), as df's Use% "
                                                   "(read-only mounts are not judged: nothing can write to them)"),
@@ -33,6 +35,11 @@ THRESHOLDS = {
                                      "window; judged only on a steady rise and once the filesystem is "
                                      "60% (warning) / 80% (critical) used, so a burst on a roomy disk is no alarm",
                                      higher_is_worse=False),
+    "disk.eta_s": eta.threshold("a filesystem is full (bytes for non-root writers, or inodes; "
+                                "disk.time_to_full_s judges growth hours away)"),
+    "disk.writer_bps": Threshold(50 << 20, 500 << 20, "bytes/s",
+                                 "one process's write() rate into files of one filesystem over the window "
+                                 "(/proc/PID/io wchar; any ETA to full from its rate is judged by disk.eta_s)"),
     "disk.deleted_open_pct": Threshold(5, 20, "percent",
                                        "share of a filesystem's size held by one process's deleted-but-open files"),
 }
@@ -52,6 +59,16 @@ DATA_FS = frozenset("ext2 ext3 ext4 xfs btrfs f2fs jfs reiserfs zfs bcachefs".sp
 TTF_WARN_MIN_USED_PCT = 60   # node-mixin NodeFilesystemSpaceFillingUp: < 40% avail and 24 h
 TTF_CRIT_MIN_USED_PCT = 80   # < 20% avail and 4 h
 MIN_GROWTH_BYTES = 1 << 20   # less than 1 MiB of growth in the window is noise, not a trend
+MIN_GROWTH_INODES = 64       # fewer new files than this in the window is noise
+# Writers: /proc/PID/io wchar at the first tick and at the end; a few top ones get their open
+# files (fd + fdinfo flags) resolved to a filesystem. Bounded per pass and per process.
+WRITER_PASS_MAX = 8192
+WRITER_PASS_S = 0.25
+WRITERS_RESOLVED = 5
+WRITER_FDS_MAX = 256
+MIN_WRITER_BPS = 1 << 20
+WRITER_MIN_SHARE = 0.25      # of the filesystem's growth, for a process to be named its writer
+_ACCMODE = 0o3                 # O_WRONLY 1, O_RDWR 2
 DELETED_INFO_BYTES = 10 << 20
 DELETED_STAT_MAX = 64        # stat() only the largest deleted files to find their filesystem
 TOP = 5
@@ -214,6 +231,8 @@ def _bound(ctx) -> float:
 
 def sample(ctx, state):
     _load_mounts(ctx, state)
+    if "wchar0" not in state:
+        state["wchar0"] = (time.monotonic(), read_wchar(ctx))
     per_call = _bound(ctx)
     # The runner bounds the whole sample() at ctx.timeout_s; stop starting statvfs calls
     # well before that so several hung mounts cost this tick at most ~60% of it.
@@ -240,6 +259,8 @@ def sample(ctx, state):
             continue
         state["stat"][mp] = usage(st)
         out[f"used_bytes[mount={_label(mp)}]"] = state["stat"][mp]["used_bytes"]
+        if state["stat"][mp]["inodes_used"] is not None:
+            out[f"inodes_used[mount={_label(mp)}]"] = state["stat"][mp]["inodes_used"]
     return out
 
 
@@ -248,6 +269,7 @@ def sample(ctx, state):
 def _fs_rows(job) -> list[dict]:
     state = job.state
     series = {unquote(k): s for k, s in job.labelled("used_bytes").items()}
+    iseries = {unquote(k): s for k, s in job.labelled("inodes_used").items()}
     rows = []
     for m in state["fs"]:
         mp = m["mount"]
@@ -260,12 +282,22 @@ def _fs_rows(job) -> list[dict]:
         row = {k: row[k] for k in ("mount", "used_pct", "avail_bytes", "size_bytes", "inodes_used_pct",
                                    "growth_bps", "time_to_full_s", "fstype", "source", "ro", "used_bytes",
                                    "inodes_used", "inodes_total")}
+        row.update(limit_fraction=round(u["used_pct"] / 100, 4) if u["used_pct"] is not None else None,
+                   measured_s=None, inodes_per_s=None, inodes_eta_s=None)
         s = series.get(mp)
-        if s is not None and job.window_s > 0:
-            g = trend(s.t, s.v)
-            if g is not None:
-                row["growth_bps"] = round(g)
-                row["time_to_full_s"] = round(u["avail_bytes"] / g) if u["avail_bytes"] > 0 else 0
+        if s is not None and job.window_s > 0 and trend(s.t, s.v) is not None:   # steady, linear (R^2)
+            e = eta.time_to_limit(s, u["used_bytes"] + u["avail_bytes"], current=u["used_bytes"],
+                                  min_change=MIN_GROWTH_BYTES)
+            if e.rate_per_s:
+                row["growth_bps"] = round(e.rate_per_s)
+                row["measured_s"] = round(e.measured_s, 1)
+                row["time_to_full_s"] = None if e.eta_s is None else round(e.eta_s)
+        s = iseries.get(mp)
+        if s is not None and job.window_s > 0 and u["inodes_total"]:
+            e = eta.time_to_limit(s, u["inodes_total"], current=u["inodes_used"], min_change=MIN_GROWTH_INODES)
+            if e.rate_per_s and e.rate_per_s > 0:
+                row["inodes_per_s"] = round(e.rate_per_s, 1)
+                row["inodes_eta_s"] = None if e.eta_s is None else round(e.eta_s)
         rows.append(row)
     return rows
 
@@ -317,6 +349,122 @@ def _mount_of(path: str, mounts: list[dict]) -> dict | None:
             if best is None or len(mp) > len(best["mount"]):
                 best = m
     return best
+
+
+def parse_wchar(text: str) -> int | None:
+    """/proc/PID/io -> wchar (bytes passed to write()/pwrite(), page cache and tmpfs included)."""
+    for line in text.splitlines():
+        if line.startswith("wchar:"):
+            try:
+                return int(line.split()[1])
+            except (IndexError, ValueError):
+                return None
+    return None
+
+
+def read_wchar(ctx) -> dict[int, int]:
+    """{pid: wchar} for every readable process, within WRITER_PASS_S."""
+    out: dict[int, int] = {}
+    end = time.monotonic() + WRITER_PASS_S
+    me = os.getpid()
+    try:
+        pids = [int(n) for n in os.listdir(ctx.proc) if n.isdigit()]
+    except OSError:
+        return out
+    for i, pid in enumerate(pids):
+        if i >= WRITER_PASS_MAX or time.monotonic() > end:
+            break
+        if pid == me:
+            continue
+        try:
+            with open(ctx.proc_path(pid, "io"), "rb") as f:
+                w = parse_wchar(f.read(1024).decode("ascii", "replace"))
+        except OSError:   # exited, or not ours to read without root
+            continue
+        if w is not None:
+            out[pid] = w
+    return out
+
+
+def written_mounts(ctx, pid: int, mounts: list[dict]) -> dict[str, int]:
+    """{filesystem dev: files open for writing there} from /proc/PID/fd (paths, so pipes, sockets
+    and devices are skipped) and fdinfo flags; a bind mount counts for its filesystem."""
+    out: dict[str, int] = {}
+    fd_dir = ctx.proc_path(pid, "fd")
+    try:
+        fds = os.listdir(fd_dir)[:WRITER_FDS_MAX]
+    except OSError:
+        return out
+    for fd in fds:
+        try:
+            target = os.readlink(os.path.join(fd_dir, fd))
+            if not target.startswith("/") or target.startswith(("/dev/", "/proc/", "/sys/")):
+                continue     # pipes, sockets, ttys: wchar counts them too, they fill no filesystem
+            with open(ctx.proc_path(pid, "fdinfo", fd), "rb") as f:
+                info = f.read(4096).decode("ascii", "replace")
+        except OSError:
+            continue
+        flags = next((ln.split()[1] for ln in info.splitlines() if ln.startswith("flags:")), None)
+        if flags is None or not int(flags, 8) & _ACCMODE:
+            continue
+        m = _mount_of(target.removesuffix(" (deleted)"), mounts)
+        if m is not None:
+            out[m["dev"]] = out.get(m["dev"], 0) + 1
+    return out
+
+
+def _writers(job, rows: list[dict]) -> list[dict] | None:
+    """Processes writing fast into a filesystem: rate, mount, and the time to full at that rate."""
+    state, ctx = job.state, job.ctx
+    if job.window_s <= 0 or "wchar0" not in state:
+        return None
+    t0, before = state["wchar0"]
+    t1, after = time.monotonic(), read_wchar(ctx)
+    dt = t1 - t0
+    if dt <= 0:
+        return None
+    rates = sorted(((pid, (w - before[pid]) / dt) for pid, w in after.items()
+                    if pid in before and w >= before[pid]), key=lambda x: x[1], reverse=True)
+    dev_of = {m["mount"]: m["dev"] for m in state["fs"]}
+    by_dev = {dev_of[r["mount"]]: r for r in rows if r["mount"] in dev_of}
+    scan = job.scan
+    out = []
+    for pid, bps in rates[:WRITERS_RESOLVED]:
+        if bps < MIN_WRITER_BPS or job.deadline.expired():
+            break
+        proc = scan.procs.get(pid) if scan is not None else None
+        if proc is not None and getattr(proc, "is_self", False):
+            continue
+        where = written_mounts(ctx, pid, state["mounts"])
+        fs = [(by_dev[dev], n) for dev, n in where.items() if dev in by_dev and not by_dev[dev].get("ro")]
+        if not fs:
+            continue
+        # Several filesystems: the one growing fastest is where the bytes land.
+        row, nfiles = max(fs, key=lambda rn: (rn[0].get("growth_bps") or 0, rn[1]))
+        # wchar counts every write() (pipes and sockets too): it is this filesystem's bytes only as
+        # far as the filesystem grows, and the process is its writer only if it writes a real part
+        # of that. Without growth (rewrites in place, or writes elsewhere) only bytes that reached
+        # storage (/proc/PID/io write_bytes) count, and there is no time to full.
+        grow = row.get("growth_bps")
+        storage = getattr(proc, "write_bps", None) if proc is not None else None
+        if grow and bps >= WRITER_MIN_SHARE * grow:
+            rate = min(bps, grow)
+            e = eta.time_to_limit([(t0, 0.0), (t1, rate * dt)], rate * dt + row["avail_bytes"], min_points=2)
+        elif storage and storage >= MIN_WRITER_BPS:
+            rate, e = storage, eta.NONE
+        else:
+            continue
+        out.append({"pid": pid, "name": proc.name if proc else _comm(ctx, pid), "mount": row["mount"],
+                    "write_bps": round(rate), "wchar_bps": round(bps), "files_open_for_writing": nfiles,
+                    "avail_bytes": row["avail_bytes"], "size_bytes": row["size_bytes"],
+                    "used_pct": row["used_pct"], **e.evidence(0),
+                    "limit_fraction": row.get("limit_fraction"),
+                    "cmdline": scan.cmdline(pid) if scan is not None else None})
+    return out
+
+
+def _comm(ctx, pid: int) -> str:
+    return (ctx.read_optional(ctx.proc_path(pid, "comm"), 256) or "?").strip()
 
 
 def _deleted(job, fs_rows: list[dict]) -> list[dict] | None:
@@ -394,6 +542,8 @@ def collect(job):
         data["filesystems_not_shown"] = len(rows) - MAX_FS_SHOWN
     data["stuck_mounts"] = sorted(state["stuck"]) or None
 
+    data["writers"] = _writers(job, rows)
+
     fstab_text = ctx.read_optional(ctx.root_path("/etc/fstab"))
     fstab = parse_fstab(fstab_text) if fstab_text else {}
     data["readonly"] = _readonly(ctx, state["mounts"], fstab)
@@ -419,13 +569,15 @@ def collect(job):
 # ---------------------------------------------------------------- findings
 
 def _ttf_level(row: dict, th) -> str | None:
+    """Time to full: within the imminence threshold (disk.eta_s) whatever the used %; further out
+    (disk.time_to_full_s, hours) only once the filesystem is already well used."""
     ttf, used = row.get("time_to_full_s"), row.get("used_pct") or 0
     level = th.level("disk.time_to_full_s", ttf)
     if level == "critical" and used < TTF_CRIT_MIN_USED_PCT:
         level = "warning"
     if level == "warning" and used < TTF_WARN_MIN_USED_PCT:
         level = None
-    return level
+    return worst_severity((level, th.level("disk.eta_s", ttf)))
 
 
 def findings(section, th):
@@ -442,13 +594,19 @@ def findings(section, th):
             ttf = r.get("time_to_full_s")
             ttf_txt = (f", full in ~{human_duration(ttf)} at {human_bytes(r['growth_bps'])}/s" if ttf is not None
                        else "")
+            writer = next((w for w in d.get("writers") or [] if w["mount"] == mp), None)
+            if writer:
+                ttf_txt += f"; writer: {writer['name']} (pid {writer['pid']}) {human_bytes(writer['write_bps'])}/s"
             out.append(Finding(
                 id="disk.nearly_full", category="disk", severity=level,
                 title=f"{mp} is {r['used_pct']}% full ({human_bytes(r['avail_bytes'])} free of "
                       f"{human_bytes(r['size_bytes'])}){ttf_txt}",
                 subject={"mount": mp},
-                evidence={k: r.get(k) for k in ("used_pct", "size_bytes", "used_bytes", "avail_bytes",
-                                                "growth_bps", "time_to_full_s", "fstype", "source")},
+                evidence={**{k: r.get(k) for k in ("used_pct", "size_bytes", "used_bytes", "avail_bytes",
+                                                   "growth_bps", "time_to_full_s", "fstype", "source",
+                                                   "limit_fraction", "measured_s")},
+                          "eta_s": ttf, "rate_per_s": r.get("growth_bps"), "limit": "free space (non-root)",
+                          "writer": writer},
                 impact="writes fail with ENOSPC when it fills: databases stop, logs are lost, services crash",
                 verify=f"df -h {mp}; du -xh --max-depth=2 {mp} 2>/dev/null | sort -h | tail -20",
                 stabilize=["Check deleted-but-open files first (disk.deleted_open_space): lsof -nP +L1",
@@ -459,15 +617,21 @@ def findings(section, th):
                            "Do not delete files a process still holds open (the space is not freed), "
                            "and do not rm database or journal files to make room"],
                 score=max(r.get("used_pct") or 0, 100 - min(100, (ttf or 1e9) / 3600))))
-        ilevel = th.level("disk.inodes_used_pct", r.get("inodes_used_pct"))
+        ieta = r.get("inodes_eta_s")
+        l_ieta = th.level("disk.eta_s", ieta) if not r.get("ro") else None
+        ilevel = worst_severity((th.level("disk.inodes_used_pct", r.get("inodes_used_pct")), l_ieta))
         if ilevel:
+            soon = (f"; no inode left in {eta.in_words(ieta)} at this rate (+{r['inodes_per_s']:g} files/s)"
+                    if l_ieta else "")
             out.append(Finding(
                 id="disk.inodes_exhausted", category="disk", severity=ilevel,
                 title=f"{mp} has used {r['inodes_used_pct']}% of its inodes "
-                      f"({r['inodes_total'] - r['inodes_used']} left of {r['inodes_total']})",
+                      f"({r['inodes_total'] - r['inodes_used']} left of {r['inodes_total']}){soon}",
                 subject={"mount": mp},
-                evidence={k: r.get(k) for k in ("inodes_used_pct", "inodes_used", "inodes_total", "used_pct",
-                                                "fstype")},
+                evidence={**{k: r.get(k) for k in ("inodes_used_pct", "inodes_used", "inodes_total", "used_pct",
+                                                   "fstype", "inodes_per_s", "measured_s")},
+                          "eta_s": ieta, "rate_per_s": r.get("inodes_per_s"), "limit": "inodes",
+                          "limit_fraction": round((r.get("inodes_used_pct") or 0) / 100, 4)},
                 impact="no new file can be created even though space is free: ENOSPC on create",
                 verify=f"df -i {mp}; find {mp} -xdev -type d -size +1M 2>/dev/null | head   # huge dirs",
                 stabilize=["Find the directory with millions of small files (session files, mail queue, "
@@ -475,7 +639,31 @@ def findings(section, th):
                            "Remove or archive the small files that are safe to lose",
                            "Do not delete them with rm * in one huge directory (argument list too long, "
                            "and it can hang for hours): use find -delete in batches"],
-                score=r["inodes_used_pct"]))
+                score=(r["inodes_used_pct"] or 0) + (1e6 / max(ieta, 1.0) if l_ieta else 0)))
+
+    for w in d.get("writers") or []:
+        l_eta = th.level("disk.eta_s", w.get("eta_s"))
+        level = worst_severity((th.level("disk.writer_bps", w["write_bps"]), l_eta))
+        if not level:
+            continue
+        mp, pid = w["mount"], w["pid"]
+        soon = f"; {mp} full in {eta.in_words(w['eta_s'])} at this rate" if w.get("eta_s") is not None else ""
+        out.append(Finding(
+            id="disk.write_burst", category="disk", severity=level,
+            title=f"{w['name']} (pid {pid}) writing {human_bytes(w['write_bps'])}/s to {mp} "
+                  f"({human_bytes(w['avail_bytes'])} free){soon}",
+            subject={"pid": pid, "name": w["name"], "mount": mp},
+            evidence={**{k: w.get(k) for k in ("write_bps", "avail_bytes", "size_bytes", "used_pct", "eta_s",
+                                               "rate_per_s", "measured_s", "limit_fraction",
+                                               "files_open_for_writing", "cmdline")},
+                      "limit": f"free space on {mp}"},
+            impact="the filesystem fills at this rate: then every writer on it gets ENOSPC",
+            verify=f"grep -E 'wchar|write_bytes' /proc/{pid}/io; sleep 1; grep -E 'wchar|write_bytes' "
+                   f"/proc/{pid}/io; ls -l /proc/{pid}/fd | grep {shlex.quote(mp)}; df -h {shlex.quote(mp)}",
+            stabilize=[f"Throttle or pause the writer (ionice -c3 -p {pid}; or stop the job) before {mp} fills",
+                       "Free or extend space on the filesystem if the writes are legitimate",
+                       "Do not delete the file it is writing while it holds it open: the space is not freed"],
+            score=w["write_bps"] / (1 << 20) + (1e6 / max(w["eta_s"], 1.0) if l_eta else 0)))
 
     for r in d.get("readonly") or []:
         severity = "critical" if (r.get("fstab_rw") or r.get("errors_count") or r["mount"] == "/") else "warning"

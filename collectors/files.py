@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import os
 
-from hostdiag.core import procscan, tree
+from hostdiag.core import eta, procscan, tree
 from hostdiag.core.context import Unavailable
 from hostdiag.core.model import Finding
 from hostdiag.core.thresholds import Threshold
+from hostdiag.core.units import worst_severity
 
 NAME = "files"
 DEFAULT_ENABLED = True
@@ -19,7 +20,11 @@ UNITS = {"file_handles": ("count", False), "file_max": ("count", False), "fds": 
 THRESHOLDS = {
     "files.system_pct": Threshold(80, 95, "percent", "allocated file handles as % of fs.file-max (/proc/sys/fs/file-nr)"),
     "files.process_pct": Threshold(80, 95, "percent", "a process's open fds as % of its own RLIMIT_NOFILE soft limit"),
+    "files.system_eta_s": eta.threshold("allocated file handles reach fs.file-max"),
+    "files.process_eta_s": eta.threshold("a process's open fds reach its own RLIMIT_NOFILE soft limit"),
 }
+HOLDER_MIN_SHARE = 0.2   # of all file handles, for the top holder to be a host-wide finding's subject
+MIN_FD_GROWTH = 8     # fewer new fds than this over the window is churn, not a leak
 TOP = 5
 WATCH = 10            # processes whose fd count is followed tick by tick
 WATCH_MIN_FDS = 64    # below this a process is not worth following
@@ -118,6 +123,11 @@ def collect(job):
         data.update(file_handles=used, file_max=nr["max"],
                     file_handles_pct=round(used / nr["max"] * 100, 2) if nr["max"] > 0 else None)
     data["file_handles_per_s"] = _slope(job.s("file_handles"))
+    data["system_eta"] = None
+    if nr is not None and job.window_s > 0:
+        e = eta.time_to_limit(job.s("file_handles") or [], nr["max"], current=data["file_handles"],
+                              min_change=MIN_FD_GROWTH * 4)
+        data["system_eta"] = e.evidence() if e.eta_s is not None else None
 
     if scan is None or not scan.fds_scanned:
         job.blind_spot("no process scan: per-process open files unknown")
@@ -129,15 +139,20 @@ def collect(job):
         # Root and still denied: sudo is not the fix (no CAP_SYS_PTRACE, another user namespace).
         job.blind_spot(f"fd tables of {scan.fd_unreadable} processes not readable even as root: "
                        "grant CAP_SYS_PTRACE or run in the host's namespaces")
-    procs = [p for p in scan.procs.values() if p.fds is not None]
+    me = os.getpid()
+    procs = [p for p in scan.procs.values() if p.fds is not None and p.pid != me and not getattr(p, "is_self", False)]
     data["processes_seen"] = len(procs)
     data["fd_tables_unreadable"] = scan.fd_unreadable
     data["open_fds_seen"] = sum(p.fds for p in procs)
 
     def row(p) -> dict:
         pct = round(p.fds / p.nofile_soft * 100, 1) if p.nofile_soft else None
+        s = job.s(f"fds[pid={p.pid}]")
+        e = eta.time_to_limit(s or [], p.nofile_soft, current=p.fds, min_change=MIN_FD_GROWTH) \
+            if p.nofile_soft and job.window_s > 0 else eta.NONE
         return {"pid": p.pid, "name": p.name, "fds": p.fds, "limit": p.nofile_soft, "pct": pct,
-                "fds_per_s": _slope(job.s(f"fds[pid={p.pid}]")), "cmdline": _short(scan.cmdline(p.pid))}
+                "fds_per_s": _slope(s), "eta_s": e.eta_s if e.eta_s is None else round(e.eta_s, 1),
+                "measured_s": e.measured_s, "cmdline": _short(scan.cmdline(p.pid))}
 
     by_count = sorted(procs, key=lambda p: p.fds, reverse=True)[:TOP]
     data["top"] = [row(p) for p in by_count]
@@ -151,6 +166,11 @@ def collect(job):
     near = [p for p in procs if p.nofile_soft]
     near.sort(key=lambda p: p.fds / p.nofile_soft, reverse=True)
     data["closest_to_limit"] = [row(p) for p in near[:TOP]]
+    # Watched processes whose fds climb: ranked by time to their own limit, not by today's share.
+    by_pid = {p.pid: p for p in near}
+    shown = {r["pid"] for r in data["closest_to_limit"]}
+    growers = [row(by_pid[pid]) for pid in (job.state.get("watch") or ()) if pid in by_pid and pid not in shown]
+    data["closest_to_limit"] += sorted((r for r in growers if r["eta_s"] is not None), key=lambda r: r["eta_s"])[:TOP]
     return data
 
 
@@ -158,18 +178,25 @@ def findings(section, th):
     d = section.data
     out: list[Finding] = []
     pct = d.get("file_handles_pct")
-    level = th.level("files.system_pct", pct)
+    se = d.get("system_eta") or {}
+    l_eta = th.level("files.system_eta_s", se.get("eta_s"))
+    level = worst_severity((th.level("files.system_pct", pct), l_eta))
     if level:
         top = (d.get("top") or [None])[0]
+        # host-wide: the top holder is the subject only when it holds a real share of the handles
+        tied = top if top and d.get("file_handles") and top["fds"] >= HOLDER_MIN_SHARE * d["file_handles"] else None
         rate = d.get("file_handles_per_s")
         out.append(Finding(
             id="files.system_exhaustion", category="files", severity=level,
             title=f"{d['file_handles']} of {d['file_max']} system file handles in use ({pct}%)"
                   + (f", rising {rate}/s" if rate and rate > 0 else "")
+                  + (f"; fs.file-max reached in {eta.in_words(se['eta_s'])} at this rate" if l_eta else "")
                   + (f"; top holder {top['name']} (pid {top['pid']}) with {top['fds']}" if top else ""),
-            subject={"pid": top["pid"], "name": top["name"]} if top else {},
-            evidence={"file_handles": d["file_handles"], "file_max": d["file_max"], "file_handles_pct": pct,
-                      "file_handles_per_s": rate, "top": d.get("top")},
+            subject={"pid": tied["pid"], "name": tied["name"]} if tied else {},
+            evidence=eta.compact({"file_handles": d["file_handles"], "file_max": d["file_max"], "file_handles_pct": pct,
+                      "file_handles_per_s": rate, "top": d.get("top"), "limit": "fs.file-max",
+                      "eta_s": se.get("eta_s"), "measured_s": se.get("measured_s"),
+                      "limit_fraction": round(pct / 100, 4) if pct is not None else None}),
             impact="at fs.file-max every open(), accept() and socket() on the host fails with ENFILE "
                    "('Too many open files in system'), including sshd and the fixers' shells",
             verify="cat /proc/sys/fs/file-nr; for p in /proc/[0-9]*; do echo \"$(ls $p/fd 2>/dev/null | wc -l) "
@@ -177,20 +204,25 @@ def findings(section, th):
             stabilize=["Find the holder(s) above and restart the leaking one off-peak",
                        "Raise fs.file-max (sysctl -w fs.file-max=N) as a short-term buffer if memory allows",
                        "Do not raise the limit without finding the leak if the count keeps climbing"],
-            score=pct))
+            score=pct + (1e6 / max(se["eta_s"], 1.0) if l_eta else 0)))
     for p in d.get("closest_to_limit") or []:
-        level = th.level("files.process_pct", p.get("pct"))
+        l_eta = th.level("files.process_eta_s", p.get("eta_s"))
+        level = worst_severity((th.level("files.process_pct", p.get("pct")), l_eta))
         if not level:
             continue
         rate = p.get("fds_per_s")
         rising = f", rising {rate}/s" if rate and rate > 0 else ""
+        if l_eta:
+            rising += f"; its limit reached in {eta.in_words(p['eta_s'])} at this rate"
         out.append(Finding(
             id="files.process_fd_exhaustion", category="files", severity=level,
             title=f"{p['name']} (pid {p['pid']}) has {p['fds']} of {p['limit']} open files ({p['pct']}% of its "
                   f"RLIMIT_NOFILE){rising}",
             subject={"pid": p["pid"], "name": p["name"]},
-            evidence={"fds": p["fds"], "limit": p["limit"], "pct": p["pct"], "fds_per_s": rate,
-                      "cmdline": p.get("cmdline")},
+            evidence=eta.compact({"fds": p["fds"], "limit": p["limit"], "pct": p["pct"], "fds_per_s": rate,
+                      "rate_per_s": rate, "eta_s": p.get("eta_s"), "measured_s": p.get("measured_s"),
+                      "limit_fraction": round(p["pct"] / 100, 4) if p.get("pct") is not None else None,
+                      "cmdline": p.get("cmdline")}),
             impact="at its limit the process gets EMFILE ('Too many open files'): accept() and open() fail, "
                    "it stops taking connections or writing logs while still looking alive",
             verify=f"ls /proc/{p['pid']}/fd | wc -l; grep 'open files' /proc/{p['pid']}/limits",
@@ -200,5 +232,5 @@ def findings(section, th):
                        "--nofile on the live pid only buys time",
                        "Do not raise the limit without finding the leak if the count keeps climbing"
                        + (f" (it is: {rate}/s now)" if rising else "")],
-            score=p["pct"] + (rate or 0)))
+            score=p["pct"] + (rate or 0) + (1e6 / max(p["eta_s"], 1.0) if l_eta else 0)))
     return out

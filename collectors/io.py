@@ -292,6 +292,22 @@ def _io_missing(job) -> int:
                 and not os.path.lexists(job.ctx.proc_path(p.pid, "io")):
             n += 1
     return n
+# A process is named on a saturated device only when its own storage I/O is at least this share
+# of the device's throughput (and the device is the only busy one): otherwise it is just on top.
+OWNER_MIN_SHARE = 0.5
+
+
+def _io_owner(dev: dict, d: dict) -> dict | None:
+    """The process whose I/O rate accounts for most of this device's, when the evidence ties one."""
+    busy = [x for x in d.get("devices") or [] if (x.get("read_bps") or 0) + (x.get("write_bps") or 0) > 0]
+    total = (dev.get("read_bps") or 0) + (dev.get("write_bps") or 0)
+    top = (d.get("top") or [None])[0]
+    if not top or total <= 0 or len(busy) > 1 or top["pid"] == os.getpid():
+        return None
+    mine = (top.get("read_bps") or 0) + (top.get("write_bps") or 0)
+    if mine < OWNER_MIN_SHARE * total:
+        return None
+    return {"pid": top["pid"], "name": top["name"], "bps": mine, "share_pct": round(min(100.0, mine / total * 100))}
 
 
 def _saturation(dev: dict, th) -> tuple[str | None, float | None]:
@@ -315,12 +331,19 @@ def findings(section, th):
         alias = f" ({dev['dm_name']})" if dev.get("dm_name") else ""
         aw = f", await {worst_await} ms" if worst_await is not None else ""
         util = dev.get("util_pct")
+        who = _io_owner(dev, d)
+        subject = {"device": name}
+        by = ""
+        if who:
+            subject.update(pid=who["pid"], name=who["name"])
+            by = f"; {who['name']} (pid {who['pid']}) does {who['share_pct']:g}% of its I/O"
         out.append(Finding(
             id="io.saturation", category="io", severity=level,
-            title=f"Device {name}{alias} {util}% busy{aw}, queue {dev.get('aqu_sz')} over {d.get('window_s')} s",
-            subject={"device": name},
-            evidence={k: dev.get(k) for k in ("util_pct", "r_await_ms", "w_await_ms", "aqu_sz", "r_per_s",
-                                              "w_per_s", "read_bps", "write_bps", "in_flight")},
+            title=f"Device {name}{alias} {util}% busy{aw}, queue {dev.get('aqu_sz')} over {d.get('window_s')} s{by}",
+            subject=subject,
+            evidence={**{k: dev.get(k) for k in ("util_pct", "r_await_ms", "w_await_ms", "aqu_sz", "r_per_s",
+                                                 "w_per_s", "read_bps", "write_bps", "in_flight")},
+                      **({"top_process": who} if who else {})},
             impact="every read and fsync on this device waits in its queue: requests stall, load average rises",
             verify=f"iostat -x {name} 1 5   # %util, r_await/w_await, aqu-sz",
             stabilize=["Find who is doing the I/O: the top I/O processes below, or iotop -oPa",

@@ -26,6 +26,7 @@ NEEDS: set[str] = set()
 READS = ["/var/log/journal/**/*.journal", "/run/log/journal/**/*.journal", "journalctl -o json (fallback)",
          "/var/log/syslog", "/var/log/messages", "/var/log/kern.log", "/dev/kmsg"]
 UNITS: dict = {}
+METRICS = ("errors_per_min",)    # added in collect() from the log window
 THRESHOLDS = {
     "journal.error_burst_ratio": Threshold(
         5, 20, "ratio", "peak error-priority (0-3) lines per minute divided by the window's median per minute (at least 1)"),

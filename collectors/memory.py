@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import os
 
-from hostdiag.core import cgroups, tree
+import time
+
+from hostdiag.core import cgroups, eta, tree
 from hostdiag.core.context import Unavailable
 from hostdiag.core.model import Finding
 from hostdiag.core.procfs import parse_flat_kv, read_psi
 from hostdiag.core.thresholds import Threshold
-from hostdiag.core.units import worst_severity
+from hostdiag.core.units import human_bytes, worst_severity
 
 NAME = "memory"
 DEFAULT_ENABLED = True
@@ -21,6 +23,7 @@ READS = ["/proc/meminfo", "/proc/vmstat", "/proc/pressure/memory",
 
 UNITS = {
     "available_bytes": ("bytes", False),
+    "swap_free_bytes": ("bytes", False),
     "swap_in_pages": ("pages", True),
     "swap_out_pages": ("pages", True),
     "major_faults": ("count", True),
@@ -38,6 +41,9 @@ THRESHOLDS = {
     "memory.oom_kills_window": Threshold(1, 1, "count", "OOM kills (/proc/vmstat oom_kill) during the window"),
     "memory.cgroup_pct": Threshold(90, 97, "percent",
                                    "cgroup working set (usage - inactive file cache) as % of its memory limit"),
+    "memory.available_eta_s": eta.threshold("MemAvailable falls to 0"),
+    "memory.swap_eta_s": eta.threshold("swap is full (SwapFree falls to 0)"),
+    "memory.cgroup_eta_s": eta.threshold("a memory cgroup's working set reaches its limit"),
 }
 TOP = 5
 MAX_CGROUPS_SHOWN = 5
@@ -46,6 +52,10 @@ _V1_UNLIMITED = 1 << 62
 # A cgroup whose limit was hit during the window (memory.events max / v1 failcnt rose) is only
 # worth a warning when its working set is also this close: page cache alone hits the limit routinely.
 _HIT_MIN_PCT = 80.0
+# Limited cgroups followed tick by tick for their time to the limit.
+TRACK_CGROUPS = 32
+MIN_CG_GROWTH = 4 << 20           # less working-set growth than this in the window is noise
+MIN_HOST_FALL = 16 << 20          # MemAvailable moves this much on an idle host: not a trend
 
 
 def parse_meminfo(text: str) -> dict[str, int]:
@@ -119,8 +129,10 @@ def _working_set(ctx, cg: dict) -> int:
     return max(0, cg["usage_bytes"] - inactive)
 
 
-def cgroups_near_limit(ctx, before: dict | None, after: dict, window_s: float) -> tuple[list[dict], int]:
-    """Limited cgroups, worst first, with usage/working-set % and event deltas over the window."""
+def cgroups_near_limit(ctx, before: dict | None, after: dict, window_s: float,
+                       points: dict | None = None) -> tuple[list[dict], int]:
+    """Limited cgroups, worst first, with usage/working-set % and event deltas over the window,
+    and the time until the working set reaches the limit where it grows steadily (`points`)."""
     rows = []
     limited = 0
     for key, cg in after.items():
@@ -141,9 +153,14 @@ def cgroups_near_limit(ctx, before: dict | None, after: dict, window_s: float) -
                "limit_hits": cg["events"].get("max"), "oom_kills": cg["events"].get("oom_kill"),
                "limit_hits_window": rose.get("max") if rose else None,
                "oom_kills_window": (rose.get("oom_kill") or rose.get("oom") or 0) if rose is not None else None}
-        if ws_pct >= 50 or row["oom_kills"] or row["limit_hits_window"] or cg["events"].get("under_oom"):
+        e = eta.time_to_limit((points or {}).get(key) or [], eff, current=ws, min_change=MIN_CG_GROWTH)
+        row.update({"per_s": None if e.rate_per_s is None else round(e.rate_per_s),
+                    **{k: v for k, v in e.evidence().items() if k != "rate_per_s"}})
+        if ws_pct >= 50 or row["oom_kills"] or row["limit_hits_window"] or cg["events"].get("under_oom") \
+                or row["eta_s"] is not None:
             rows.append(row)
-    rows.sort(key=lambda r: (bool(r["oom_kills_window"]), r["working_set_pct"]), reverse=True)
+    rows.sort(key=lambda r: (bool(r["oom_kills_window"]), r["eta_s"] is not None, -(r["eta_s"] or 0),
+                             r["working_set_pct"]), reverse=True)
     return rows[:MAX_CGROUPS_SHOWN], limited
 
 
@@ -159,6 +176,8 @@ def sample(ctx, state):
     mi = parse_meminfo(ctx.read_optional(ctx.proc_path("meminfo")) or "")
     if "MemAvailable" in mi:
         out["available_bytes"] = mi["MemAvailable"]
+    if mi.get("SwapTotal"):
+        out["swap_free_bytes"] = mi.get("SwapFree", 0)
     psi = read_psi(ctx, "memory")
     if psi:
         for k in ("some_avg10", "full_avg10"):
@@ -166,7 +185,23 @@ def sample(ctx, state):
                 out[f"psi_{k}"] = psi[k]
     if "cg0" not in state:
         state["cg0"] = read_cgroups(ctx)
+        state["cg_track"] = {k: cg for k, cg in state["cg0"].items()
+                             if cg["limit_bytes"] or cg["high_bytes"]}
+        state["cg_track"] = dict(list(state["cg_track"].items())[:TRACK_CGROUPS])
+        state["cg_t0"] = time.monotonic()
+    track_cgroups(ctx, state)
     return out
+
+
+def track_cgroups(ctx, state) -> None:
+    """One working-set point per limited cgroup per tick, for its time to the limit."""
+    now = time.monotonic() - state.get("cg_t0", 0.0)
+    pts = state.setdefault("cg_points", {})
+    for key, cg in state.get("cg_track", {}).items():
+        usage = cgroups.read_value(os.path.join(cg["dir"], "memory.current" if cg["version"] == 2
+                                                else "memory.usage_in_bytes"))
+        if usage is not None:
+            pts.setdefault(key, []).append((now, _working_set(ctx, {**cg, "usage_bytes": usage})))
 
 
 def _rate(job, key: str) -> float | None:
@@ -235,14 +270,29 @@ def collect(job):
     if not cgroups.roots(ctx, "memory"):
         job.blind_spot(f"no memory cgroup hierarchy under {ctx.sys_path('fs', 'cgroup')} (v2 cgroup.controllers "
                        "or v1 memory/): cgroup memory limits not checked")
-    data["cgroups"], data["cgroups_limited"] = cgroups_near_limit(ctx, state.get("cg0"), after, job.window_s)
+    if job.window_s > 0:
+        track_cgroups(ctx, state)   # a last point at collect time
+    data["cgroups"], data["cgroups_limited"] = cgroups_near_limit(ctx, state.get("cg0"), after, job.window_s,
+                                                                  state.get("cg_points"))
+    data["available_eta"] = data["swap_eta"] = None
+    if job.window_s > 0 and avail is not None and total:
+        a = eta.time_to_limit(job.s("available_bytes") or [], 0, current=avail, rising=False,
+                              min_change=MIN_HOST_FALL)
+        if a.rate_per_s is not None and a.rate_per_s > 0:
+            data["available_eta"] = {**a.evidence(), "limit_fraction": round(1 - avail / total, 4)}
+    if job.window_s > 0 and swap_total and swap_used is not None:
+        sw = eta.time_to_limit(job.s("swap_free_bytes") or [], 0, current=swap_total - swap_used,
+                               rising=False, min_change=MIN_HOST_FALL)
+        if sw.rate_per_s is not None and sw.rate_per_s > 0:
+            data["swap_eta"] = {**sw.evidence(), "limit_fraction": round(swap_used / swap_total, 4)}
 
     scan = job.scan
     if scan is None:
         data["top_rss"] = None
         job.blind_spot("process scan unavailable: no top RSS processes")
     else:
-        procs = sorted((p for p in scan.procs.values() if p.rss_bytes), key=lambda p: p.rss_bytes, reverse=True)
+        procs = sorted((p for p in scan.procs.values() if p.rss_bytes and not is_self(p)),
+                       key=lambda p: p.rss_bytes, reverse=True)
         data["top_rss"] = [{"pid": p.pid, "name": p.name, "rss_bytes": p.rss_bytes,
                             "rss_pct": round(p.rss_bytes / total * 100, 1) if total else None,
                             "cmdline": scan.cmdline(p.pid)}
@@ -250,9 +300,21 @@ def collect(job):
     return data
 
 
+def is_self(p) -> bool:
+    """hostdiag itself: never the subject of a finding (procscan's is_self once merged)."""
+    return bool(getattr(p, "is_self", False)) or p.pid == os.getpid()
+
+
+# The biggest process is named as the subject of a host-wide memory finding only when it holds
+# this share of RAM: then the evidence ties it to the shortage; otherwise it is just on top.
+SUBJECT_MIN_RSS_PCT = 20.0
+
+
 def _top_subject(d: dict) -> dict:
     top = (d.get("top_rss") or [None])[0]
-    return {"pid": top["pid"], "name": top["name"]} if top else {}
+    if not top or (top.get("rss_pct") or 0) < SUBJECT_MIN_RSS_PCT:
+        return {}
+    return {"pid": top["pid"], "name": top["name"]}
 
 
 def _mib(b: int | None) -> str:
@@ -268,15 +330,25 @@ def findings(section, th):
     psi = d.get("psi") or {}
 
     pct = d.get("available_pct")
-    level = th.level("memory.available_pct", pct)
+    ae = d.get("available_eta") or {}
+    l_eta = th.level("memory.available_eta_s", ae.get("eta_s"))
+    level = worst_severity((th.level("memory.available_pct", pct), l_eta))
     if level:
+        title = f"Only {pct}% of memory available ({_mib(d['available_bytes'])} of {_mib(d['total_bytes'])}){who}"
+        if l_eta:
+            title = (f"Available memory exhausted in {eta.in_words(ae['eta_s'])} at this rate "
+                     f"(-{human_bytes(ae['rate_per_s'])}/s, {_mib(d['available_bytes'])} left of "
+                     f"{_mib(d['total_bytes'])}){who}")
         out.append(Finding(
             id="memory.exhaustion", category="memory", severity=level,
-            title=f"Only {pct}% of memory available ({_mib(d['available_bytes'])} of {_mib(d['total_bytes'])}){who}",
+            title=title,
             subject=subject,
-            evidence={"available_pct": pct, "available_bytes": d["available_bytes"], "total_bytes": d["total_bytes"],
-                      "swap_used_bytes": d.get("swap_used_bytes"), "psi_some_avg10": psi.get("some_avg10"),
-                      "top_rss": d.get("top_rss")},
+            evidence=eta.compact({
+                "available_pct": pct, "available_bytes": d["available_bytes"], "total_bytes": d["total_bytes"],
+                "swap_used_bytes": d.get("swap_used_bytes"), "psi_some_avg10": psi.get("some_avg10"),
+                "top_rss": d.get("top_rss"), "limit": "MemAvailable" if ae else None,
+                "eta_s": ae.get("eta_s"), "rate_per_s": ae.get("rate_per_s"), "measured_s": ae.get("measured_s"),
+                "limit_fraction": round(1 - pct / 100, 4) if pct is not None else None}),
             impact="the kernel is about to reclaim hard or OOM-kill: the biggest process (often the service) dies first",
             verify="free -m; ps -eo pid,rss,etime,comm --sort=-rss | head",
             stabilize=["Identify the top RSS process (above): expected size or a leak? Capture a heap profile if you can",
@@ -284,7 +356,23 @@ def findings(section, th):
                        "Stop or pause non-essential memory users (batch jobs, caches) on this host",
                        "Do not add swap or raise overcommit to 'buy time': it turns a clean OOM into hours of thrashing",
                        "Do not drop caches (echo 3 > drop_caches): cache is already counted as available; it only adds I/O"],
-            score=100 - pct))
+            score=(100 - pct) + (1e6 / max(ae["eta_s"], 1.0) if l_eta else 0)))
+
+    se = d.get("swap_eta") or {}
+    level = th.level("memory.swap_eta_s", se.get("eta_s"))
+    if level:
+        out.append(Finding(
+            id="memory.swap_exhaustion", category="memory", severity=level,
+            title=f"Swap full in {eta.in_words(se['eta_s'])} at this rate (+{human_bytes(se['rate_per_s'])}/s, "
+                  f"{_mib(d.get('swap_used_bytes'))} of {_mib(d.get('swap_total_bytes'))} used)",
+            subject={},
+            evidence={"swap_used_bytes": d.get("swap_used_bytes"), "swap_total_bytes": d.get("swap_total_bytes"),
+                      "limit": "SwapTotal", "available_pct": pct, **se},
+            impact="once swap is full as well, the OOM killer fires; before that the host thrashes",
+            verify="free -m; vmstat 1 5   # si/so columns",
+            stabilize=["Find what grows (processes.rss_growth, top RSS) and restart or cap it",
+                       "Do not add swap to buy time: it lengthens the thrashing"],
+            score=1e6 / max(se["eta_s"], 1.0)))
 
     swap = None
     if d.get("swap_in_pages_per_s") is not None and d.get("swap_out_pages_per_s") is not None:
@@ -318,7 +406,8 @@ def findings(section, th):
     cgs = d.get("cgroups") or []
     oom_cg = next((c for c in cgs if c.get("oom_kills_window")), None) or \
         next((c for c in cgs if c.get("oom_kills")), None)
-    oom_subject = {"cgroup": oom_cg["cgroup"]} if oom_cg else subject
+    # The OOM counter names no victim: only a cgroup whose own counter rose ties one to it.
+    oom_subject = {"cgroup": oom_cg["cgroup"]} if oom_cg else {}
     level = th.level("memory.oom_kills_window", oom_w)
     common = dict(
         id="memory.oom_kills", category="memory", subject=oom_subject,
@@ -345,8 +434,12 @@ def findings(section, th):
             score=float(oom_t), **common))
 
     for cg in cgs:
-        level = th.level("memory.cgroup_pct", cg["working_set_pct"])
+        l_eta = th.level("memory.cgroup_eta_s", cg.get("eta_s"))
+        level = worst_severity((th.level("memory.cgroup_pct", cg["working_set_pct"]), l_eta))
         why = f"working set {cg['working_set_pct']}% of its {_mib(cg['limit_bytes'])} limit"
+        if l_eta:
+            why = (f"memory limit reached in {eta.in_words(cg['eta_s'])} at this rate "
+                   f"(+{human_bytes(cg['per_s'])}/s); " + why)
         if cg.get("oom_kills_window"):
             level, why = "critical", f"{cg['oom_kills_window']} OOM kill(s) during the window; " + why
         elif cg.get("limit_hits_window") and cg["working_set_pct"] >= _HIT_MIN_PCT:
@@ -361,11 +454,12 @@ def findings(section, th):
         out.append(Finding(
             id="memory.cgroup_near_limit", category="memory", severity=level,
             title=f"cgroup {cg['cgroup']}: {why}",
-            subject={"cgroup": cg["cgroup"]}, evidence=dict(cg),
+            subject={"cgroup": cg["cgroup"]}, evidence=eta.compact({**cg, "limit": "memory cgroup limit"}),
             impact="processes in this cgroup stall in reclaim and are OOM-killed at the limit while the host has memory free",
             verify=f"cd {path} && head {files}",
             stabilize=["Restart or shrink the biggest process in this cgroup (systemd-cgtop -m shows it)",
                        "Raise the limit if the host has headroom (systemctl set-property UNIT MemoryMax=...)",
                        "Do not remove the limit on a shared host: one leak then takes the whole host down"],
-            score=cg["working_set_pct"] + (100 if cg.get("oom_kills_window") else 0)))
+            score=cg["working_set_pct"] + (100 if cg.get("oom_kills_window") else 0)
+            + (1e6 / max(cg["eta_s"], 1.0) if l_eta else 0)))
     return out

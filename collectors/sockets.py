@@ -7,13 +7,15 @@ import os
 import socket
 import struct
 import sys
+import time
 from collections import Counter, defaultdict
 from typing import Iterator, NamedTuple
 
-from hostdiag.core import tree
+from hostdiag.core import eta, tree
 from hostdiag.core.context import Unavailable
 from hostdiag.core.model import Finding
 from hostdiag.core.thresholds import Threshold
+from hostdiag.core.units import worst_severity
 
 NAME = "sockets"
 DEFAULT_ENABLED = True
@@ -48,8 +50,23 @@ COUNTERS = {
 UNITS = {"tcp_sockets": ("count", False)} | {c: ("count", True) for c in COUNTERS.values()}
 
 THRESHOLDS = {
+    # CLOSE_WAIT is judged by headroom and growth, not by a fixed count: each socket holds one of the
+    # owner's fds, so what breaks is the owner's RLIMIT_NOFILE. A pile is critical when it holds a
+    # big share of that limit (close_wait_fd_pct) or grows toward it within minutes
+    # (close_wait_eta_s). By count alone (this threshold) it is at most a warning when the owner's
+    # limit is unknown, and only informational when the owner has plenty of headroom and it is static.
     "sockets.close_wait": Threshold(20, 200, "count",
-                                    "CLOSE_WAIT sockets held by one process on one port (peer closed, app did not)"),
+                                    "CLOSE_WAIT sockets held by one process on one port (peer closed, app did "
+                                    "not). Judged by the owner's headroom and growth, not this count: critical "
+                                    "only via sockets.close_wait_fd_pct or sockets.close_wait_eta_s; by count "
+                                    "alone at most a warning (owner's fd limit unknown, or growing), and info "
+                                    "when static with the owner far from its fd limit"),
+    "sockets.close_wait_fd_pct": Threshold(25, 50, "percent",
+                                           "one owner's CLOSE_WAIT sockets as % of its own RLIMIT_NOFILE soft limit"),
+    "sockets.close_wait_eta_s": eta.threshold("the CLOSE_WAIT owner's open fds reach its RLIMIT_NOFILE as its "
+                                              "CLOSE_WAIT pile grows"),
+    "sockets.ephemeral_ports_eta_s": eta.threshold("one local address uses every port of ip_local_port_range"),
+    "sockets.time_wait_eta_s": eta.threshold("TIME_WAIT sockets reach net.ipv4.tcp_max_tw_buckets"),
     "sockets.accept_queue_pct": Threshold(80, 100, "percent",
                                           "listener accept-queue depth as % of its backlog (sustained over the window)"),
     "sockets.listen_overflows_per_s": Threshold(0.1, 10, "per second",
@@ -66,6 +83,11 @@ SYSCTL_LIMIT = 4096
 # A retransmit % over a handful of segments is noise, not a storm.
 MIN_RETRANS = 10
 MIN_OUT_SEGS = 100
+# Growth below these over the window is churn, not a trend.
+MIN_CW_GROWTH = 10
+MIN_PORT_GROWTH = 20
+MIN_TW_GROWTH = 100
+TRACK_PORTS = 20             # per tick: CLOSE_WAIT counts kept for this many ports per side
 # One not-yet-accepted connection on a listen(1) socket is 100% and perfectly healthy.
 MIN_QUEUE_DEPTH = 2
 
@@ -225,11 +247,45 @@ def sample(ctx, state):
         for name in ("ESTABLISHED", "CLOSE_WAIT", "TIME_WAIT", "SYN_RECV", "LISTEN"):
             out.setdefault(f"tcp_sockets[state={name}]", 0)  # same series on every tick
     out.update(counters)
+    if "port_range" not in state:
+        state["port_range"] = parse_port_range(ctx.read_optional(ctx.proc_path("sys/net/ipv4/ip_local_port_range"),
+                                                                 SYSCTL_LIMIT) or "")
+        state["t0"] = time.monotonic()
+    state.setdefault("ticks_detail", []).append((time.monotonic() - state["t0"],
+                                                 tick_detail((text4, text6), state["port_range"])))
     for key, depth in listeners.items():
         state.setdefault("listen_depths", {}).setdefault(key, []).append(depth)
     state["ticks"] = state.get("ticks", 0) + 1
     state["last_text"] = (text4, text6)  # collect() reuses the last tick's read
     return out
+
+
+def tick_detail(texts, port_range) -> dict:
+    """Per tick: ephemeral ports in use per local address, CLOSE_WAIT per local and remote port
+    (the growth rates for the time-to-limit of ports and of CLOSE_WAIT owners' fds)."""
+    eph: dict[str, set[int]] = defaultdict(set)
+    cw_l: Counter = Counter()
+    cw_r: Counter = Counter()
+    lo, hi = port_range or (1, 0)
+    for text in texts:
+        # split() only as far as the state column, like count_states: this runs every tick
+        for line in (text or "").splitlines():
+            parts = line.split(None, 4)
+            if len(parts) < 5 or not parts[0].endswith(":"):
+                continue
+            local, _, lport = parts[1].rpartition(":")
+            st = parts[3]
+            try:
+                lp = int(lport, 16)
+                if st == "08":
+                    cw_l[lp] += 1
+                    cw_r[int(parts[2].rpartition(":")[2], 16)] += 1
+            except ValueError:
+                continue
+            if st != "0A" and lo <= lp <= hi:
+                eph[local].add(lp)
+    return {"eph": {a: len(p) for a, p in eph.items()}, "cw_l": dict(cw_l.most_common(TRACK_PORTS)),
+            "cw_r": dict(cw_r.most_common(TRACK_PORTS))}
 
 
 # --- netlink sock_diag: the listen backlog is not in /proc/net/tcp ---------------------------
@@ -361,6 +417,7 @@ def collect(job):
     if counters_missing:
         job.blind_spot(f"{' and '.join(counters_missing)}: no listen-overflow, retransmit or reset counters")
     data["close_wait"] = _close_wait_rows(close_wait, owner, listen_ports, listener_owner, scan, port_range)
+    _close_wait_headroom(data["close_wait"], scan, state.get("ticks_detail") or [], job.window_s)
     data["close_wait_total"] = states.get(CLOSE_WAIT, 0)
     data["time_wait_total"] = states.get(TIME_WAIT, 0)
     data["time_wait_by_port"] = [{"port": p, "count": n} for p, n in tw_by_port.most_common(5)]
@@ -375,6 +432,18 @@ def collect(job):
     bo = table_byteorder(texts[0])
     data["listeners"] = _listeners(job, listeners, owner, scan, bo)
     data["ephemeral"] = _ephemeral(port_range, eph_local, eph_dest, bo)
+    ticks = state.get("ticks_detail") or []
+    busiest = (data["ephemeral"] or {}).get("busiest_local")
+    if busiest and job.window_s > 0:
+        addr = max(eph_local, key=lambda a: len(eph_local[a]))
+        e = eta.time_to_limit([(t, d["eph"].get(addr, 0)) for t, d in ticks], data["ephemeral"]["size"],
+                              current=len(eph_local[addr]), min_change=MIN_PORT_GROWTH)
+        busiest.update(e.evidence())
+    data["time_wait_eta"] = None
+    tw = job.s("tcp_sockets[state=TIME_WAIT]")
+    if tw_max and tw is not None and job.window_s > 0:
+        e = eta.time_to_limit(tw, tw_max, current=states.get(TIME_WAIT, 0), min_change=MIN_TW_GROWTH)
+        data["time_wait_eta"] = e.evidence() if e.eta_s is not None else None
     data["rates"] = _rates(job)
     data["window_s"] = job.window_s
     return data
@@ -418,6 +487,32 @@ def _close_wait_rows(socks, owner, listen_ports, listener_owner, scan, port_rang
                      "not_accepted": unaccepted.get((pid, port, side), 0) or None,
                      "cmdline": _short(scan.cmdline(pid)) if scan is not None and pid is not None else None})
     return rows
+
+
+def _close_wait_headroom(rows, scan, ticks, window_s) -> None:
+    """Each CLOSE_WAIT row gets its owner's fd limit, the pile's share of it, its growth per second
+    and the time until the owner's fds reach the limit at that growth."""
+    for r in rows:
+        p = scan.procs.get(r["pid"]) if scan is not None and r.get("pid") is not None else None
+        limit, fds = (p.nofile_soft, p.fds) if p is not None else (None, None)
+        r.update(owner_fd_limit=limit, owner_fds=fds,
+                 fd_pct=round(r["count"] / limit * 100, 1) if limit else None,
+                 per_s=None, eta_s=None, limit_fraction=round(fds / limit, 4) if limit and fds is not None else None)
+        if window_s <= 0 or not ticks:
+            continue
+        side = "cw_l" if r.get("side") == "server" else "cw_r"
+        pts = [(t, d[side].get(r["port"], 0)) for t, d in ticks]
+        # The owner's fds climb with its CLOSE_WAIT pile: the limit is reached when the pile has
+        # grown by the owner's remaining headroom.
+        room = (limit - fds) if limit and fds is not None else None
+        e = eta.time_to_limit(pts, None if room is None else r["count"] + room, current=r["count"],
+                              min_change=MIN_CW_GROWTH)
+        if room is None:   # no limit known: the growth still counts
+            e = eta.time_to_limit(pts, r["count"] + 1, current=r["count"], min_change=MIN_CW_GROWTH)
+            r["per_s"] = None if e.rate_per_s is None or e.rate_per_s <= 0 else round(e.rate_per_s, 2)
+            continue
+        r.update(per_s=None if e.rate_per_s is None or e.rate_per_s <= 0 else round(e.rate_per_s, 2),
+                 eta_s=None if e.eta_s is None else round(e.eta_s, 1), measured_s=round(e.measured_s, 1))
 
 
 def _listeners(job, listeners, owner, scan, bo: str = sys.byteorder) -> list[dict]:
@@ -496,10 +591,25 @@ def findings(section, th):
     return out
 
 
+def close_wait_level(row: dict, th) -> str | None:
+    """Headroom and growth, not a fixed count (see THRESHOLDS['sockets.close_wait'])."""
+    by_count = th.level("sockets.close_wait", row["count"])
+    by_pct = th.level("sockets.close_wait_fd_pct", row.get("fd_pct"))
+    by_eta = th.level("sockets.close_wait_eta_s", row.get("eta_s"))
+    if by_count:
+        if row.get("owner_fd_limit") is None:
+            by_count = "warning"
+        elif not row.get("per_s"):
+            by_count = "info"       # static, and the owner is far from its limit
+        else:
+            by_count = "warning"    # growing, but not toward the limit within the hour
+    return worst_severity((by_count, by_pct, by_eta))
+
+
 def _f_close_wait(d, th):
     out = []
     for row in d.get("close_wait") or []:
-        level = th.level("sockets.close_wait", row["count"])
+        level = close_wait_level(row, th)
         if not level:
             continue
         port, pid, name = row["port"], row.get("pid"), row.get("name")
@@ -507,14 +617,26 @@ def _f_close_wait(d, th):
         who = f"{name} (pid {pid})" if pid is not None else "an unknown process (owner not visible: run as root)"
         subject = {"pid": pid, "name": name, "port": port} if pid is not None else {"port": port}
         flt = f"sport = :{port}" if server else f"dport = :{port}"
+        head = ""
+        if row.get("owner_fd_limit"):
+            head = f" ({row['fd_pct']}% of its {row['owner_fd_limit']}-fd limit"
+            head += f", +{row['per_s']:g}/s" if row.get("per_s") else ", not growing"
+            head += (f"; fd limit reached in {eta.in_words(row['eta_s'])} at this rate)" if row.get("eta_s") is not None
+                     and th.level("sockets.close_wait_eta_s", row["eta_s"]) else ")")
+        elif row.get("per_s"):
+            head = f" (+{row['per_s']:g}/s)"
         out.append(Finding(
             id="sockets.close_wait_leak", category="sockets", severity=level,
             title=f"{row['count']} sockets in CLOSE_WAIT held by {who} on "
-                  f"{'its port' if server else 'connections to port'} {port}",
+                  f"{'its port' if server else 'connections to port'} {port}{head}",
             subject=subject,
-            evidence={"close_wait": row["count"], "port": port, "side": row.get("side"),
+            evidence=eta.compact({"close_wait": row["count"], "port": port, "side": row.get("side"),
                       "not_accepted": row.get("not_accepted"), "close_wait_total": d.get("close_wait_total"),
-                      "cmdline": row.get("cmdline")},
+                      "cmdline": row.get("cmdline"), "owner_fd_limit": row.get("owner_fd_limit"),
+                      "owner_fds": row.get("owner_fds"), "fd_pct": row.get("fd_pct"), "per_s": row.get("per_s"),
+                      "rate_per_s": row.get("per_s"), "eta_s": row.get("eta_s"),
+                      "limit": "owner's RLIMIT_NOFILE" if row.get("owner_fd_limit") else None,
+                      "limit_fraction": row.get("limit_fraction")}),
             impact="each leaked socket holds an fd and kernel memory; the process drifts toward its fd limit "
                    "and peers see half-closed connections",
             verify=f"ss -tanp state close-wait '( {flt} )'",
@@ -524,7 +646,7 @@ def _f_close_wait(d, th):
                        "without a response-body close)",
                        "Do not tune tcp_fin_timeout for this: CLOSE_WAIT is waiting for the application, "
                        "not the kernel"],
-            score=float(row["count"])))
+            score=float(row["count"]) + (1e6 / max(row["eta_s"], 1.0) if row.get("eta_s") is not None else 0)))
     return out
 
 
@@ -615,7 +737,11 @@ def _f_ports(d, th):
     cands = [(k, eph.get(k)) for k in ("busiest_destination", "busiest_local") if eph.get(k)]
     if cands:
         key, row = max(cands, key=lambda kv: kv[1]["pct"])
-        level = th.level("sockets.ephemeral_ports_pct", row["pct"])
+        local = eph.get("busiest_local") or {}
+        l_eta = th.level("sockets.ephemeral_ports_eta_s", local.get("eta_s"))
+        if l_eta and th.level("sockets.ephemeral_ports_pct", row["pct"]) is None:
+            key, row = "busiest_local", local
+        level = worst_severity((th.level("sockets.ephemeral_ports_pct", row["pct"]), l_eta))
         if level:
             dest = row.get("remote")
             subject = {"local_address": row["address"], "port_range": eph["range"]}
@@ -625,9 +751,14 @@ def _f_ports(d, th):
             out.append(Finding(
                 id="sockets.ephemeral_port_exhaustion", category="sockets", severity=level,
                 title=f"{row['ports']} of {eph['size']} ephemeral ports ({row['pct']}%) in use from {row['address']}"
-                      + (f" to {dest}" if key == "busiest_destination" else "") + f"; {tw} in TIME_WAIT",
+                      + (f" to {dest}" if key == "busiest_destination" else "") + f"; {tw} in TIME_WAIT"
+                      + (f"; all used in {eta.in_words(local['eta_s'])} at this rate (+{local['rate_per_s']:g}/s)"
+                         if l_eta else ""),
                 subject=subject, evidence={"ports": row["ports"], "range": eph["range"], "pct": row["pct"],
-                                           "time_wait_total": tw, "scope": key},
+                                           "time_wait_total": tw, "scope": key, "limit": "ip_local_port_range",
+                                           "eta_s": local.get("eta_s"), "rate_per_s": local.get("rate_per_s"),
+                                           "measured_s": local.get("measured_s"),
+                                           "limit_fraction": round(row["pct"] / 100, 4)},
                 impact="outgoing connects start failing with EADDRNOTAVAIL ('Cannot assign requested address')",
                 verify="ss -tan state time-wait | wc -l; ss -tan | awk '{print $5}' | sort | uniq -c | sort -rn | head; "
                        "sysctl net.ipv4.ip_local_port_range",
@@ -636,21 +767,27 @@ def _f_ports(d, th):
                            "Enable net.ipv4.tcp_tw_reuse=1 for outgoing connections if not already on",
                            "Do not enable tcp_tw_recycle (removed in 4.12; it broke clients behind NAT) or shorten "
                            "TIME_WAIT by other hacks: TIME_WAIT protects against stray old segments"],
-                score=row["pct"]))
+                score=row["pct"] + (1e6 / max(local["eta_s"], 1.0) if l_eta else 0)))
     pct = d.get("time_wait_pct")
     r = d.get("rates") or {}
     level = th.level("sockets.time_wait_pct", pct)
     if (r.get("tw_overflow_delta") or 0) > 0:
         level = "critical" if level == "critical" else "warning"
+    te = d.get("time_wait_eta") or {}
+    l_eta = th.level("sockets.time_wait_eta_s", te.get("eta_s"))
+    level = worst_severity((level, l_eta))
     if level:
         out.append(Finding(
             id="sockets.time_wait_exhaustion", category="sockets", severity=level,
             title=f"{d.get('time_wait_total')} TIME_WAIT sockets = {pct}% of tcp_max_tw_buckets "
-                  f"({d.get('tw_buckets_max')})",
+                  f"({d.get('tw_buckets_max')})"
+                  + (f"; reached in {eta.in_words(te['eta_s'])} at this rate (+{te['rate_per_s']:g}/s)" if l_eta else ""),
             subject={"port": d["time_wait_by_port"][0]["port"]} if d.get("time_wait_by_port") else {},
             evidence={"time_wait_total": d.get("time_wait_total"), "tw_buckets_max": d.get("tw_buckets_max"),
                       "time_wait_pct": pct, "tw_overflow_delta": r.get("tw_overflow_delta"),
-                      "time_wait_by_port": d.get("time_wait_by_port")},
+                      "time_wait_by_port": d.get("time_wait_by_port"), "limit": "net.ipv4.tcp_max_tw_buckets",
+                      "eta_s": te.get("eta_s"), "rate_per_s": te.get("rate_per_s"),
+                      "limit_fraction": round(pct / 100, 4) if pct is not None else None},
             impact="past the bucket limit the kernel destroys TIME_WAIT early (TCPTimeWaitOverflow): stray "
                    "segments can corrupt new connections; usually a sign of connection churn",
             verify="ss -s; nstat -az TcpExtTCPTimeWaitOverflow",

@@ -76,14 +76,16 @@ def show(entry_id: str = typer.Argument(..., metavar="ID"),
 def lint(path: str = typer.Argument(None, help="A catalog file or directory (default: every catalog in use)."),
          catalog_dir: list[str] = typer.Option(None, "--catalog", help=_CATALOG_HELP)):
     """Validate catalog files: schema, unknown fields, duplicate ids, missing runbook/owner, bad examples,
-    patterns that can backtrack, unsafe command templates; say which user entries override shipped ones."""
-    from hostdiag import catalog
+    patterns that can backtrack, unsafe command templates, shape metrics no collector samples; say which
+    user entries override shipped ones."""
+    from hostdiag import catalog, collectors
     from hostdiag.matcher.lint import lint_paths
 
+    sampled = collectors.sampled_metrics()
     if path:
-        errs, n, notes = lint_paths([path])
+        errs, n, notes = lint_paths([path], sampled=sampled)
     else:
-        errs, n, notes = lint_paths(catalog.user_dirs(list(catalog_dir or [])), shipped=True)
+        errs, n, notes = lint_paths(catalog.user_dirs(list(catalog_dir or [])), shipped=True, sampled=sampled)
     for e in errs:
         typer.echo(_clean(e))
     for note in notes:

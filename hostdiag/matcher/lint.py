@@ -14,7 +14,7 @@ from pathlib import Path
 
 from hostdiag import catalog as _catalog
 from hostdiag.core import shell
-from hostdiag.matcher import SHAPES
+from hostdiag.matcher import SHAPES, glob_re
 
 CATEGORIES = {"cpu", "memory", "io", "disk", "files", "sockets", "network", "processes",
               "journal", "changes"}
@@ -265,10 +265,51 @@ def files_of(paths) -> list[Path]:
     return out
 
 
-def lint_paths(paths, *, shipped: bool = False) -> tuple[list[str], int, list[str]]:
+def sampled_problems(path: str, data: dict, text: str, sampled: dict[str, list[str]],
+                     strict: bool = True) -> tuple[list[str], list[str]]:
+    """(errors, notes): each `metrics` glob of a shape entry must cover a metric some collector
+    samples. `sampled` is {collector: ["<collector>.<metric>", ...]} (passed in by the command: the
+    matcher does not import collectors). A glob's [labels] are host values and not checked; a
+    glob for a collector this build does not have is a note, not an error (catalogs outlive builds).
+    Not `strict` (a user's catalog), a glob outside hostdiag's namespaces ('queue.depth', for
+    `signatures match` on a site's own series) is a note; one inside them is still an error."""
+    if data.get("kind", "shape") != "shape" or not isinstance(data.get("metrics"), list):
+        return [], []
+    L = _Lines(text)
+    line = L.key("metrics")
+    names = [m for ms in sampled.values() for m in ms]
+    errs, notes = [], []
+    for pat in data["metrics"]:
+        if not isinstance(pat, str) or pat == "*":
+            continue
+        bare = pat.split("[", 1)[0]
+        rx = glob_re(bare)
+        if any(rx.match(m) for m in names):
+            continue
+        prefix = bare.split(".", 1)[0]
+        if "." in bare and not any(c in prefix for c in "*?") and prefix in CATEGORIES and prefix not in sampled:
+            notes.append(f"{path}:{line}: metric {pat!r}: collector {prefix!r} is not in this build")
+            continue
+        if not strict and prefix not in CATEGORIES:
+            notes.append(f"{path}:{line}: metric {pat!r} is not one hostdiag samples: only `signatures match` "
+                         "on your own series can match it")
+            continue
+        errs.append(f"{path}:{line}: metric {pat!r} is not sampled by any collector "
+                    "(see `hostdiag collectors`; a metric must be one the snapshot samples)")
+    for i, ex in enumerate(data.get("examples") or []):
+        m = ex.get("metric") if isinstance(ex, dict) else None
+        if isinstance(m, str) and not any(glob_re(p.split("[", 1)[0]).match(m.split("[", 1)[0])
+                                          for p in data["metrics"] if isinstance(p, str)):
+            errs.append(f"{path}:{L.example(i, 'metric')}: example metric {m!r} is not one of the entry's metrics")
+    return errs, notes
+
+
+def lint_paths(paths, *, shipped: bool = False,
+               sampled: dict[str, list[str]] | None = None) -> tuple[list[str], int, list[str]]:
     """(errors, files checked, notes) for these files/directories (and the shipped catalog first
     if `shipped`). Files are read with the catalog's bounds. An id defined twice in one directory
-    is an error; an id from an earlier directory (the shipped catalog) is an override: a note."""
+    is an error; an id from an earlier directory (the shipped catalog) is an override: a note.
+    With `sampled` ({collector: metrics}), shape metrics must be sampled ones (sampled_problems)."""
     errs: list[str] = []
     notes: list[str] = []
     ids: dict[str, tuple[str, bool]] = {}   # id -> (path, shipped)
@@ -282,6 +323,10 @@ def lint_paths(paths, *, shipped: bool = False) -> tuple[list[str], int, list[st
             errs.append(e)
             continue
         errs += lint_data(f.path, data, f.text)
+        if sampled is not None:
+            e2, n2 = sampled_problems(f.path, data, f.text, sampled, strict=f.shipped)
+            errs += e2
+            notes += n2
         eid = data.get("id")
         if isinstance(eid, str):
             prev = ids.get(eid)

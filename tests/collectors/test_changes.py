@@ -91,7 +91,10 @@ def test_collect_fixture(host, snapshot):
     assert ("apt", "apt-get install --only-upgrade nginx (by deploy (1001))", "/var/log/apt/history.log") in whats
     assert any(k == "package" and "curl" in w for k, w, _ in whats)
     assert sec.data["counts"]["config"] == 1
-    assert all(set(e) == {"time", "kind", "what", "source"} for e in tl)
+    assert all({"time", "kind", "what", "source"} <= set(e) <= {"time", "kind", "what", "source", "package",
+                                                               "path", "unit", "linked", "pid", "count"} for e in tl)
+    assert next(e for e in tl if e["what"].startswith("upgrade nginx"))["package"] == "nginx"
+    assert next(e for e in tl if e["kind"] == "config")["path"] == "/etc/nginx/nginx.conf"
     # No journal under this root: said, not hidden.
     assert "no journal" in (sec.reason or "")
 
@@ -116,36 +119,145 @@ def _finding(since):
                    since=since, stabilize=["Restart it off-peak"])
 
 
-def test_correlate_attaches_change_before_onset(host, snapshot):
+def test_time_alone_is_unrelated_and_offers_no_rollback(host, snapshot):
     tl = snapshot(only=["changes"], root=str(host), proc=str(host / "proc"), until=UNTIL) \
         .snapshot.sections["changes"].data["timeline"]
     onset = CH.rfc3339(UPGRADE_T + 121)
     out = C.correlate([_finding(onset), _finding(None)], tl)
     f = out[0]
-    # Newest change before onset: the nginx.conf edit (UPGRADE_T + 30), 1.5 minutes before.
-    ch = f.evidence["after_change"]
-    assert ch["kind"] == "config" and ch["what"] == "/etc/nginx/nginx.conf modified" and ch["minutes_before"] == 1.5
-    onset2 = CH.rfc3339(UPGRADE_T + 20)   # before the edit: the dpkg run's last step is the newest
-    assert C.correlate([_finding(onset2)], tl)[0].evidence["after_change"]["what"] == "remove oldtool 0.9-3"
-    assert f.stabilize[0].startswith("Consider rolling back /etc/nginx/nginx.conf modified")
-    assert f.stabilize[1] == "Restart it off-peak"
+    # Newest change before onset: the nginx.conf edit 1.5 min before; nothing ties it to this finding.
+    ch = f.evidence["unrelated_change"]
+    assert ch["what"] == "/etc/nginx/nginx.conf modified" and ch["minutes_before"] == 1.5
+    assert ch["note"] == "unrelated by anything but time" and "after_change" not in f.evidence
+    assert f.stabilize == ["Restart it off-peak"]                     # never a rollback without a link
     assert out[1].evidence == {} and out[1].stabilize == ["Restart it off-peak"]
 
 
+def _at(t, kind, what, **kw):
+    return {"time": CH.rfc3339(t), "kind": kind, "what": what, "source": "fixture", **kw}
+
+
+def _subject_finding(since, **subject):
+    return Finding(id="memory.leak", category="memory", severity="warning", title="memory rise",
+                   since=since, subject=subject, stabilize=["Restart it off-peak"])
+
+
+def test_the_linked_change_wins_over_a_newer_unrelated_one():
+    tl = [_at(1940, "package", "upgrade fonts-font-awesome 4 → 5", package="fonts-font-awesome"),
+          _at(1500, "unit", "other.service started", unit="other.service"),
+          _at(1000, "package", "upgrade app 1 → 2", package="app",
+              linked=[{"pid": 42, "name": "app", "why": "its executable /usr/bin/app belongs to package app"}])]
+    f = C.correlate([_subject_finding(CH.rfc3339(2000), pid=42, name="app")], tl)[0]
+    ch = f.evidence["after_change"]
+    assert ch["what"] == "upgrade app 1 → 2" and ch["minutes_before"] == 16.7 and "package app" in ch["link"]
+    assert f.stabilize[0].startswith("Consider rolling back upgrade app 1 → 2") and "linked: its executable" \
+        in f.stabilize[0]
+    # the same timeline for a finding about another process: only time ties it, no rollback
+    g = C.correlate([_subject_finding(CH.rfc3339(2000), pid=7)], tl)[0]
+    assert g.evidence["unrelated_change"]["what"] == "upgrade fonts-font-awesome 4 → 5"
+    assert g.stabilize == ["Restart it off-peak"]
+    # a linked change is found hours back; a time-only one only within the window
+    h = C.correlate([_subject_finding(CH.rfc3339(1000 + 6 * 3600), pid=42)], tl)[0]
+    assert h.evidence["after_change"]["what"] == "upgrade app 1 → 2"
+
+
+def test_unit_events_link_by_unit_and_cgroup():
+    tl = [_at(1950, "package", "upgrade tzdata a → b", package="tzdata"),
+          _at(1800, "unit", "app.service restart scheduled", unit="app.service"),
+          _at(1700, "unit", "db.service started", unit="db.service")]
+    by_cg = C.correlate([_subject_finding(CH.rfc3339(2000), cgroup="/system.slice/app.service")], tl)[0]
+    assert by_cg.evidence["after_change"]["what"] == "app.service restart scheduled"
+    assert by_cg.stabilize[0].startswith("Consider whether app.service restart scheduled")   # a cause, not a rollback
+    by_unit = C.correlate([_subject_finding(CH.rfc3339(2000), unit="db.service")], tl)[0]
+    assert by_unit.evidence["after_change"]["link"] == "same unit db.service"
+
+
+def test_unrelated_only_offers_no_rollback():
+    tl = [_at(1990, "package", "upgrade fonts-font-awesome 4 → 5", package="fonts-font-awesome"),
+          _at(1980, "config", "/etc/motd modified", path="/etc/motd")]
+    for f in C.correlate([_finding(CH.rfc3339(2000)), _subject_finding(CH.rfc3339(2000), pid=1, port=38335)], tl):
+        assert not any(s.startswith("Consider") for s in f.stabilize) and "after_change" not in f.evidence
+        assert f.evidence["unrelated_change"]["note"] == "unrelated by anything but time"
+
+
 def test_correlate_window_and_kinds():
-    tl = [{"time": CH.rfc3339(1000), "kind": "package", "what": "upgrade nginx 1 → 2", "source": "dpkg"},
-          {"time": CH.rfc3339(1500), "kind": "login", "what": "bob on pts/0", "source": "wtmp"},
-          {"time": CH.rfc3339(2100), "kind": "package", "what": "after onset", "source": "dpkg"}]
+    tl = [_at(1000, "package", "upgrade nginx 1 → 2"), _at(1500, "login", "bob on pts/0"),
+          _at(2100, "package", "after onset")]
     f = C.correlate([_finding(CH.rfc3339(2000))], tl)[0]
-    assert f.evidence["after_change"]["what"] == "upgrade nginx 1 → 2"     # logins are not causes
-    assert f.stabilize[0] == f"Consider rolling back upgrade nginx 1 → 2 (changed {CH.rfc3339(1000)}, 16.7 min before onset)"
+    assert f.evidence["unrelated_change"]["what"] == "upgrade nginx 1 → 2"    # logins are not causes
     assert C.correlate([_finding(CH.rfc3339(1000 + 1801))], tl[:2])[0].evidence == {}   # outside the window
     assert C.correlate([_finding(CH.rfc3339(1000 + 1801))], tl, window_s=3600)[0].evidence
     assert C.correlate([_finding("garbage")], tl)[0].evidence == {}
     assert C.correlate([_finding(CH.rfc3339(2000))], None)[0].stabilize == ["Restart it off-peak"]
 
 
-def test_correlate_unit_is_a_cause_not_a_rollback():
-    tl = [{"time": CH.rfc3339(1000), "kind": "unit", "what": "nginx.service started", "source": "journal"}]
-    f = C.correlate([_finding(CH.rfc3339(1060))], tl)[0]
-    assert f.stabilize[0].startswith("Consider whether nginx.service started")
+def test_package_of_a_live_process_executable_is_linked(tmp_path, snapshot):
+    """End to end on a fixture root: dpkg.log upgrades `app` 10 min ago and an unrelated font 1 min
+    ago; /var/lib/dpkg/info/app.list owns the executable of a real child (`sleep`). The link,
+    found by the changes collector, makes the older upgrade the one to consider rolling back."""
+    import subprocess
+    import time as _t
+    # its own copy of sleep: other processes on the host running /usr/bin/sleep must not crowd it out
+    mine = tmp_path / "appd"
+    shutil.copy2(shutil.which("sleep"), mine)
+    child = subprocess.Popen([str(mine), "60"])
+    try:
+        exe = os.readlink(f"/proc/{child.pid}/exe")
+        root = tmp_path / "root"
+        (root / "var/log").mkdir(parents=True)
+        (root / "var/lib/dpkg/info").mkdir(parents=True)
+        now = _t.time()
+        stamp = lambda t: _t.strftime("%Y-%m-%d %H:%M:%S", _t.localtime(t))   # noqa: E731
+        (root / "var/log/dpkg.log").write_text(
+            f"{stamp(now - 600)} upgrade app:amd64 1.0 2.0\n"
+            f"{stamp(now - 60)} upgrade fonts-font-awesome:all 4.7 5.0\n")
+        (root / "var/lib/dpkg/info/app:amd64.list").write_text(f"/.\n/usr\n{exe}\n")
+        (root / "var/lib/dpkg/info/fonts-font-awesome.list").write_text("/usr/share/fonts/fa.ttf\n")
+        (root / "var/lib/dpkg/info/app:amd64.conffiles").write_text("/etc/app/app.conf\n/etc/app/old.conf obsolete\n")
+        (root / "etc/app").mkdir(parents=True)
+        (root / "etc/app/app.conf").write_text("x = 1\n")                      # edited just now
+        rep = snapshot(only=["changes"], root=str(root), window=0)
+        tl = rep.snapshot.sections["changes"].data["timeline"]
+        app = next(e for e in tl if e.get("package") == "app")
+        assert any(ln["pid"] == child.pid and exe in ln["why"] for ln in app["linked"]), app
+        assert not next(e for e in tl if e.get("package") == "fonts-font-awesome").get("linked")
+        conf = next(e for e in tl if e.get("path") == "/etc/app/app.conf")
+        assert any(ln["pid"] == child.pid and "belongs to package app" in ln["why"] for ln in conf["linked"]), conf
+        # before the config edit, the upgrade is the linked change; after it, the edit (also linked)
+        f = C.correlate([_subject_finding(CH.rfc3339(now - 30), pid=child.pid, name="sleep")], tl)[0]
+        assert f.evidence["after_change"]["what"] == "upgrade app 1.0 → 2.0"
+        assert f.stabilize[0].startswith("Consider rolling back upgrade app 1.0 → 2.0")
+        g = C.correlate([_subject_finding(CH.rfc3339(now + 30), pid=child.pid, name="sleep")], tl)[0]
+        assert g.evidence["after_change"]["what"] == "/etc/app/app.conf modified"
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_process_starts_are_summarised_and_hostdiag_session_left_out(snapshot):
+    import subprocess
+    kids = [subprocess.Popen(["sleep", "30"]) for _ in range(3)]
+    try:
+        rep = snapshot(only=["changes"], window=0)
+        tl = rep.snapshot.sections["changes"].data["timeline"]
+        procs = [e for e in tl if e["kind"] == "process"]
+        assert not any(f"(pid {os.getpid()})" in e["what"] for e in procs)        # hostdiag itself
+        assert not any(e.get("pid") in {k.pid for k in kids} for e in procs)      # our own children
+        summary = [e for e in procs if "short-lived processes started" in e["what"]]
+        assert len(summary) <= 1 and len(procs) <= CH.SHOWN_PER_KIND["process"]
+    finally:
+        for k in kids:
+            k.kill()
+            k.wait()
+
+
+def test_a_finding_without_onset_gets_only_a_linked_change():
+    tl = [_at(1990, "package", "upgrade fonts 4 → 5", package="fonts"),
+          _at(1000, "package", "upgrade app 1 → 2", package="app",
+              linked=[{"pid": 42, "name": "app", "why": "its executable /usr/bin/app belongs to package app"}])]
+    f = C.correlate([_subject_finding(None, pid=42)], tl)[0]
+    assert f.evidence["after_change"]["what"] == "upgrade app 1 → 2" and "minutes_before" not in f.evidence["after_change"]
+    assert f.stabilize[0] == (f"Consider rolling back upgrade app 1 → 2 (changed {CH.rfc3339(1000)}; linked: its "
+                              "executable /usr/bin/app belongs to package app)")
+    g = C.correlate([_subject_finding(None, pid=7)], tl)[0]
+    assert g.evidence == {} and g.stabilize == ["Restart it off-peak"]

@@ -216,7 +216,8 @@ def test_growth_and_time_to_full_over_the_window(tmp_path, monkeypatch):
     assert f.severity == "critical" and f.subject == {"mount": "/var/log"} and "full in ~" in f.title
 
 
-def test_burst_on_a_roomy_disk_is_no_alarm(tmp_path, monkeypatch):
+def test_steady_fill_of_a_roomy_disk_is_critical_when_minutes_away(tmp_path, monkeypatch):
+    """Issue 11: an ETA inside 10 min is critical whatever today's used %."""
     used = {"v": 2 * GiB}
     root, _ = mixed(tmp_path, monkeypatch, {"/var/log": lambda: vfs(10 * GiB, used["v"])})
 
@@ -224,8 +225,35 @@ def test_burst_on_a_roomy_disk_is_no_alarm(tmp_path, monkeypatch):
         used["v"] += 100 * MiB
     sec = collect(run_ticks(ctx_for(root), [grow] * 5))
     row = next(r for r in sec.data["filesystems"] if r["mount"] == "/var/log")
-    assert row["time_to_full_s"] is not None   # reported as data...
-    assert disk.findings(sec, TH) == []        # ...but 25% used: no finding
+    assert 70 < row["time_to_full_s"] < 90                 # 7.5 GiB at 100 MiB/s
+    (f,) = [f for f in disk.findings(sec, TH) if f.id == "disk.nearly_full"]
+    assert f.severity == "critical" and f.evidence["eta_s"] == row["time_to_full_s"]
+
+
+def test_one_burst_on_a_roomy_disk_is_no_alarm(tmp_path, monkeypatch):
+    used = {"v": 2 * GiB}
+    root, _ = mixed(tmp_path, monkeypatch, {"/var/log": lambda: vfs(10 * GiB, used["v"])})
+    steps = iter([0, 500 * MiB, 0, 0, 0])
+
+    def grow():
+        used["v"] += next(steps)
+    sec = collect(run_ticks(ctx_for(root), [grow] * 5))
+    row = next(r for r in sec.data["filesystems"] if r["mount"] == "/var/log")
+    assert row["time_to_full_s"] is None and disk.findings(sec, TH) == []
+
+
+def test_inode_eta(tmp_path, monkeypatch):
+    files = {"v": 1000}
+    root, _ = mixed(tmp_path, monkeypatch, {"/run": lambda: vfs(10 * GiB, 1 * GiB, files=100_000,
+                                                                     ifree=100_000 - files["v"])})
+
+    def grow():
+        files["v"] += 2000
+    sec = collect(run_ticks(ctx_for(root), [grow] * 5))
+    row = next(r for r in sec.data["filesystems"] if r["mount"] == "/run")
+    assert row["inodes_per_s"] == pytest.approx(2000, rel=0.05) and 40 < row["inodes_eta_s"] < 50
+    (f,) = [f for f in disk.findings(sec, TH) if f.id == "disk.inodes_exhausted"]
+    assert f.severity == "critical" and "no inode left in ~" in f.title and f.evidence["limit"] == "inodes"
 
 
 def test_window_zero_has_no_growth(tmp_path, monkeypatch):
@@ -451,8 +479,9 @@ def test_inode_edges(pct, expected):
 
 @pytest.mark.parametrize("used,ttf,expected", [
     (85.0, 3600, ["critical"]), (85.0, 3601, ["warning"]), (85.0, 21600, ["warning"]), (85.0, 21601, []),
-    (70.0, 60, ["warning"]),     # filling fast, but under the 80% gate for critical
-    (59.9, 60, []),              # a burst on a roomy disk
+    (70.0, 60, ["critical"]),    # under 10 min: critical whatever the used % (issue 11)
+    (59.9, 60, ["critical"]),
+    (59.9, 3600, ["warning"]), (59.9, 3601, []),   # hours away on a roomy disk: no alarm
     (85.0, None, []),
 ])
 def test_time_to_full_gates(used, ttf, expected):
@@ -471,3 +500,45 @@ def test_live_host_point_in_time_has_no_loud_findings():
     sec = collect(Job(ctx, "disk", {}, None, 0.0, Deadline(5.0), state))
     assert any(r["mount"] == "/" for r in sec.data["filesystems"])
     assert [f for f in disk.findings(sec, TH) if f.severity != "info"] == []
+
+
+# ---------------------------------------------------------------- writers
+
+IO_TEXT = "rchar: 323934931\nwchar: 323929600\nsyscr: 632687\nsyscw: 632675\nread_bytes: 0\nwrite_bytes: 323932160\n"
+
+
+def test_parse_wchar():
+    assert disk.parse_wchar(IO_TEXT) == 323929600
+    assert disk.parse_wchar("rchar: 1\n") is None and disk.parse_wchar("wchar: x\n") is None
+
+
+from hypothesis import given, strategies as st   # noqa: E402
+
+
+@given(st.text(max_size=300))
+def test_parse_wchar_never_raises(text):
+    v = disk.parse_wchar(text)
+    assert v is None or isinstance(v, int)
+
+
+def test_written_mounts_counts_only_files_open_for_writing(tmp_path):
+    """This test process: one file open for writing, one read-only, a pipe: only the first counts,
+    under the filesystem (dev) of the mount holding it."""
+    from hostdiag.core.context import Context
+    mounts = disk.parse_mountinfo(open("/proc/self/mountinfo").read())
+    w = open(tmp_path / "w.log", "ab")
+    (tmp_path / "r.txt").write_text("x")
+    r = open(tmp_path / "r.txt")
+    rp, wp = os.pipe()
+    try:
+        ctx = Context()
+        got = disk.written_mounts(ctx, os.getpid(), mounts)
+        dev = disk._mount_of(str(tmp_path), mounts)["dev"]
+        assert got.get(dev, 0) >= 1
+        w.close()
+        after = disk.written_mounts(ctx, os.getpid(), mounts)
+        assert after.get(dev, 0) == got[dev] - 1
+    finally:
+        r.close()
+        os.close(rp)
+        os.close(wp)

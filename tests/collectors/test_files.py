@@ -58,6 +58,10 @@ def test_collect_nearmax_fixture_and_finding():
     (f,) = F.findings(Section("files", "ok", data=d), TH)
     assert f.id == "files.system_exhaustion" and f.severity == "warning" and f.subject == {"pid": 300, "name": "leaky"}
     assert any(s.startswith("Do not raise the limit") for s in f.stabilize)
+    # a holder with a small share of the handles is in the title, not the subject (issue 11)
+    d["top"][0]["fds"] = 900
+    (g,) = F.findings(Section("files", "ok", data=d), TH)
+    assert g.subject == {} and "top holder leaky (pid 300)" in g.title
 
 
 def test_collect_old_kernel_free_field_counts():
@@ -124,7 +128,10 @@ def test_growth_from_series():
     assert row["fds_per_s"] == 100.0 and row["pct"] == 87.9
     assert d["file_handles_per_s"] == -50.0  # a gauge may fall: slope, not a counter rate
     (f,) = F.findings(Section("files", "ok", data=d), TH)
-    assert f.severity == "warning" and "rising 100.0/s" in f.title and "(it is: 100.0/s now)" in f.stabilize[-1]
+    assert "rising 100.0/s" in f.title and "(it is: 100.0/s now)" in f.stabilize[-1]
+    # 124 fds left at 100/s: the limit is ~1 s away, so critical whatever today's 87.9 % says
+    assert f.severity == "critical" and "its limit reached in ~1.2 s at this rate" in f.title
+    assert f.evidence["eta_s"] == 1.2 and f.evidence["limit_fraction"] == 0.879
 
 
 def _row(fds, limit):

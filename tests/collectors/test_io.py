@@ -353,3 +353,13 @@ def test_live_host_sample_and_collect_do_not_crash():
     state: dict = {}
     assert isinstance(io.sample(ctx, state), dict)
     assert "sys_block" in state
+
+
+@pytest.mark.parametrize("top_bps,other_dev,named", [(400e6, False, True), (100e6, False, False),
+                                                     (400e6, True, False)])
+def test_saturated_device_names_a_process_only_when_its_io_accounts_for_it(top_bps, other_dev, named):
+    devs = [dev(util_pct=99.5, write_bps=420e6, read_bps=0)] + ([dev(device="sdc", write_bps=1e6)] if other_dev else [])
+    top = [{"pid": 4242, "name": "dd", "read_bps": 0, "write_bps": top_bps, "cmdline": "dd"}]
+    sec = Section("io", "ok", data={"devices": devs, "window_s": 5.0, "top": top})
+    (f,) = [f for f in io.findings(sec, TH) if f.id == "io.saturation"]
+    assert (f.subject.get("pid") == 4242) == named and ("dd (pid 4242)" in f.title) == named

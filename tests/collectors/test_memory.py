@@ -277,7 +277,8 @@ def test_swap_storm_from_psi_full(full, level):
 
 def test_oom_window_is_critical_lifetime_is_info():
     f = ids(base(oom_kills_total=5, oom_kills_window=1))["memory.oom_kills"]
-    assert f.severity == "critical" and f.subject == {"pid": 42, "name": "java"}
+    # the OOM counter names no victim: the biggest process is not the subject (issue 11)
+    assert f.severity == "critical" and f.subject == {}
     f = ids(base(oom_kills_total=5, oom_kills_window=0))["memory.oom_kills"]
     assert f.severity == "info" and "5" in f.title
     f = ids(base(oom_kills_total=5, oom_kills_window=None))["memory.oom_kills"]   # --window 0
@@ -325,3 +326,28 @@ def test_threshold_override():
     th = Thresholds(memory.THRESHOLDS)
     th.override("memory.available_pct=80,50")
     assert ids(base(), th)["memory.exhaustion"].severity == "warning"
+
+
+def test_available_memory_eta_is_a_finding_whatever_the_level():
+    f = ids(base(available_eta={"eta_s": 360.0, "rate_per_s": 5e7, "measured_s": 5.0, "limit_fraction": 0.25}))
+    f = f["memory.exhaustion"]
+    assert f.severity == "critical" and f.title.startswith("Available memory exhausted in ~6 min at this rate")
+    assert f.evidence["eta_s"] == 360.0 and f.evidence["limit_fraction"] == 0.25
+    assert ids(base(available_eta={"eta_s": 7200.0, "rate_per_s": 1.0, "measured_s": 60.0})) == {}
+
+
+def test_a_small_top_process_is_not_the_subject():
+    small = [{"pid": 7, "name": "sed", "rss_bytes": 1 << 20, "rss_pct": 0.1, "cmdline": "sed"}]
+    f = ids(base(available_pct=4.0, available_bytes=1, top_rss=small))["memory.exhaustion"]
+    assert f.subject == {}
+
+
+def test_cgroup_rows_get_an_eta_from_their_points(tmp_path):
+    d = tmp_path / "cg"
+    d.mkdir()
+    cg = {"version": 2, "cgroup": "/app", "usage_bytes": 300 << 20, "limit_bytes": 1 << 30, "high_bytes": None,
+          "events": {}, "dir": str(d)}
+    pts = [(i * 0.5, (100 << 20) + i * (20 << 20)) for i in range(11)]   # +40 MiB/s
+    from support import fixture_ctx
+    rows, _ = memory.cgroups_near_limit(fixture_ctx(tmp_path), None, {"v2:/app": cg}, 5.0, {"v2:/app": pts})
+    assert rows and rows[0]["eta_s"] == pytest.approx(((1 << 30) - (300 << 20)) / (40 << 20), rel=0.01)

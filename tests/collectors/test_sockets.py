@@ -285,7 +285,8 @@ def _cw(count, pid=10, side="server"):
     return {"close_wait": [{"pid": pid, "name": "app", "port": 8080, "side": side, "count": count}]}
 
 
-@pytest.mark.parametrize("count,sev", [(19, None), (20, "warning"), (199, "warning"), (200, "critical")])
+@pytest.mark.parametrize("count,sev", [(19, None), (20, "warning"), (199, "warning"),
+                                       (200, "warning")])   # owner's limit unknown: a count alone is never critical
 def test_close_wait_edges(count, sev):
     fs = S.findings(Section("sockets", "ok", data=_cw(count)), TH)
     assert [f.severity for f in fs] == ([sev] if sev else [])
@@ -294,6 +295,29 @@ def test_close_wait_edges(count, sev):
         assert f.subject == {"pid": 10, "name": "app", "port": 8080}
         assert f.verify == "ss -tanp state close-wait '( sport = :8080 )'"
         assert any(s.startswith("Do not tune tcp_fin_timeout") for s in f.stabilize)
+
+
+@pytest.mark.parametrize("count,limit,fds,per_s,eta_s,sev", [
+    (300, 20000, 400, None, None, "info"),       # static, 1.5 % of the owner's fd limit: not critical (issue 11)
+    (300, 20000, 400, 0.5, None, "warning"),     # growing slowly: the limit is hours away
+    (300, 20000, 19000, 2.0, 500.0, "critical"),  # growing, fd limit ~8 min away
+    (300, 20000, 5000, 2.0, 2000.0, "warning"),  # growing, fd limit ~33 min away
+    (300, 1024, 400, None, None, "warning"),     # 29 % of the limit: warning by share
+    (600, 1024, 700, None, None, "critical"),    # 59 % of the limit
+    (10, 1024, 1000, 1.0, 24.0, "critical"),     # few sockets, but the owner is 24 s from its limit
+])
+def test_close_wait_headroom_and_growth(count, limit, fds, per_s, eta_s, sev):
+    row = {"pid": 10, "name": "app", "port": 8080, "side": "server", "count": count, "owner_fd_limit": limit,
+           "owner_fds": fds, "fd_pct": round(count / limit * 100, 1), "per_s": per_s, "eta_s": eta_s}
+    (f,) = S.findings(Section("sockets", "ok", data={"close_wait": [row]}), TH)
+    assert f.severity == sev, f.title
+    assert f"of its {limit}-fd limit" in f.title
+    assert ("fd limit reached in ~" in f.title) == (eta_s is not None and eta_s <= 3600)
+
+
+def test_close_wait_rule_is_documented():
+    assert "at most a warning" in S.THRESHOLDS["sockets.close_wait"].help
+    assert "RLIMIT_NOFILE" in S.THRESHOLDS["sockets.close_wait_fd_pct"].help
 
 
 def test_close_wait_client_side_uses_dport():

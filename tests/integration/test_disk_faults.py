@@ -180,6 +180,59 @@ def test_growing_tmpfs_gets_a_time_to_full(tmp_path):
     assert docs[0]["series"][f"disk.used_bytes[mount={d}]"]["v"][-1] > docs[0]["series"][f"disk.used_bytes[mount={d}]"]["v"][0]
 
 
+@needs_unshare
+def test_writer_filling_a_tmpfs_is_named_with_its_mount_and_eta(tmp_path):
+    """Issue 11: a process writing ~20 MB/s into a 256 MB tmpfs (private mount namespace). The
+    filesystem is nearly empty, so only the rate and the time to full make it a finding."""
+    d = tmp_path / "filling"
+    d.mkdir()
+    writer = (f"import time\nf = open('{d}/spool.dat', 'ab')\n"
+              "for _ in range(120):\n    f.write(b'x' * 2000000); f.flush(); time.sleep(0.1)\n")
+    docs = in_namespace(f"""
+        mount -t tmpfs -o size=256m tmpfs {d}
+        {shlex.quote(sys.executable)} -c {shlex.quote(writer)} &
+        W=$!
+        sleep 0.3
+        echo '{{"writer": '$W'}}'
+        {compact(SNAP.replace('--window 0', '--window 3 --interval 0.5'))}
+        kill $W || true
+    """)
+    wpid, doc = docs[0]["writer"], docs[1]
+    fs = {f["id"]: f for f in disk_findings(doc) if f["subject"].get("mount") == str(d)}
+    burst = fs.get("disk.write_burst")
+    assert burst is not None, [f["title"] for f in doc["findings"]]
+    assert burst["subject"] == {"pid": wpid, "name": "python3", "mount": str(d)} or \
+        burst["subject"]["pid"] == wpid and burst["subject"]["mount"] == str(d)
+    ev = burst["evidence"]
+    assert 10e6 <= ev["write_bps"] <= 30e6, ev                    # ~20 MB/s
+    # ~250 MB free at ~20 MB/s: full in roughly 10 s, inside 10 min: critical, said in words
+    assert burst["severity"] == "critical" and f"{d} full in ~" in burst["title"]
+    assert ev["eta_s"] == pytest.approx(ev["avail_bytes"] / ev["write_bps"], rel=0.05)
+    assert 3 <= ev["eta_s"] <= 30
+    full = fs.get("disk.nearly_full")
+    assert full is not None and full["severity"] == "critical" and full["evidence"]["writer"]["pid"] == wpid
+    assert f"(pid {wpid})" in full["title"] and 3 <= full["evidence"]["eta_s"] <= 30
+
+
+@needs_unshare
+def test_fast_writer_to_a_pipe_is_no_disk_finding(tmp_path):
+    """wchar counts pipe writes too: a process holding a log open for writing on a tmpfs while it
+    pours 40 MB/s into a pipe does not fill that tmpfs, and is no write burst there."""
+    d = tmp_path / "quiet"
+    d.mkdir()
+    writer = (f"import sys, time\nlog = open('{d}/app.log', 'ab')\n"
+              "for _ in range(60):\n    sys.stdout.buffer.write(b'x' * 4000000); sys.stdout.flush(); time.sleep(0.1)\n")
+    docs = in_namespace(f"""
+        mount -t tmpfs -o size=64m tmpfs {d}
+        {shlex.quote(sys.executable)} -c {shlex.quote(writer)} | cat > /dev/null &
+        sleep 0.3
+        {compact(SNAP.replace('--window 0', '--window 2 --interval 0.5'))}
+    """)
+    assert not [f for f in disk_findings(docs[0]) if f["id"] == "disk.write_burst"
+                and f["subject"]["mount"] == str(d)], [f["title"] for f in docs[0]["findings"]]
+    assert str(d) in {r["mount"] for r in docs[0]["sections"]["disk"]["data"]["filesystems"]}
+
+
 # ---------------------------------------------------------------- read-only bind mount
 
 @needs_unshare

@@ -99,3 +99,18 @@ def test_non_root_snapshot_shows_blind_spot_not_crash(leakers):
 def test_as_non_root_directly(snapshot):
     rep = snapshot(only=["files"], window=0)
     assert rep.snapshot.sections["files"].status == "partial"
+
+
+def test_fd_climb_far_below_the_limit_gets_an_eta(snapshot, leakers):
+    """100 of 2048 fds (5 %, no alarm by level) but +20 every 100 ms: the own RLIMIT_NOFILE is
+    ~10 s away, so the ETA makes it critical (issue 11) and the title says it in words."""
+    child = leakers(2048, 100, 2000, 20, 100)
+    rep = snapshot(only=["files"], window=3, interval=0.5)
+    f = next((f for f in findings_by_id(rep, "files.process_fd_exhaustion") if f.subject.get("pid") == child.pid),
+             None)
+    assert f is not None, [x.title for x in rep.findings]
+    ev = f.evidence
+    assert f.severity == "critical" and "its limit reached in ~" in f.title, f.title
+    assert ev["limit"] == 2048 and 100 <= ev["rate_per_s"] <= 300          # ~200/s
+    assert ev["eta_s"] == pytest.approx((2048 - ev["fds"]) / ev["rate_per_s"], rel=0.2)
+    assert ev["limit_fraction"] < 0.6

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import socket
 import subprocess
@@ -103,15 +104,15 @@ def test_close_wait_leak_names_server_pid_and_port(snapshot, child):
         c.close()
     _wait_for(lambda: _count(port, "08") >= 40, "40 CLOSE_WAIT sockets on the server port")
     rep = snapshot(only=["sockets"], window=0)
-    found = findings_by_id(rep, "sockets.close_wait_leak")
+    found = [f for f in findings_by_id(rep, "sockets.close_wait_leak") if f.subject.get("port") == port]
     assert found, [f.title for f in rep.findings]
     f = found[0]
     assert f.subject == {"pid": server.pid, "name": f.subject["name"], "port": port}
     assert f.subject["name"].startswith("python")
     assert f.evidence["close_wait"] >= 40
     assert f.verify == f"ss -tanp state close-wait '( sport = :{port} )'"
-    top = _top_of_category(rep, "sockets")
-    assert top.id == "sockets.close_wait_leak" and top.subject["pid"] == server.pid
+    # 40 static sockets, far below the owner's fd limit: reported, but only informational (issue 11)
+    assert f.evidence["owner_fd_limit"] and f.evidence["fd_pct"] < 25 and f.severity == "info", f.title
 
 
 def test_accept_queue_full_by_depth_vs_backlog(snapshot, child):
@@ -217,3 +218,98 @@ def test_non_root_owner_unknown_is_blind_spot(child):
     assert d["host"]["euid"] == 65534
     f = next(f for f in d["findings"] if f["id"] == "sockets.close_wait_leak" and f["subject"].get("port") == port)
     assert "pid" not in f["subject"] and "run as root" in f["title"]
+
+
+def _cw_server(child_limit: int):
+    """CLOSE_WAIT_SERVER under its own lowered RLIMIT_NOFILE."""
+    import resource
+
+    def lower():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (child_limit, child_limit))
+    p = subprocess.Popen([sys.executable, "-c", CLOSE_WAIT_SERVER], stdout=subprocess.PIPE, text=True,
+                         preexec_fn=lower)
+    return p, int(p.stdout.readline())
+
+
+def _pile(port: int, n: int) -> None:
+    clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(n)]
+    want = _count(port, "08") + n
+    _wait_for(lambda: _count(port, "01") >= n, f"{n} established")
+    for c in clients:
+        c.close()
+    _wait_for(lambda: _count(port, "08") >= want, f"{want} CLOSE_WAIT")
+
+
+def test_close_wait_static_with_headroom_is_not_critical_growing_toward_the_fd_limit_is(snapshot):
+    """Issue 11: CLOSE_WAIT judged by the owner's fd limit and growth, not a fixed count."""
+    import threading
+    static, sport = _cw_server(20000)
+    growing, gport = _cw_server(1024)
+    stop = threading.Event()
+    try:
+        _pile(sport, 300)                       # 300 static = 1.5 % of 20000
+        _pile(gport, 50)
+
+        def grow():                             # +20 every 0.2 s on the other server: ~100/s
+            while not stop.is_set():
+                _pile(gport, 20)
+                time.sleep(0.2)
+        t = threading.Thread(target=grow, daemon=True)
+        t.start()
+        rep = snapshot(only=["sockets"], window=2.5, interval=0.5)
+        stop.set()
+        t.join(10)
+        fs = {f.subject.get("pid"): f for f in findings_by_id(rep, "sockets.close_wait_leak")}
+        st, gr = fs.get(static.pid), fs.get(growing.pid)
+        assert st is not None and gr is not None, [f.title for f in rep.findings]
+        assert st.severity == "info" and st.evidence["fd_pct"] == pytest.approx(1.5, abs=0.1), st.title
+        assert "not growing" in st.title
+        ev = gr.evidence
+        assert gr.severity == "critical" and "fd limit reached in ~" in gr.title, gr.title
+        assert ev["owner_fd_limit"] == 1024 and 40 <= ev["per_s"] <= 200 and ev["eta_s"] < 600
+    finally:
+        stop.set()
+        for p in (static, growing):
+            p.kill()
+            p.wait()
+
+
+PORT_EATER = textwrap.dedent("""
+    import socket, sys, time
+    srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", 5000)); srv.listen(4096)
+    held = []
+    for i in range(300):              # +5 every 0.1 s (~50/s), kept open: their local ports stay taken
+        for _ in range(5):
+            held.append(socket.create_connection(("127.0.0.1", 5000)))
+            held.append(srv.accept()[0])
+        if i == 4:
+            print("ready", flush=True)
+        time.sleep(0.1)
+""")
+
+
+@needs_root
+@pytest.mark.skipif(shutil.which("unshare") is None, reason="needs unshare (util-linux)")
+def test_ephemeral_ports_eta_in_a_netns_with_a_narrow_range():
+    """Issue 11: ports of a 1000-port ip_local_port_range (own network namespace) taken at ~50/s:
+    a few % used today, all gone in ~20 s at this rate."""
+    script = f"""
+        ip link set lo up
+        echo '40000 40999' > /proc/sys/net/ipv4/ip_local_port_range
+        {sys.executable} -c {shlex.quote(PORT_EATER)} > /tmp/hostdiag-eph-$$ &
+        E=$!
+        while ! grep -q ready /tmp/hostdiag-eph-$$; do sleep 0.05; done
+        {sys.executable} -m hostdiag snapshot --json --only sockets --window 2 --interval 0.5 || true
+        kill $E; rm -f /tmp/hostdiag-eph-$$
+    """
+    p = subprocess.run(["unshare", "--net", "sh", "-euc", script], capture_output=True, text=True, timeout=90,
+                       cwd=REPO, env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"))
+    assert p.stdout.strip(), p.stderr[-2000:]
+    doc = json.loads(p.stdout)
+    f = next((f for f in doc["findings"] if f["id"] == "sockets.ephemeral_port_exhaustion"), None)
+    assert f is not None, [x["title"] for x in doc["findings"]]
+    ev = f["evidence"]
+    assert ev["range"] == "40000-40999" and f["subject"]["local_address"] == "127.0.0.1"
+    assert 25 <= ev["rate_per_s"] <= 80 and ev["limit_fraction"] < 0.5, ev
+    assert f["severity"] == "critical" and "all used in ~" in f["title"] and ev["eta_s"] < 60

@@ -388,3 +388,50 @@ def test_shipped_commands_have_no_angle_placeholders():
             v = e.data.get(k)
             for t in [v] if isinstance(v, str) else v or []:
                 assert shell.problem(t) is None, (e.id, t)
+# ---- the catalog uses what is sampled (issue 11) ------------------------------------------------
+from hostdiag import collectors as _collectors                       # noqa: E402
+from hostdiag.matcher.lint import sampled_problems                    # noqa: E402
+
+def test_shipped_catalog_names_only_sampled_metrics():
+    from hostdiag.matcher.lint import lint_paths
+    errs, _, _ = lint_paths([], shipped=True, sampled=_collectors.sampled_metrics())
+    assert errs == []
+
+
+def test_sampled_metrics_come_from_units_and_declared_series():
+    m = _collectors.sampled_metrics()
+    assert "memory.available_bytes" in m["memory"] and "disk.inodes_used" in m["disk"]
+    assert "journal.errors_per_min" in m["journal"]            # added in collect(): declared by METRICS
+
+
+def test_lint_flags_unsampled_metrics_with_file_and_line(tmp_path):
+    sampled = {"memory": ["memory.available_bytes"], "disk": ["disk.used_bytes"]}
+    text = GOOD.format(id="memory.x", shape="ramp", metric="memory.used_bytes", values=RAMP)
+    data = catalog.parse_text("memory.x.toml", text)[0]
+    errs, notes = sampled_problems("memory.x.toml", data, text, sampled)
+    assert errs == ["memory.x.toml:5: metric 'memory.used_bytes' is not sampled by any collector "
+                    "(see `hostdiag collectors`; a metric must be one the snapshot samples)"]
+    ok = GOOD.format(id="d.x", shape="ramp", metric="disk.used_bytes[mount=/var*]", values=RAMP)
+    assert sampled_problems("d.x.toml", catalog.parse_text("d.x.toml", ok)[0], ok, sampled) == ([], [])
+    # a collector this build lacks is a note; a site's own metric in a user catalog is a note too
+    net = GOOD.format(id="n.x", shape="ramp", metric="network.rx_bytes*", values=RAMP)
+    assert sampled_problems("n.x.toml", catalog.parse_text("n.x.toml", net)[0], net, sampled)[0] == []
+    own = GOOD.format(id="q.x", shape="ramp", metric="queue.depth", values=RAMP)
+    e, n = sampled_problems("q.x.toml", catalog.parse_text("q.x.toml", own)[0], own, sampled, strict=False)
+    assert e == [] and "only `signatures match`" in n[0]
+    assert sampled_problems("q.x.toml", catalog.parse_text("q.x.toml", own)[0], own, sampled)[0]
+
+
+def test_lint_command_passes_the_collectors_metrics(tmp_path):
+    p = write(tmp_path, "memory.y.toml", GOOD.format(id="memory.y", shape="ramp", metric="memory.used_bytes",
+                                                      values=RAMP))
+    r = run("lint", str(p))
+    assert r.exit_code == 1 and "metric 'memory.used_bytes' is not sampled" in r.output
+
+
+def test_shipped_templates_use_fill_placeholders():
+    import re
+    for f in Path(catalog.__file__).resolve().parent.parent.joinpath("signatures").glob("*.toml"):
+        text = f.read_text()
+        body = "\n".join(ln for ln in text.splitlines() if not ln.startswith("pattern"))
+        assert not re.search(r"<(unit|port|iface|pid)>", body), f

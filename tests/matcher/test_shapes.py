@@ -99,7 +99,7 @@ def test_archetype_metric_globs_and_direction():
     t, v, _ = make("stair_step", rng, n=200, noise=0.02, scale=2e8, offset=1e9)
     if v[-1] < v[0]:
         v = [2e9 - x for x in v]
-    ms = match(t, v, metric="process.rss_bytes[pid=42]")
+    ms = match(t, v, metric="processes.rss_bytes[name=java,pid=42]")
     assert ms[0].signature == "memory.leak_stair_step" and ms[0].first_checks and ms[0].runbook
     # the same rise on available memory is not a leak archetype (direction = down there)
     ms = match(t, v, metric="memory.available_bytes")
