@@ -69,17 +69,29 @@ def run(opts: Options, ctx: Context, progress=None) -> Report:
         pr = capture.result()
         extra = {"extra_findings": pr.findings, "extra_series": pr.series,
                  "extra_sections": {"packets": pr.section(capture.duration_s)}}
-    h, note = (None, None)
-    if opts.history:
-        from hostdiag.history.enrich import open_for_snapshot
-
-        h, note = open_for_snapshot(opts.store)
+    h, note = _open_history(opts.store) if opts.history else (None, None)
     try:
         return analysis.build(snap, modules, th, catalog=catalog.for_context(ctx), debug=opts.debug,
                               history=h, history_note=note, **extra)
     finally:
         if h is not None:
             h.close()
+
+
+def _open_history(path: str | None):
+    """(History, None), (None, None) when there is no store, (None, why) when it is unusable."""
+    import os
+
+    from hostdiag.history.paths import default_path
+
+    path = path or default_path()
+    if not os.path.lexists(path):
+        return None, None                 # no capture set up: nothing to say, no sqlite3 loaded
+    try:
+        from hostdiag.history.enrich import open_for_snapshot
+    except ImportError as e:             # a python built without its sqlite3 library
+        return None, f"capture store {path} not read: {e}"
+    return open_for_snapshot(path)
 
 
 class _Packets:

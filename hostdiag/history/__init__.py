@@ -4,7 +4,18 @@ Write side: `record.from_report(report.to_dict(), t, procs)` -> `Store.open(path
 Read side (for the snapshot / analysis layer): `History.open_ro(path)` then `.series()`,
 `.process_series()`, `.finding_spans()`, `.since_when()`, `.span()`, `.diff()`. See store.py.
 """
-from hostdiag.history.store import History, Store, StoreBusy, StoreError, StoreRefused, default_path
+from hostdiag.history.paths import default_path
+
+_STORE_NAMES = ("History", "Store", "StoreBusy", "StoreError", "StoreRefused")
+
+
+def __getattr__(name):
+    """The store classes load sqlite3: only when asked for (PEP 562)."""
+    if name in _STORE_NAMES:
+        from hostdiag.history import store
+
+        return getattr(store, name)
+    raise AttributeError(name)
 
 
 def bundle_slice(ctx, since: float, until: float):

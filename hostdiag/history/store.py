@@ -30,6 +30,7 @@ from urllib.parse import quote
 
 from hostdiag.core.model import Series
 from hostdiag.core.safeio import UnsafePath, check_target, private_dir
+from hostdiag.history.paths import default_path  # noqa: F401 - re-exported
 from hostdiag.history.record import HOST_KEYS, HOST_V1, HOST_V2
 
 APP_ID = 0x68646731            # "hdg1" in the SQLite header: tells our store from any other file
@@ -104,15 +105,6 @@ def sample_tables(version: int) -> list[str]:
     return ["capture"] + [t for v, ts in _SAMPLE_TABLES_V.items() if v <= version for t in ts]
 
 
-def default_path(env=None, euid: int | None = None) -> str:
-    """--store default: $HOSTDIAG_STORE, else /var/lib/hostdiag for root, else $XDG_STATE_HOME."""
-    env = os.environ if env is None else env
-    if env.get("HOSTDIAG_STORE"):
-        return env["HOSTDIAG_STORE"]
-    if (os.geteuid() if euid is None else euid) == 0:
-        return "/var/lib/hostdiag/history.db"
-    state = env.get("XDG_STATE_HOME") or os.path.join(env.get("HOME") or "~", ".local", "state")
-    return os.path.join(os.path.expanduser(state), "hostdiag", "history.db")
 
 
 def unit_of(key: str) -> str:

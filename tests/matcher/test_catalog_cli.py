@@ -369,7 +369,7 @@ def test_match_prints_no_unfilled_placeholder(tmp_path):
 
     p = tmp_path / "s.csv"
     p.write_text("".join(f"{i * 60},{1e9 + (i // 20) * 2e8}\n" for i in range(120)))
-    r = run("match", str(p), "--metric", "process.rss_bytes")
+    r = run("match", str(p), "--metric", "processes.rss_bytes")
     assert r.exit_code == 0 and "memory.leak_stair_step" in r.output, r.output
     checks = [ln.split("check: ", 1)[1] for ln in r.output.splitlines() if "check: " in ln]
     assert checks
