@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import os
 import re
-import shlex
 import time
 from urllib.parse import quote, unquote
 
-from hostdiag.core import eta, isolate
+from hostdiag.core import eta, isolate, shell
 from hostdiag.core.model import Finding
 from hostdiag.core.thresholds import Threshold
 from hostdiag.core.units import human_bytes, human_duration, worst_severity
@@ -608,7 +607,8 @@ def findings(section, th):
                           "eta_s": ttf, "rate_per_s": r.get("growth_bps"), "limit": "free space (non-root)",
                           "writer": writer},
                 impact="writes fail with ENOSPC when it fills: databases stop, logs are lost, services crash",
-                verify=f"df -h {mp}; du -xh --max-depth=2 {mp} 2>/dev/null | sort -h | tail -20",
+                verify=f"{shell.cmd('df', '-h', mp)}; {shell.cmd('du', '-xh', '--max-depth=2', mp)} 2>/dev/null "
+                       "| sort -h | tail -20",
                 stabilize=["Check deleted-but-open files first (disk.deleted_open_space): lsof -nP +L1",
                            "Free space that is safe to lose: rotated/compressed logs, package caches "
                            "(apt-get clean), old core dumps, container images (docker system prune)",
@@ -633,9 +633,11 @@ def findings(section, th):
                           "eta_s": ieta, "rate_per_s": r.get("inodes_per_s"), "limit": "inodes",
                           "limit_fraction": round((r.get("inodes_used_pct") or 0) / 100, 4)},
                 impact="no new file can be created even though space is free: ENOSPC on create",
-                verify=f"df -i {mp}; find {mp} -xdev -type d -size +1M 2>/dev/null | head   # huge dirs",
+                verify=f"{shell.cmd('df', '-i', mp)}; {shell.cmd('find', mp, '-xdev', '-type', 'd', '-size', '+1M')} "
+                       "2>/dev/null | head   # huge dirs",
                 stabilize=["Find the directory with millions of small files (session files, mail queue, "
-                           "cache shards): for d in {mp}/*; do echo $(find $d -xdev | wc -l) $d; done | sort -n",
+                           f"cache shards): for d in {shell.quote(mp.rstrip('/') + '/')}*; do echo "
+                           '"$(find "$d" -xdev | wc -l) $d"; done | sort -n',
                            "Remove or archive the small files that are safe to lose",
                            "Do not delete them with rm * in one huge directory (argument list too long, "
                            "and it can hang for hours): use find -delete in batches"],
@@ -659,7 +661,7 @@ def findings(section, th):
                       "limit": f"free space on {mp}"},
             impact="the filesystem fills at this rate: then every writer on it gets ENOSPC",
             verify=f"grep -E 'wchar|write_bytes' /proc/{pid}/io; sleep 1; grep -E 'wchar|write_bytes' "
-                   f"/proc/{pid}/io; ls -l /proc/{pid}/fd | grep {shlex.quote(mp)}; df -h {shlex.quote(mp)}",
+                   f"/proc/{pid}/io; ls -l /proc/{pid}/fd | grep -F {shell.quote(mp)}; {shell.cmd('df', '-h', mp)}",
             stabilize=[f"Throttle or pause the writer (ionice -c3 -p {pid}; or stop the job) before {mp} fills",
                        "Free or extend space on the filesystem if the writes are legitimate",
                        "Do not delete the file it is writing while it holds it open: the space is not freed"],
@@ -674,7 +676,7 @@ def findings(section, th):
             subject={"mount": r["mount"]},
             evidence={k: r.get(k) for k in ("fstype", "source", "super_ro", "fstab_rw", "errors_count")},
             impact="every write to it fails with EROFS: services that log, spool or store data there fail",
-            verify=f"findmnt {r['mount']}; dmesg | grep -iE 'remount|I/O error|EXT4-fs error|XFS' | tail",
+            verify=f"{shell.cmd('findmnt', r['mount'])}; dmesg | grep -iE 'remount|I/O error|EXT4-fs error|XFS' | tail",
             stabilize=["Read dmesg for the error that caused it before anything else (a failing disk or a "
                        "storage path going away)",
                        "Move writers off this filesystem or fail over the service to a healthy host",

@@ -7,7 +7,7 @@ import os
 
 import time
 
-from hostdiag.core import cgroups, eta, tree
+from hostdiag.core import cgroups, eta, shell, tree
 from hostdiag.core.context import Unavailable
 from hostdiag.core.model import Finding
 from hostdiag.core.procfs import parse_flat_kv, read_psi
@@ -456,7 +456,7 @@ def findings(section, th):
             title=f"cgroup {cg['cgroup']}: {why}",
             subject={"cgroup": cg["cgroup"]}, evidence=eta.compact({**cg, "limit": "memory cgroup limit"}),
             impact="processes in this cgroup stall in reclaim and are OOM-killed at the limit while the host has memory free",
-            verify=f"cd {path} && head {files}",
+            verify=f"(cd {shell.quote(path)} && head {files})",
             stabilize=["Restart or shrink the biggest process in this cgroup (systemd-cgtop -m shows it)",
                        "Raise the limit if the host has headroom (systemctl set-property UNIT MemoryMax=...)",
                        "Do not remove the limit on a shared host: one leak then takes the whole host down"],
