@@ -28,9 +28,11 @@ def _clean(s) -> str:
 @app.command("list")
 def list_(catalog_dir: list[str] = typer.Option(None, "--catalog", help=_CATALOG_HELP),
           kind: str = typer.Option(None, "--kind", help="Only 'shape' or 'log' entries.")):
-    """List every archetype and log pattern: id, kind, shapes or severity, title."""
+    """List every archetype and log pattern: id, kind, shapes or severity, title. Exits 1 when a
+    catalog file is broken (it is named on stderr and left out)."""
     cat = _load(catalog_dir)
     rows = sorted(cat.entries.values(), key=lambda e: (e.kind != "shape", e.id))
+    typer.echo(f"{'ID':40s} {'KIND':5s} {'SHAPES / SEVERITY':30s} TITLE")
     for e in rows:
         if kind and e.kind != kind:
             continue
@@ -38,6 +40,8 @@ def list_(catalog_dir: list[str] = typer.Option(None, "--catalog", help=_CATALOG
         typer.echo(_clean(f"{e.id:40s} {e.kind:5s} {what:30s} {e.data.get('title', '')}"))
     for err in cat.errors:
         typer.echo(_clean(f"error: {err}"), err=True)
+    if cat.errors:
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -72,7 +72,18 @@ _RULES = {
     "cpu.softirq_s": MetricRule(0.05, 1.0, frozenset({FLAT_ZERO_OK})),
     "cpu.nice_s": MetricRule(0.05, 1.0, frozenset({FLAT_ZERO_OK})),
     "cpu.procs_blocked": MetricRule(2.0, 1.0, frozenset({FLAT_ZERO_OK, QUANTIZED})),
-    "cpu.procs_running": MetricRule(2.0, 1.0, frozenset({QUANTIZED})),
+    # a 2-CPU host idles between 1 and 3 runnable tasks: that wobble is not a shape
+    "cpu.procs_running": MetricRule(4.0, 1.0, frozenset({QUANTIZED})),
+    # per-process counts (processes.* series carry pid/name labels): a daemon's thread pool or fd
+    # table breathing by a few is its normal life; a leak or a pile-up moves by tens
+    "processes.threads": MetricRule(16.0, 1.0, frozenset({QUANTIZED})),
+    "processes.fds": MetricRule(32.0, 1.0, frozenset({QUANTIZED})),
+    # per-second rates that an idle host's page cache and journal flushes move by this much
+    "memory.major_faults": MetricRule(100.0, 1.0, frozenset({FLAT_ZERO_OK})),
+    "io.reads": MetricRule(50.0, 1.0, frozenset({FLAT_ZERO_OK})),
+    "io.writes": MetricRule(50.0, 1.0, frozenset({FLAT_ZERO_OK})),
+    "io.read_bytes": MetricRule(float(8 << 20), float(1 << 20), frozenset({FLAT_ZERO_OK})),
+    "io.write_bytes": MetricRule(float(8 << 20), float(1 << 20), frozenset({FLAT_ZERO_OK})),
     "memory.swap_pages_per_s": MetricRule(64.0, 1.0, frozenset({FLAT_ZERO_OK})),
     "memory.oom_kills": MetricRule(1.0, 1.0, frozenset({FLAT_ZERO_OK, QUANTIZED})),
 }

@@ -190,3 +190,31 @@ def test_capture_textfile_writes_only_its_file(tmp_path):
     assert p.returncode == 0, p.stderr
     assert violations(lines, {str(d / "hostdiag.prom"), str(d / ".hostdiag.prom.*.tmp")}) == []
     assert violations(lines, set()) != [], "the textfile write went unseen: the detector is broken"
+
+
+def test_snapshot_with_a_store_present_writes_nothing(tmp_path):
+    """The snapshot reads the capture store read-only: no write, no -wal/-shm/-journal created."""
+    d = tmp_path / "state"
+    d.mkdir(mode=0o700)
+    store = d / "h.db"
+    for t in ("1790000000", "1790000060"):
+        p = subprocess.run([sys.executable, "-m", "hostdiag", "capture", "--store", str(store), "--window", "0"],
+                           env=dict(os.environ, HOSTDIAG_NOW=t), capture_output=True, text=True, timeout=120)
+        assert p.returncode == 0, p.stderr
+    before = {n: (d / n).read_bytes() for n in os.listdir(d)}
+    lines, p = trace(["snapshot", "--window", "0", "--json", "--store", str(store)], tmp_path)
+    assert p.returncode in (0, 1, 2), p.stderr
+    assert '"history"' in p.stdout                   # the store was read
+    assert violations(lines, set()) == []
+    assert {n: (d / n).read_bytes() for n in os.listdir(d)} == before
+
+
+def test_snapshot_with_packets_is_passive(tmp_path):
+    """`snapshot --packets`: no promiscuous mode, no file written."""
+    if os.geteuid() != 0:
+        pytest.skip("packet capture needs root")
+    lines, p = trace(["snapshot", "--window", "1", "--interval", "0.5", "--packets", "1", "--only", "sockets",
+                      "--json"], tmp_path)
+    assert p.returncode in (0, 1, 2), p.stderr
+    assert '"packets"' in p.stdout
+    assert violations(lines, set()) == []
