@@ -8,7 +8,7 @@ import os
 import re
 
 from hostdiag.core.context import Unavailable
-from hostdiag.core import shell
+from hostdiag.core import eta, shell
 from hostdiag.core.model import Finding
 from hostdiag.core.thresholds import Threshold
 
@@ -43,7 +43,7 @@ MIN_DROPS_PER_S = 1.0
 MAX_IFACES = 64
 IFF_UP, IFF_LOOPBACK = 0x1, 0x8
 # An ETA is given at most this many times further out than the span it was measured over.
-EXTRAPOLATE_MAX = 120
+EXTRAPOLATE_MAX = eta.EXTRAPOLATE_MAX   # one rule for every ETA (core/eta.py)
 _DOWN = ("down", "lowerlayerdown", "notpresent")
 
 
@@ -189,13 +189,14 @@ def collect(job):
     count, cmax = _conntrack(ctx)
     if count is not None and cmax:
         s = job.s("conntrack_count")
-        slope = s.slope() if s is not None and len(s.v) >= 3 else None
-        eta = (cmax - count) / slope if slope and slope > 0 else None
-        if eta is not None and eta > EXTRAPOLATE_MAX * (s.t[-1] - s.t[0]):
-            eta = None   # a few seconds of growth say nothing about next week
+        # one ETA rule for every bounded resource (core/eta.py): a steady rise, never extrapolated
+        # further than 120x the span it was measured over
+        e = eta.time_to_limit(s, cmax, current=count) if s is not None and len(s.v) >= 3 else None
+        slope = e.rate_per_s if e is not None and e.rate_per_s and e.rate_per_s > 0 else None
+        t_full = e.eta_s if e is not None else None
         data["conntrack"] = {"count": count, "max": cmax, "pct": round(count / cmax * 100, 1),
                              "per_s": None if slope is None else round(slope, 2),
-                             "eta_s": None if eta is None else round(eta, 1)}
+                             "eta_s": None if t_full is None else round(t_full, 1)}
     else:
         data["conntrack"] = None  # nf_conntrack not loaded: nothing to fill
     return data
@@ -316,10 +317,10 @@ def findings(section, th):
         level = max((lv for lv in (lv_pct, lv_eta) if lv), key=("warning", "critical").index, default=None)
         if level:
             from hostdiag.core.units import human_duration
-            eta = f"; full in ~{human_duration(ct['eta_s'])} at +{ct['per_s']}/s" if ct.get("eta_s") else ""
+            soon = f"; full in ~{human_duration(ct['eta_s'])} at +{ct['per_s']}/s" if ct.get("eta_s") else ""
             out.append(Finding(
                 id="network.conntrack_full", category="network", severity=level,
-                title=f"conntrack table {ct['count']} of {ct['max']} entries ({ct['pct']}%){eta}",
+                title=f"conntrack table {ct['count']} of {ct['max']} entries ({ct['pct']}%){soon}",
                 subject={}, evidence=dict(ct),
                 impact="when the table is full the kernel drops new connections (nf_conntrack: table full)",
                 verify="cat /proc/sys/net/netfilter/nf_conntrack_count /proc/sys/net/netfilter/nf_conntrack_max; "

@@ -12,7 +12,7 @@ import re
 import time
 from collections import Counter, defaultdict
 
-from hostdiag.core import cgroups, procscan, shell
+from hostdiag.core import cgroups, eta, procscan, shell
 from hostdiag.core.model import Finding
 from hostdiag.core.procfs import parse_flat_kv
 from hostdiag.core.thresholds import Threshold
@@ -56,7 +56,7 @@ MIN_GROWTH_POINTS = 5
 STEADY_SHARE = 0.75
 # An ETA is only given this many times further out than the span it was measured over: a
 # 5 s window says nothing about the next day.
-EXTRAPOLATE_MAX = 120
+EXTRAPOLATE_MAX = eta.EXTRAPOLATE_MAX   # one rule for every ETA (core/eta.py)
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 _HZ = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 _UNLIMITED = 1 << 60             # v1 memory.limit_in_bytes "no limit" is 2^63 rounded to pages
@@ -391,16 +391,14 @@ def collect(job):
 
 
 def _steady(s, min_change: float) -> float | None:
-    """Least-squares slope per second of a gauge that rose by at least min_change, rising in most
-    intervals and falling in none; None otherwise (noise, a dip, a step then a plateau, too few points)."""
-    pts = [v for v in s.v if v is not None]
-    if len(pts) < MIN_GROWTH_POINTS or pts[-1] - pts[0] < min_change:
+    """Slope per second of a gauge that rose by at least min_change, rising in most intervals and
+    falling in none (core/eta's steadiness rule at its strictest); None otherwise."""
+    pts = [(t, v) for t, v in zip(s.t, s.v) if v is not None]
+    if not eta.steady(pts, rising=True, min_change=min_change, min_points=MIN_GROWTH_POINTS,
+                      share=STEADY_SHARE, max_setback=0):
         return None
-    steps = [b - a for a, b in zip(pts, pts[1:])]
-    if sum(d > 0 for d in steps) < STEADY_SHARE * len(steps) or min(steps) < 0:
-        return None
-    slope = s.slope()
-    return slope if slope and slope > 0 else None
+    g = eta.slope(pts)
+    return g if g and g > 0 else None
 
 
 def _meminfo_available(ctx) -> int | None:
@@ -508,9 +506,9 @@ def growth(job, data: dict, procs) -> list[dict]:
                    "per_s": round(slope, 2), "eta_s": None, "limit": None}
         span = (s.t[-1] - s.t[0]) if len(s.t) >= 2 else 0.0
         if limits:
-            eta, what, ev = min(limits, key=lambda x: x[0])
+            t_lim, what, ev = min(limits, key=lambda x: x[0])
             row.update(limit=what, limit_detail=ev, measured_s=round(span, 1),
-                       eta_s=round(eta, 1) if eta <= EXTRAPOLATE_MAX * span else None)
+                       eta_s=round(t_lim, 1) if t_lim <= EXTRAPOLATE_MAX * span else None)
         out.append(row)
     out.sort(key=lambda r: r["eta_s"] if r["eta_s"] is not None else float("inf"))
     return out[:TOP * 2]
@@ -525,10 +523,10 @@ def _stab_pid(extra: list[str]) -> list[str]:
 def _growth_findings(d: dict, th) -> list[Finding]:
     out = []
     for g in d.get("growth") or []:
-        pid, name, eta = g["pid"], g["name"], g.get("eta_s")
+        pid, name, t_eta = g["pid"], g["name"], g.get("eta_s")
         subject = {"pid": pid, "name": name}
         if g["kind"] == "rss":
-            level = th.level("processes.rss_eta_s", eta)
+            level = th.level("processes.rss_eta_s", t_eta)
             if not level:
                 continue
             if (g.get("limit_detail") or {}).get("cgroup"):
@@ -536,7 +534,7 @@ def _growth_findings(d: dict, th) -> list[Finding]:
             out.append(Finding(
                 id="processes.rss_growth", category="processes", severity=level,
                 title=f"{name} (pid {pid}) RSS +{human_bytes(g['per_s'])}/s; {g['limit']} exhausted in "
-                      f"~{human_duration(eta)} at this rate",
+                      f"~{human_duration(t_eta)} at this rate",
                 subject=subject,
                 evidence={k: g.get(k) for k in ("rss_bytes", "per_s", "eta_s", "limit", "limit_detail", "series")},
                 impact="when the limit is reached the OOM killer picks a victim (this process or a neighbour), "
@@ -547,15 +545,15 @@ def _growth_findings(d: dict, th) -> list[Finding]:
                            "Cap it with a cgroup memory.high (MemoryHigh=) so it reclaims before the OOM killer fires",
                            "Do not raise the limit or add swap without a bound: it only delays the OOM and makes "
                            "it slower"],
-                score=1e6 / max(eta, 1.0)))
+                score=1e6 / max(t_eta, 1.0)))
         else:
-            level = th.level("processes.threads_eta_s", eta)
+            level = th.level("processes.threads_eta_s", t_eta)
             if not level:
                 continue
             out.append(Finding(
                 id="processes.thread_growth", category="processes", severity=level,
                 title=f"{name} (pid {pid}) threads +{g['per_s']:g}/s ({g['threads']:g} now); {g['limit']} reached in "
-                      f"~{human_duration(eta)} at this rate",
+                      f"~{human_duration(t_eta)} at this rate",
                 subject=subject,
                 evidence={k: g.get(k) for k in ("threads", "per_s", "eta_s", "limit", "limit_detail", "series")},
                 impact="at the limit fork()/pthread_create() fail: the service cannot spawn workers, "
@@ -565,7 +563,7 @@ def _growth_findings(d: dict, th) -> list[Finding]:
                            "spawns the threads",
                            "Cap the thread pool or the spawner's concurrency; restart it off-peak if it cannot be bounded",
                            "Do not raise the NPROC limit or pid_max first: it lets the runaway take more of the host"],
-                score=1e6 / max(eta, 1.0)))
+                score=1e6 / max(t_eta, 1.0)))
     return out
 
 
