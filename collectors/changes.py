@@ -38,6 +38,7 @@ SHOWN_PER_KIND = {"package": 60, "apt": 20, "config": 10, "crontab": 10, "unit":
                   "boot": 5, "login": 20, "process": 11}
 LONG_LIVED_S = 300          # a process alive this long is named; younger ones are summarised
 MAX_LINKED = 10             # linked processes recorded per change
+MAX_LINK_PROCS = 512        # processes considered for links (largest first)
 MAX_LIST_BYTES = 4 << 20    # one dpkg .list file
 DPKG_S_BUDGET_S = 0.5       # the dpkg -S-style scan for changed config files
 DPKG_S_MAX_FILES = 5000
@@ -530,7 +531,11 @@ def add_links(job, timeline: list[dict]) -> None:
         return
     end = time.monotonic() + DPKG_S_BUDGET_S
     # hostdiag's own session is not excluded here: a finding never names it, so it is never linked.
-    procs = [p for p in scan.procs.values() if p.ppid != 2 and p.pid != 2][:4096]
+    # The processes a finding can name are the big ones (RSS, CPU, fds) and the new ones: link those
+    # first, and at most MAX_LINK_PROCS of them (a readlink and a cgroup read each: 5,000 idle
+    # workers would cost 0.2 s for processes no finding names).
+    procs = sorted((p for p in scan.procs.values() if p.ppid != 2 and p.pid != 2),
+                   key=lambda p: (-(p.rss_bytes or 0), -(p.cpu_pct or 0), -(p.fds or 0)))[:MAX_LINK_PROCS]
     units = {e["unit"] for e in timeline if e.get("unit")}
     pkgs = {e["package"] for e in timeline if e.get("package")}
     configs = {e["path"] for e in timeline if e.get("path")}

@@ -209,6 +209,8 @@ def sample(ctx, state):
         out["tasks"] = tasks
     if "cg0" not in state:
         state["cg0"] = read_cgroup_pids(ctx)
+    if state.get("window_s") == 0:
+        return out   # point in time: a one-point series per process says nothing; skip the /proc pass
     tick = state["tick"] = state.get("tick", -1) + 1
     if tick == 0:
         me = procscan.self_pid(ctx.proc)

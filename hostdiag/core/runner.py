@@ -109,7 +109,7 @@ def run(ctx: Context, modules, *, window_s: float, interval_s: float, debug: boo
     epoch_start = time.time()
     series: dict[str, Series] = {}
     failed: dict[str, tuple[str, str]] = {}     # name -> (status, reason): skipped from then on
-    states: dict[str, dict] = {m.NAME: {} for m in modules}
+    states: dict[str, dict] = {m.NAME: {"window_s": window_s} for m in modules}
     samplers = [m for m in modules if hasattr(m, "sample")]
     need_procs = any("procs" in getattr(m, "NEEDS", ()) for m in modules)
     need_fds = any("fds" in getattr(m, "NEEDS", ()) for m in modules)
