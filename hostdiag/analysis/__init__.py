@@ -67,6 +67,11 @@ def build(snap: Snapshot, modules, thresholds, *, catalog=None, debug: bool = Fa
             why = str(e) if isinstance(e, RuntimeError) else f"{type(e).__name__}: {e}"
             shapes_failed = f"shape matching failed: {why}"[:300]
         findings = attach(findings, shapes)
+        # A generic shape (no archetype) is listed only beside a warning or critical finding of
+        # its category: there it shows the graph of the trouble; on a quiet host it is noise
+        # (a shell's own commands spike forks and CPU). Archetype matches are always kept.
+        loud = {f.category for f in findings if f.severity in ("warning", "critical")}
+        shapes = [m for m in shapes if not m.generic or m.metric.split(".", 1)[0] in loud]
     changes = sections.get("changes")
     findings = correlate_changes(findings, changes.data.get("timeline") if changes else None)
     journal = sections.get("journal")

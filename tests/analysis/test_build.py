@@ -114,3 +114,19 @@ def test_need_asks_for_root_only_when_root_would_help():
     assert _need([BlindSpot("sockets", "partial", "listen backlogs ... unknown for a --proc-root"),
                   BlindSpot("io", "partial", "/proc/PID/io of 2 processes not readable even as root: gone")]) \
         == "sockets: partial; io: partial (see Blind spots)."
+
+
+def test_generic_shapes_are_listed_only_beside_trouble_of_their_category():
+    """A quiet host's graphs wiggle (a shell's own commands spike forks and CPU): a shape with no
+    archetype is listed only where its category has a warning or critical finding."""
+    snap = _snap()
+    n = 24
+    snap.series = {"cpu.forks": Series("cpu.forks", "count", [float(i) for i in range(n)],
+                                       [5.0] * 10 + [400.0] + [5.0] * (n - 11), t0=1795910400.0)}
+    snap.sections["cpu"] = Section("cpu", "ok")
+    cat = catalog.load()
+    quiet = analysis.build(snap, [], Thresholds({}), catalog=cat)
+    assert [m for m in quiet.shapes if m.generic] == []
+    busy = analysis.build(snap, [_mod("cpu", lambda sec, th: [Finding("cpu.x", "cpu", "warning", "t")])],
+                          Thresholds({}), catalog=cat)
+    assert any(m.generic and m.series == "cpu.forks" for m in busy.shapes), busy.shapes
