@@ -35,9 +35,12 @@ DRIVER = textwrap.dedent("""
         cg = os.path.join(memcg, rel.lstrip("/"), "hd" + evil)
         os.makedirs(cg, exist_ok=True)
         open(os.path.join(cg, "memory.limit_in_bytes"), "w").write(str(64 << 20))
-        kid = subprocess.Popen([sys.executable, "-c", "import time; b = b'x' * (60 << 20); time.sleep(60)"])
+        # the child allocates only once it is in the cgroup (v1 does not move charges with a task)
+        kid = subprocess.Popen([sys.executable, "-c", "import sys, time; sys.stdin.readline(); "
+                                "b = b'x' * (60 << 20); print('ok', flush=True); time.sleep(60)"],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         open(os.path.join(cg, "cgroup.procs"), "w").write(str(kid.pid))
-        import time; time.sleep(1.0)
+        kid.stdin.write("go\\n"); kid.stdin.flush(); kid.stdout.readline()
     try:
         p = subprocess.run([sys.executable, "-m", "hostdiag", "snapshot", "--json", "--window", "0",
                             "--only", "disk,memory", "--no-history"], capture_output=True, text=True, timeout=120)
