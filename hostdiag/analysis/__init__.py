@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import fields, replace
 
 from hostdiag.analysis.commands import commands, shape_checks
-from hostdiag.analysis.correlate import correlate as correlate_changes
+from hostdiag.analysis.correlate import correlate as correlate_changes, shapes_after_changes
 from hostdiag.analysis.findings import collector_findings
 from hostdiag.analysis.headline import blind_spots, headline
 from hostdiag.analysis.urgency import rank
@@ -74,6 +74,7 @@ def build(snap: Snapshot, modules, thresholds, *, catalog=None, debug: bool = Fa
         shapes = [m for m in shapes if not m.generic or m.metric.split(".", 1)[0] in loud]
     changes = sections.get("changes")
     findings = correlate_changes(findings, changes.data.get("timeline") if changes else None)
+    shapes = shapes_after_changes(shapes, changes.data.get("timeline") if changes else None)
     journal = sections.get("journal")
     has_journal = journal is None or journal.data.get("backend") != "text"
     findings = commands(findings, has_journal)

@@ -118,3 +118,24 @@ def correlate(findings: list, changes_entries: list[dict] | None, window_s: floa
         evidence = {**f.evidence, "after_change": {**shown, "link": ch["link"]}}
         out.append(replace(f, evidence=evidence, stabilize=[rollback_option(ch), *f.stabilize]))
     return out
+
+
+def shapes_after_changes(shapes: list, changes_entries: list[dict] | None, window_s: float = 1800) -> list:
+    """A shape that began shortly after a change says so in its `why`: linked (the change names
+    the series' process) or, by time alone, marked as such. New ShapeMatch objects."""
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    if not changes_entries:
+        return list(shapes)
+    out = []
+    for m in shapes:
+        pid = m.labels.get("pid")
+        subject = {"pid": int(pid)} if pid and str(pid).isdigit() else {}
+        ch = change_before(m.start_epoch, changes_entries, window_s, finding=SimpleNamespace(subject=subject))
+        if ch is None or ch["minutes_before"] > window_s / 60:
+            out.append(m)
+            continue
+        tie = f"linked: {ch['link']}" if ch.get("link") else UNRELATED
+        out.append(replace(m, why=f"{m.why}; began {ch['minutes_before']:g} min after {ch.get('what')} ({tie})"))
+    return out

@@ -130,3 +130,17 @@ def test_generic_shapes_are_listed_only_beside_trouble_of_their_category():
     busy = analysis.build(snap, [_mod("cpu", lambda sec, th: [Finding("cpu.x", "cpu", "warning", "t")])],
                           Thresholds({}), catalog=cat)
     assert any(m.generic and m.series == "cpu.forks" for m in busy.shapes), busy.shapes
+
+
+def test_a_shape_that_began_after_a_change_says_so():
+    """The memory stair-step starts at the window's start; a package upgrade two minutes before it
+    is named in the shape's text, marked as tied by time alone (nothing links the two)."""
+    snap = _snap()
+    t0 = snap.series["memory.available_bytes"].t0
+    from hostdiag.core.units import rfc3339
+
+    snap.sections["changes"] = Section("changes", "ok", data={"timeline": [
+        {"time": rfc3339(t0 - 120), "kind": "package", "what": "upgrade app 1 -> 2", "source": "dpkg"}]})
+    rep = analysis.build(snap, [], Thresholds({}), catalog=catalog.load())
+    m = [s for s in rep.shapes if s.series == "memory.available_bytes"]
+    assert m and "min after upgrade app 1 -> 2 (unrelated by anything but time)" in m[0].why, m
