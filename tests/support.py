@@ -149,3 +149,14 @@ def run_with_hung_mount(tmp_path, body: str, timeout: float = 60) -> subprocess.
                 os.kill(int(pidfile.read_text()), 9)      # the test's own FUSE server
             except (ProcessLookupError, ValueError):
                 pass
+
+
+def my_memory_cgroup_v1() -> Path | None:
+    """This process's v1 memory cgroup directory (a test makes limited children under it), or
+    None on a pure v2 host (TESTBED.md: this machine is hybrid)."""
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        _, ctrls, path = line.split(":", 2)
+        if "memory" in ctrls.split(","):
+            d = Path("/sys/fs/cgroup/memory") / path.lstrip("/")
+            return d if (d / "memory.limit_in_bytes").exists() else None
+    return None

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from support import HOSTDIAG, findings_by_id, needs_root
+from support import HOSTDIAG, findings_by_id, my_memory_cgroup_v1, needs_root
 
 ALLOC_MIB = 200
 FIX = Path(__file__).resolve().parent.parent / "fixtures" / "hosts"
@@ -72,19 +72,10 @@ def _hog_row(rows: list[dict], pid: int) -> dict:
     return rows[i]
 
 
-def _my_memory_cgroup() -> Path | None:
-    for line in Path("/proc/self/cgroup").read_text().splitlines():
-        _, ctrls, path = line.split(":", 2)
-        if "memory" in ctrls.split(","):
-            d = Path("/sys/fs/cgroup/memory") / path.lstrip("/")
-            return d if (d / "memory.limit_in_bytes").exists() else None
-    return None
-
-
 @pytest.fixture
 def limited_cgroup():
     """A child v1 memory cgroup under ours with a limit a bit above the hog's size (TESTBED.md)."""
-    parent = _my_memory_cgroup()
+    parent = my_memory_cgroup_v1()
     if parent is None:
         pytest.skip("no cgroup v1 memory controller here (pure v2 needs a delegated subtree)")
     d = parent / f"hostdiag-test-{os.getpid()}"

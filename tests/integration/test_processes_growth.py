@@ -14,7 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from support import findings_by_id, needs_root
+from support import findings_by_id, my_memory_cgroup_v1, needs_root
 
 LIMIT_MIB = 1200
 STOP_MIB = 900          # the leak stops well before the limit: no OOM kill in the host's log
@@ -51,18 +51,9 @@ def _stop(p):
     p.wait(10)
 
 
-def _my_memory_cgroup() -> Path | None:
-    for line in Path("/proc/self/cgroup").read_text().splitlines():
-        _, ctrls, path = line.split(":", 2)
-        if "memory" in ctrls.split(","):
-            d = Path("/sys/fs/cgroup/memory") / path.lstrip("/")
-            return d if (d / "memory.limit_in_bytes").exists() else None
-    return None
-
-
 @pytest.fixture
 def leak_in_cgroup():
-    parent = _my_memory_cgroup()
+    parent = my_memory_cgroup_v1()
     if parent is None:
         pytest.skip("no cgroup v1 memory controller here (pure v2 needs a delegated subtree)")
     d = parent / f"hostdiag-leak-{os.getpid()}"
