@@ -141,6 +141,8 @@ def collect(job):
                        "grant CAP_SYS_PTRACE or run in the host's namespaces")
     me = os.getpid()
     procs = [p for p in scan.procs.values() if p.fds is not None and p.pid != me and not getattr(p, "is_self", False)]
+    if not scan.procs:
+        job.blind_spot(f"no process directory readable under {job.ctx.proc}: per-process open files unknown")
     data["processes_seen"] = len(procs)
     data["fd_tables_unreadable"] = scan.fd_unreadable
     data["open_fds_seen"] = sum(p.fds for p in procs)

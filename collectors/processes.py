@@ -339,6 +339,8 @@ def collect(job):
         return data
 
     procs = list(scan.procs.values())
+    if not procs:   # a tree without pid directories, or a scan cut at once: say so, not an empty "ok"
+        job.blind_spot(f"no process directory readable under {job.ctx.proc}: per-process counts unknown")
     states = Counter(p.status or "?" for p in procs)
     data.update({
         "total": len(procs),

@@ -68,3 +68,19 @@ def test_big_proc_file_and_odd_entries_cost_only_their_own_section(tmp_path):
     bugs = [b for b in doc["blind_spots"] if "hostdiag bug" in b["reason"]]
     assert not bugs, bugs
     assert doc["sections"]["sockets"]["status"] != "unavailable", doc["blind_spots"]
+
+
+def test_a_tree_without_processes_is_not_an_empty_ok(tmp_path):
+    """A copy of the system files with no pid directories: files and processes say they saw no
+    process, instead of an "ok" with empty tables (a false all-clear)."""
+    proc = tmp_path / "proc"
+    (proc / "sys" / "fs").mkdir(parents=True)
+    for name in ("stat", "meminfo", "loadavg"):
+        (proc / name).write_bytes(open(f"/proc/{name}", "rb").read())
+    (proc / "sys" / "fs" / "file-nr").write_bytes(open("/proc/sys/fs/file-nr", "rb").read())
+    p = cli("snapshot", "--json", "--window", "0", "--only", "files,processes", "--no-history",
+            "--proc-root", str(proc))
+    doc = json.loads(p.stdout)
+    for name in ("files", "processes"):
+        sec = doc["sections"][name]
+        assert sec["status"] == "partial" and "no process directory readable" in sec["reason"], sec
