@@ -46,6 +46,17 @@ def _foreign_link(absolute: str) -> str | None:
     return None
 
 
+def _refuse_place(shown: str, absolute: str, real: str) -> None:
+    """/proc, /sys and /dev (as named or as resolved), and other users' directory links, are
+    never written through."""
+    top = _forbidden(absolute) or _forbidden(real)
+    if top:
+        raise UnsafePath(f"{shown}: refusing to write under {top}")
+    link = _foreign_link(absolute)
+    if link:
+        raise UnsafePath(f"{shown}: {link} is a symbolic link owned by another user; refusing to follow it")
+
+
 def check_target(path: str | os.PathLike, *, force: bool = False) -> str:
     """Validate a file target and return its absolute path; raise UnsafePath otherwise."""
     raw = os.fspath(path)
@@ -54,12 +65,7 @@ def check_target(path: str | os.PathLike, *, force: bool = False) -> str:
     absolute = os.path.abspath(raw)
     parent = os.path.dirname(absolute)
     real_parent = os.path.realpath(parent)
-    top = _forbidden(absolute) or _forbidden(real_parent)
-    if top:
-        raise UnsafePath(f"{raw}: refusing to write under {top}")
-    link = _foreign_link(absolute)
-    if link:
-        raise UnsafePath(f"{raw}: {link} is a symbolic link owned by another user; refusing to follow it")
+    _refuse_place(raw, absolute, real_parent)
     try:
         pst = os.stat(real_parent)
     except FileNotFoundError:
@@ -181,12 +187,7 @@ def private_dir(path: str | os.PathLike) -> str:
     """Create a directory (and missing parents) 0700 if absent; refuse links and /proc,/sys,/dev.
     An existing directory is used as it is (its mode is the admin's choice)."""
     absolute = os.path.abspath(os.fspath(path))
-    top = _forbidden(absolute) or _forbidden(os.path.realpath(absolute))
-    if top:
-        raise UnsafePath(f"{absolute}: refusing to write under {top}")
-    link = _foreign_link(absolute)
-    if link:
-        raise UnsafePath(f"{absolute}: {link} is a symbolic link owned by another user; refusing to follow it")
+    _refuse_place(absolute, absolute, os.path.realpath(absolute))
     try:
         st = os.lstat(absolute)
     except FileNotFoundError:
