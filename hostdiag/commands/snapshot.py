@@ -78,15 +78,24 @@ def run(opts: Options, ctx: Context, progress=None) -> Report:
             h.close()
 
 
+STORE_PROBE_S = 2.0
+
+
 def _open_history(path: str | None):
     """(History, None), (None, None) when there is no store, (None, why) when it is unusable."""
-    import os
-
     from hostdiag.history.paths import default_path
 
+    from hostdiag.core import isolate
+
     path = path or default_path()
-    if not os.path.lexists(path):
+    try:   # the header, in the prober: a store on a dead NFS/FUSE mount must not hold the snapshot
+        isolate.read(path, 100, STORE_PROBE_S)
+    except FileNotFoundError:
         return None, None                 # no capture set up: nothing to say, no sqlite3 loaded
+    except TimeoutError as e:
+        return None, f"capture store not read: {e}"
+    except OSError:
+        pass                              # let the store code say what is wrong with it
     try:
         from hostdiag.history.enrich import open_for_snapshot
     except ImportError as e:             # a python built without its sqlite3 library

@@ -100,3 +100,20 @@ def test_an_unusable_store_is_a_blind_spot_and_left_alone(tmp_path):
     assert doc["sections"]["history"]["status"] == "unavailable"
     assert any(b["collector"] == "history" for b in doc["blind_spots"])
     assert bad.read_bytes() == before and sorted(os.listdir(tmp_path)) == ["h.db"]
+
+
+def test_a_store_on_a_hung_mount_does_not_hold_the_snapshot(tmp_path):
+    """--store on a FUSE filesystem whose reads never answer (a dead NFS server): the snapshot
+    prints, with the store named as a blind spot, and exits."""
+    from support import fuse_unavailable, run_with_hung_mount
+
+    why = fuse_unavailable()
+    if why:
+        pytest.skip(why)
+    p = run_with_hung_mount(tmp_path, f"timeout -s KILL 40 {sys.executable} -m hostdiag snapshot --json "
+                                      "--window 0 --only memory --store $MNT/f; echo rc=$?", timeout=90)
+    body, _, rc = p.stdout.rpartition("rc=")
+    assert rc.strip() in ("0", "1", "2"), p.stdout[-2000:] + p.stderr
+    doc = json.loads(body)
+    assert doc["sections"]["history"]["status"] == "unavailable"
+    assert "did not answer" in doc["sections"]["history"]["reason"]
