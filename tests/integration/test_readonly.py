@@ -141,9 +141,8 @@ def test_capture_writes_only_the_store(tmp_path):
     assert sorted(os.listdir(d)) == ["h.db"]
 
 
-def test_history_and_read_only_open_write_nothing(tmp_path):
-    from hostdiag.history.store import History
-
+def _store_with_two_captures(tmp_path):
+    """(directory, store) after two real captures at fixed times (untraced: setup, not the test)."""
     d = tmp_path / "state"
     d.mkdir(mode=0o700)
     store = d / "h.db"
@@ -151,6 +150,13 @@ def test_history_and_read_only_open_write_nothing(tmp_path):
         p = subprocess.run([sys.executable, "-m", "hostdiag", "capture", "--store", str(store), "--window", "0"],
                            env=dict(os.environ, HOSTDIAG_NOW=t), capture_output=True, text=True, timeout=120)
         assert p.returncode == 0, p.stderr
+    return d, store
+
+
+def test_history_and_read_only_open_write_nothing(tmp_path):
+    from hostdiag.history.store import History
+
+    d, store = _store_with_two_captures(tmp_path)
     before = {n: (d / n).read_bytes() for n in os.listdir(d)}
     for args in (["history", "--since", "3650d"], ["history", "--since", "3650d", "--metric", "memory.available_bytes", "--json"],
                  ["history", "--diff", "1790000000", "1790000060"], ["history", "--since", "3650d", "--process", "python*", "--csv"]):
@@ -194,13 +200,7 @@ def test_capture_textfile_writes_only_its_file(tmp_path):
 
 def test_snapshot_with_a_store_present_writes_nothing(tmp_path):
     """The snapshot reads the capture store read-only: no write, no -wal/-shm/-journal created."""
-    d = tmp_path / "state"
-    d.mkdir(mode=0o700)
-    store = d / "h.db"
-    for t in ("1790000000", "1790000060"):
-        p = subprocess.run([sys.executable, "-m", "hostdiag", "capture", "--store", str(store), "--window", "0"],
-                           env=dict(os.environ, HOSTDIAG_NOW=t), capture_output=True, text=True, timeout=120)
-        assert p.returncode == 0, p.stderr
+    d, store = _store_with_two_captures(tmp_path)
     before = {n: (d / n).read_bytes() for n in os.listdir(d)}
     lines, p = trace(["snapshot", "--window", "0", "--json", "--store", str(store)], tmp_path)
     assert p.returncode in (0, 1, 2), p.stderr
