@@ -30,6 +30,7 @@ from hostdiag import __version__
 from hostdiag.bundle import redact
 from hostdiag.bundle.archive import TAR_OVERHEAD, Writer, safe_component
 from hostdiag.core.units import rfc3339
+from hostdiag.logs import template
 
 DEFAULT_SINCE_S = 2 * 3600
 DEFAULT_MAX_BYTES = 50 * 1000 * 1000
@@ -237,6 +238,22 @@ def host_identity(ctx, report) -> dict:
 
 # ---------------------------------------------------------------------------- the bundle
 
+def refold(report, red: redact.Redactor) -> None:
+    """Journal templates were folded from raw lines, and folding can cut a secret where no rule
+    sees it (`xoxb-<n>-<n>-<secret part>`). Where redaction changes a template's example, the
+    template is folded again from the redacted example, and every copy of it (finding evidence
+    quotes it) is replaced when the report is redacted."""
+    jr = report.snapshot.sections.get("journal")
+    for m in ((jr.data or {}).get("top_messages") or []) if jr else []:
+        ex, tp = m.get("example"), m.get("template")
+        if not ex or not tp:
+            continue
+        clean = red.text(ex)
+        if clean != ex:
+            m["example"] = clean
+            red.exact[tp] = template(clean)
+
+
 def _trim(lines: list[bytes], over: int) -> tuple[list[bytes], int]:
     """Drop lines from the end until `over` bytes are gone: (kept, dropped)."""
     dropped = 0
@@ -263,6 +280,7 @@ def write(opts: Options, ctx, out, *, report=None, collect=None, since: float, u
     if not opts.redact:
         err("hostdiag: WARNING: --no-redact: this bundle holds command lines, log lines and config text "
             "AS FOUND, secrets included. Do not share it outside the incident team.")
+    refold(report, red)
     red.deep(report)
     env = Env(stdout_isatty=False, no_color=True, width=80)
     members: list[tuple[str, bytes]] = [

@@ -218,10 +218,14 @@ class Redactor:
     counts: Counter = field(default_factory=Counter)
     config_source: str | None = None        # which user pattern file was read, for the manifest
     config_errors: list[str] = field(default_factory=list)
+    # whole strings replaced as they are, before any rule: folded templates (see contents.refold)
+    exact: dict[str, str] = field(default_factory=dict)
 
     def text(self, s: str) -> str:
         if not self.enabled or not s:
             return s
+        if s in self.exact:
+            return self.exact[s]
         if len(s) > MAX_TEXT:
             s = s[:MAX_TEXT]
         if "%" in s:    # series keys and URLs percent-encode: db_password%3Dx hid from every rule

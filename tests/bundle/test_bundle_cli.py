@@ -335,3 +335,25 @@ def test_stream_cut_by_the_reader_is_an_error_not_a_warning():
     err = p.stderr.read().decode()
     assert p.wait(timeout=120) == 3, err
     assert "NOT complete" in err and "Traceback" not in err, err
+
+
+def test_folded_message_templates_leave_no_secret_fragment(tmp_path):
+    """top_messages templates are folded from raw lines, and folding cuts a bare Slack token into
+    `xoxb-<n>-<n>-<secret part>`, which no rule recognises. The line repeats (a retry loop) so
+    it ranks among the top messages; its secret part must not leave the host."""
+    why = journalgen.available()
+    if why:
+        pytest.skip(why)
+    now = time.time()
+    line = f"slack post failed (attempt {{}}): {corpus.SLACK} rejected"
+    journalgen.write_journal(str(tmp_path / "system.journal"),
+                             [(now - 600 + i, journalgen.service("notify.service", line.format(i), 3, 4242))
+                              for i in range(60)])
+    p = run("bundle", "--window", "0", "--only", "journal", "--since", "1h", "--journal-dir", str(tmp_path), "-o", "-")
+    assert p.returncode == 0, p.stderr.decode()
+    m = members(p.stdout)
+    tail = corpus.SLACK.rsplit("-", 1)[1].encode()
+    for name, data in m.items():
+        assert tail not in data, f"secret fragment survived in {name}"
+    top = json.loads(m["snapshot.json"])["sections"]["journal"]["data"]["top_messages"]
+    assert any(t["count"] == 60 and "[REDACTED:" in t["template"] and "<n>" in t["template"] for t in top), top
