@@ -116,22 +116,26 @@ def _pick(names: list[str], dev: dict[str, dict[str, int]], links: dict[str, dic
     return sorted(sorted(names, key=key)[:MAX_IFACES])
 
 
-def read_interfaces(ctx) -> tuple[dict[str, dict[str, int]] | None, list[str]]:
-    """(/proc/net/dev counters, or None when that file is missing; interface names, from it or
-    else from /sys/class/net). Neither there: Unavailable."""
-    text = ctx.read_optional(ctx.proc_path("net", "dev"))
-    if text is not None:
-        dev = parse_net_dev(text)
-        return dev, list(dev)
+def read_interfaces(ctx) -> tuple[dict[str, dict[str, int]] | None, list[str], str]:
+    """(/proc/net/dev counters, or None when that file cannot be read; interface names, from it
+    or else from /sys/class/net; why the counters are missing). Neither there: Unavailable."""
+    path = ctx.proc_path("net", "dev")
     try:
-        return None, sorted(os.listdir(ctx.sys_path("class", "net")))
+        dev = parse_net_dev(ctx.read(path))
+        return dev, list(dev), ""
+    except (FileNotFoundError, NotADirectoryError):
+        why = f"{path} missing"
+    except OSError as e:    # a FIFO or device in its place (EINVAL), permission, a hung read
+        why = f"{path} not readable: {e.strerror or e}"
+    try:
+        return None, sorted(os.listdir(ctx.sys_path("class", "net"))), why
     except OSError:
-        raise Unavailable(f"{ctx.proc_path('net', 'dev')} and {ctx.sys_path('class', 'net')} missing: "
+        raise Unavailable(f"{why}, and {ctx.sys_path('class', 'net')} not listable: "
                           "is /proc mounted (and /sys, or --sys-root set)?") from None
 
 
 def sample(ctx, state):
-    dev, names = read_interfaces(ctx)
+    dev, names, _ = read_interfaces(ctx)
     if "ifaces" not in state:
         links = {n: link_info(ctx, n) for n in names[:MAX_IFACES * 4]}
         state["ifaces"] = _pick(names, dev or {}, links)
@@ -159,9 +163,9 @@ def _rate(job, metric: str, iface: str) -> float | None:
 
 def collect(job):
     ctx, state = job.ctx, job.state
-    dev, names = read_interfaces(ctx)
+    dev, names, why = read_interfaces(ctx)
     if dev is None:
-        job.blind_spot(f"{ctx.proc_path('net', 'dev')} missing: no interface counters (link state from /sys only)")
+        job.blind_spot(f"{why}: no interface counters (link state from /sys only)")
     first = state.get("first_link") or {}
     ifaces = []
     for n in sorted(state.get("ifaces") or names[:MAX_IFACES]):

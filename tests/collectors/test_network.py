@@ -319,6 +319,19 @@ def test_no_proc_net_dev_still_reports_links(tmp_path):
     assert [(f.id, f.subject) for f in fs] == [("network.link_down", {"iface": "eth1"})]
 
 
+def test_fifo_at_proc_net_dev_is_named_not_missing(tmp_path):
+    """A FIFO where the counters belong is refused without waiting for a writer, and said
+    as what it is: "missing" would send the responder looking for a mount problem."""
+    import os
+    h = Host(tmp_path)
+    h.iface("eth0")
+    (tmp_path / "proc/net/dev").unlink()
+    os.mkfifo(tmp_path / "proc/net/dev")
+    sec, _ = run(h, [lambda: None])
+    assert sec.status == "partial" and "net/dev not readable: not a regular file" in sec.reason, sec.reason
+    assert [r["iface"] for r in sec.data["interfaces"]] == ["eth0"]
+
+
 def test_nothing_to_read_is_unavailable(tmp_path):
     import pytest
 
@@ -326,5 +339,5 @@ def test_nothing_to_read_is_unavailable(tmp_path):
     import shutil
     h = Host(tmp_path)             # writes no proc/net/dev until an interface exists
     shutil.rmtree(tmp_path / "sys")
-    with pytest.raises(Unavailable, match="net/dev and .*class/net missing"):
+    with pytest.raises(Unavailable, match="net/dev missing, and .*class/net not listable"):
         N.sample(fixture_ctx(h.root), {})
