@@ -51,7 +51,12 @@ def test_build_install_run_purge(tmp_path):
         assert "/usr/lib/python3/dist-packages" in subprocess.run(
             ["/usr/bin/python3", "-c", "import hostdiag, hostdiag.export.textfile, hostdiag.matcher.prometheus; print(hostdiag.__file__)"],
             capture_output=True, text=True, env=CLEAN_ENV, cwd="/").stdout
-        assert len(list(Path("/usr/share/hostdiag/signatures").glob("*.toml"))) >= 10
+        shared = Path("/usr/share/hostdiag/signatures")     # one copy: the catalog that runs
+        assert len(list(shared.glob("*.toml"))) >= 10 and (shared / "README.md").is_file()
+        assert shared.resolve() == Path("/usr/lib/python3/dist-packages/hostdiag/signatures")
+        files = subprocess.run(["dpkg", "-L", "hostdiag"], capture_output=True, text=True).stdout.split()
+        assert [f for f in files if f.endswith("/memory.leak_stair_step.toml")] == \
+            ["/usr/lib/python3/dist-packages/hostdiag/signatures/memory.leak_stair_step.toml"]
         assert Path("/etc/hostdiag/signatures.d").is_dir()
         listed = subprocess.run(["/usr/bin/hostdiag", "signatures", "list"], capture_output=True, text=True,
                                 env=CLEAN_ENV, cwd="/").stdout
