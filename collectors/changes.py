@@ -358,17 +358,9 @@ def own_pids(ctx, scan) -> set[int]:
                 stack.append(c)
     if sid is not None and sid > 1 and os.path.normpath(ctx.proc) == "/proc":
         for p in scan.procs.values():
-            if p.pid not in own and _session(ctx, p.pid) == sid:
+            if p.pid not in own and getattr(p, "sid", None) == sid:   # from the scan's one stat read
                 own.add(p.pid)
     return own
-
-
-def _session(ctx, pid: int) -> int | None:
-    try:
-        with open(ctx.proc_path(pid, "stat"), "rb") as f:
-            return int(f.read(4096).rpartition(b")")[2].split()[3])
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 def _journal_read(job, since, until, matches, budget):

@@ -230,7 +230,8 @@ def _bound(ctx) -> float:
 
 def sample(ctx, state):
     _load_mounts(ctx, state)
-    if "wchar0" not in state:
+    # The writers' baseline: only a window has an end to rate against (_writers).
+    if "wchar0" not in state and state.get("window_s", 1) > 0:
         state["wchar0"] = (time.monotonic(), read_wchar(ctx))
     per_call = _bound(ctx)
     # The runner bounds the whole sample() at ctx.timeout_s; stop starting statvfs calls

@@ -10,28 +10,33 @@ still hands over what it saw, marked truncated.
 
 Errors stay per process and per field: a pid whose stat is readable but whose status, statm
 or io is missing (a partial copy of another host's /proc) keeps its other fields and has None
-for those; psutil 7.2 re-raises FileNotFoundError there, and as_dict(ad_value=None) absorbs
-only AccessDenied and ZombieProcess, so each attribute is fetched on its own.
+for those (counted by file for the blind-spot line); a permission error or a zombie's missing
+file is None without a blind spot. The files are parsed here, as psutil parses them, each read
+once per pid: through psutil a pid cost three reads of its stat and one of /proc/stat.
 """
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass, field
-
-import psutil
 
 from hostdiag.core.context import Context, Deadline
 
 _ATTRS = ["ppid", "name", "status", "uids", "num_threads", "memory_info",
           "cpu_times", "create_time", "io_counters"]
-# A per-pid file that is missing (psutil 7.2 re-raises FileNotFoundError), or truncated or
-# garbled in a copied tree (psutil raises RuntimeError/ValueError/IndexError parsing it).
-_BAD = (OSError, ValueError, IndexError, KeyError, RuntimeError, psutil.Error)
-# The /proc/PID file behind each psutil attribute, for the blind-spot line.
+# A per-pid file that is garbled or truncated in a copied tree.
+_BAD = (OSError, ValueError, IndexError, KeyError, RuntimeError)
+# The /proc/PID file behind each attribute, for the blind-spot line.
 _FILE = {"uids": "status", "num_threads": "status", "memory_info": "statm", "io_counters": "io",
-         "name": "cmdline"}   # name() reads cmdline when comm is cut at 15 characters
+         "name": "cmdline"}   # the full name comes from cmdline when comm is cut at 15 characters
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+PAGESIZE = os.sysconf("SC_PAGE_SIZE")
+# /proc/PID/stat state letters, named as psutil names them (proc(5)).
+_STATES = {"R": "running", "S": "sleeping", "D": "disk-sleep", "T": "stopped", "t": "tracing-stop",
+           "Z": "zombie", "X": "dead", "x": "dead", "K": "wake-kill", "W": "waking", "I": "idle",
+           "P": "parked"}
 # Below this many fds, a process cannot be near any sane RLIMIT_NOFILE; skip reading limits.
 LIMITS_MIN_FDS = 16
 
@@ -60,6 +65,7 @@ class Proc:
     read_bps: float | None = None
     write_bps: float | None = None
     is_self: bool = False            # hostdiag itself or a child of it: never a finding's subject
+    sid: int | None = None           # session id (stat field 6)
 
 
 @dataclass
@@ -111,68 +117,175 @@ def _pids(ctx: Context) -> list[int]:
         return []
 
 
-# Process objects from the last pass, per procfs root: the window's baseline and end-of-window
-# scan then build each one once (psutil.process_iter keeps such a cache too).
-_CACHE: dict[str, dict[int, psutil.Process]] = {}
+class _Gone(Exception):
+    """The process exited while it was read (its stat is gone)."""
 
 
-def _info(p: psutil.Process, attrs) -> tuple[dict, set]:
-    """Each attribute on its own: a failure costs that field (None), recorded by file in `lost`.
-    NoSuchProcess (exited, or the pid was reused) propagates."""
+_DENIED = object()      # a file we may not read (EACCES), or a zombie's: None, not a blind spot
+_UIDS = re.compile(rb"Uid:\t(\d+)\t(\d+)\t(\d+)")
+_THREADS = re.compile(rb"Threads:\t(\d+)")
+_IO_KEYS = (b"syscr", b"syscw", b"read_bytes", b"write_bytes", b"rchar", b"wchar")
+# btime of the last baseline per procfs root: the scan that ends its window must compute the
+# same create times, or every process would look like a recycled pid.
+_BOOT: dict[str, object] = {}
+
+
+def _boot_time(proc: str):
+    """btime from PROC/stat, or the exception that says why not (raised per process later)."""
+    try:
+        with open(os.path.join(proc, "stat"), "rb") as f:
+            for line in f:
+                if line.startswith(b"btime"):
+                    return float(line.strip().split()[1])
+        return RuntimeError(f"line 'btime' not found in {proc}/stat")
+    except _BAD as e:
+        return e
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb", buffering=0) as f:
+        return f.read(1 << 16)
+
+
+def _pidfile(d: str, name: str, zombie: bool):
+    """One /proc/PID file: bytes, _DENIED, or the error (a blind spot). _Gone if the pid exited."""
+    try:
+        return _read(f"{d}/{name}")
+    except PermissionError:
+        return _DENIED
+    except ProcessLookupError:
+        if zombie:
+            return _DENIED
+        raise _Gone from None
+    except FileNotFoundError:
+        if zombie:
+            return _DENIED
+        if not os.path.exists(f"{d}/stat"):
+            raise _Gone from None
+        raise
+
+
+def _cmdline_name(d: str, name: str, zombie: bool) -> str:
+    """comm is cut at 15 characters: the full name is cmdline's first word when it starts so."""
+    raw = _pidfile(d, "cmdline", zombie)
+    if raw is _DENIED:
+        return name
+    data = raw.decode("utf-8", "surrogateescape")
+    if not data:
+        return name
+    sep = "\x00" if data.endswith("\x00") else " "
+    args = data[:-1].split(sep) if data.endswith(sep) else data.split(sep)
+    if sep == "\x00" and len(args) == 1 and " " in data:
+        args = data.split(" ")
+    full = os.path.basename(args[0]) if args else ""
+    return full if full.startswith(name) else name
+
+
+def _info(d: str, attrs, bt) -> tuple[dict, set]:
+    """The attributes of one pid, read straight from its files: stat, status, statm and io once
+    each (psutil read stat three times per pid and /proc/stat once more). A failure costs that
+    field (None), recorded by file in `lost`. _Gone if the process exited."""
     info, lost = {}, set()
-    with p.oneshot():
-        for a in attrs:
-            try:
-                info[a] = getattr(p, a)()
-            except (psutil.AccessDenied, psutil.ZombieProcess):
-                info[a] = None
-            except psutil.NoSuchProcess:
-                raise
-            except _BAD:
-                info[a] = None
-                lost.add(_FILE.get(a, "stat"))
+    raw = _pidfile(d, "stat", False)
+    if raw is _DENIED:
+        return dict.fromkeys([*attrs, "sid"]), lost
+    rpar = raw.rfind(b")")
+    comm = raw[raw.find(b"(") + 1:rpar]
+    f = raw[rpar + 2:].split()
+    f[36]                       # a stat cut short or garbled: not a process we can describe
+    zombie = f[0] == b"Z"
+    try:
+        info["sid"] = int(f[3])     # the session (changes.own_pids): not a field psutil gave
+    except ValueError:
+        info["sid"] = None
+    status = None               # the status file, read once for uids and threads
+    for a in attrs:
+        try:
+            if a == "ppid":
+                v = int(f[1])
+            elif a == "name":
+                v = comm.decode("utf-8", "surrogateescape")
+                if len(v) >= 15:
+                    v = _cmdline_name(d, v, zombie)
+            elif a == "status":
+                v = _STATES.get(f[0].decode(), "?")
+            elif a == "cpu_times":
+                user, system, _, _ = (float(x) / CLOCK_TICKS for x in f[11:15])
+                v = (user, system)
+            elif a == "create_time":
+                if isinstance(bt, BaseException):
+                    raise bt
+                v = float(f[19]) / CLOCK_TICKS + bt
+            elif a in ("uids", "num_threads"):
+                if status is None:
+                    status = _pidfile(d, "status", zombie)
+                if status is _DENIED:
+                    v = None
+                elif a == "uids":
+                    v = int(_UIDS.findall(status)[0][0])
+                else:
+                    v = int(_THREADS.findall(status)[0])
+            elif a == "memory_info":
+                statm = _pidfile(d, "statm", zombie)
+                if statm is _DENIED:
+                    v = None
+                else:
+                    vals = [int(x) for x in statm.split(b"\n", 1)[0].split()[:7]]
+                    if len(vals) < 7:       # size resident shared text lib data dt
+                        raise ValueError(f"statm has {len(vals)} fields")
+                    v = vals[1] * PAGESIZE
+            elif a == "io_counters":
+                io = _pidfile(d, "io", zombie)
+                v = None if io is _DENIED else _parse_io(io)
+            else:
+                raise KeyError(a)
+        except _Gone:
+            raise
+        except _BAD:
+            v = None
+            lost.add(_FILE.get(a, "stat"))
+        info[a] = v
     return info, lost
 
 
-def _iter(ctx: Context, attrs, result: Scan | None = None):
-    """(Process, info, lost files) for every pid of ctx.proc (see the module docstring).
-    psutil's procfs root is a module global: it points at ctx.proc only while iterating, so
-    no other caller inherits a fixture path."""
+def _parse_io(data: bytes) -> tuple[int, int, int]:
+    """(read_bytes, write_bytes, wchar) from /proc/PID/io; every field psutil wants must be there."""
+    fields = {}
+    for line in data.splitlines():
+        line = line.strip()
+        if line:
+            name, sep, value = line.partition(b": ")
+            if sep and b": " not in value:
+                fields[name] = int(value)
+    if not fields:
+        raise RuntimeError("io file was empty")
+    for k in _IO_KEYS:
+        fields[k]       # KeyError: a field is missing
+    return fields[b"read_bytes"], fields[b"write_bytes"], fields[b"wchar"]
+
+
+def _iter(ctx: Context, attrs, result: Scan | None = None, bt=None):
+    """(pid, info, lost files) for every pid of ctx.proc (see the module docstring)."""
     pids = _pids(ctx)
     if not pids:
         return
-    cache = _CACHE.get(ctx.proc, {})
-    fresh: dict[int, psutil.Process] = {}
-    old, psutil.PROCFS_PATH = psutil.PROCFS_PATH, ctx.proc
-    try:
-        for pid in pids:
-            p = cache.get(pid)
-            for attempt in (0, 1):
-                if p is None:
-                    try:
-                        p = psutil.Process(pid)
-                    except (psutil.NoSuchProcess, psutil.AccessDenied):
-                        break  # exited, or no stat: nothing to say about it
-                    except _BAD:  # stat present but unreadable or malformed
-                        if result is not None:
-                            _missing(result, {"stat"})
-                        break
-                try:
-                    info, lost = _info(p, attrs)
-                except psutil.NoSuchProcess:
-                    p = None  # exited, or a cached object whose pid was reused: one fresh try
-                    continue
-                if lost and not os.path.exists(os.path.join(ctx.proc, str(pid), "stat")):
-                    break     # it exited while we read it: gone, not a blind spot
-                fresh[pid] = p
-                if lost and result is not None:
-                    _missing(result, lost)
-                yield p, info, lost
-                break
-    finally:
-        psutil.PROCFS_PATH = old
-        _CACHE.clear()      # one root at a time: a fixture's objects never outlive its test
-        _CACHE[ctx.proc] = fresh
+    if bt is None and any(a == "create_time" for a in attrs):
+        bt = _boot_time(ctx.proc)
+    for pid in pids:
+        d = f"{ctx.proc}/{pid}"
+        try:
+            info, lost = _info(d, attrs, bt)
+        except _Gone:
+            continue    # exited: nothing to say about it
+        except _BAD:    # stat present but unreadable or malformed
+            if result is not None:
+                _missing(result, {"stat"})
+            continue
+        if lost and not os.path.exists(f"{d}/stat"):
+            continue    # it exited while we read it: gone, not a blind spot
+        if lost and result is not None:
+            _missing(result, lost)
+        yield pid, info, lost
 
 
 def _missing(result: Scan, files) -> None:
@@ -222,14 +335,17 @@ def stat_comm_threads(proc: str, pid: int) -> tuple[str | None, int | None]:
 def baseline(ctx: Context, deadline: Deadline) -> dict[int, tuple]:
     """pid -> (create_time, cpu_s, read_bytes, write_bytes, user_s, system_s) at the start of the window."""
     out = {}
-    for p, i, _lost in _iter(ctx, ["create_time", "cpu_times", "io_counters"]):
+    bt = _boot_time(ctx.proc)
+    _BOOT.clear()           # one root at a time: a fixture's btime never outlives its test
+    _BOOT[ctx.proc] = bt
+    for pid, i, _lost in _iter(ctx, ["create_time", "cpu_times", "io_counters"], bt=bt):
         if deadline.expired():
             break
         ct = i["cpu_times"]
         io = i["io_counters"]
-        out[p.pid] = (i["create_time"], (ct.user + ct.system) if ct else None,
-                      io.read_bytes if io else None, io.write_bytes if io else None,
-                      ct.user if ct else None, ct.system if ct else None)
+        out[pid] = (i["create_time"], (ct[0] + ct[1]) if ct else None,
+                    io[0] if io else None, io[1] if io else None,
+                    ct[0] if ct else None, ct[1] if ct else None)
     return out
 
 
@@ -251,7 +367,8 @@ def scan(ctx: Context, deadline: Deadline, result: Scan, *, fds: bool,
     result.proc = ctx.proc
     me = result.self_pid = self_pid(ctx.proc)
     kids = _children_are_ours()
-    for p, i, lost in _iter(ctx, _ATTRS, result):
+    bt = _BOOT.get(ctx.proc) if base else None
+    for pid, i, lost in _iter(ctx, _ATTRS, result, bt):
         if deadline.expired():
             result.truncated = True
             break
@@ -259,21 +376,21 @@ def scan(ctx: Context, deadline: Deadline, result: Scan, *, fds: bool,
         mi, ct, io = i["memory_info"], i["cpu_times"], i["io_counters"]
         threads, name = i["num_threads"], i["name"]
         if threads is None or name is None:
-            comm, n = stat_comm_threads(ctx.proc, p.pid)
+            comm, n = stat_comm_threads(ctx.proc, pid)
             threads, name = threads if threads is not None else n, name or comm
         pr = Proc(
-            pid=p.pid, ppid=i["ppid"], name=name or "?", status=i["status"],
-            uid=i["uids"].real if i["uids"] else None, threads=threads,
-            rss_bytes=mi.rss if mi else None, cpu_s=(ct.user + ct.system) if ct else None,
-            user_s=ct.user if ct else None, system_s=ct.system if ct else None,
+            pid=pid, ppid=i["ppid"], name=name or "?", status=i["status"],
+            uid=i["uids"], threads=threads,
+            rss_bytes=mi, cpu_s=(ct[0] + ct[1]) if ct else None,
+            user_s=ct[0] if ct else None, system_s=ct[1] if ct else None,
             create_time=i["create_time"],
-            read_bytes=io.read_bytes if io else None, write_bytes=io.write_bytes if io else None,
-            is_self=me is not None and (p.pid == me or (kids and i["ppid"] == me)),
+            read_bytes=io[0] if io else None, write_bytes=io[1] if io else None,
+            is_self=me is not None and (pid == me or (kids and i["ppid"] == me)), sid=i["sid"],
         )
         if io is None and pr.status != "zombie" and "io" not in lost:   # permission, not absence
             result.io_unreadable += 1
-        if base and base_dt and p.pid in base:
-            b = base[p.pid]
+        if base and base_dt and pid in base:
+            b = base[pid]
             if b[0] == pr.create_time:  # same process, not a recycled pid
                 pr.cpu_pct = _pct(pr.cpu_s, b[1], base_dt)
                 pr.read_bps = _per_s(pr.read_bytes, b[2], base_dt)
@@ -281,7 +398,7 @@ def scan(ctx: Context, deadline: Deadline, result: Scan, *, fds: bool,
                 if len(b) >= 6:
                     pr.user_pct = _pct(pr.user_s, b[4], base_dt)
                     pr.system_pct = _pct(pr.system_s, b[5], base_dt)
-        result.procs[p.pid] = pr
+        result.procs[pid] = pr
         if fds and pr.status != "zombie":
             _scan_fds(ctx, pr, result)
         if pr.fds is not None and pr.fds >= LIMITS_MIN_FDS or pr.pid == os.getpid():
