@@ -3,7 +3,6 @@
 
 - sockets.tick_detail (per tick: ephemeral ports per address, CLOSE_WAIT per port) vs
   sockets.count_states (the per-tick state count it sits next to), on a synthetic /proc/net/tcp;
-- disk.read_wchar (/proc/PID/io of every process, twice per window) vs one /proc/PID/stat pass;
 - the changes collector with its links (dpkg lists, exe/cgroup of every process) vs without.
 
     .venv/bin/python benchmarks/bench_diagnosis.py [--sockets 50000] [--repeat 9]
@@ -41,7 +40,7 @@ def main() -> None:
     ap.add_argument("--sockets", type=int, default=50_000)
     ap.add_argument("--repeat", type=int, default=9)
     a = ap.parse_args()
-    from hostdiag.collectors import changes, disk, sockets
+    from hostdiag.collectors import changes, sockets
     from hostdiag.core import runner
     from hostdiag.core.context import Context
 
@@ -50,19 +49,8 @@ def main() -> None:
     mine = med(lambda: sockets.tick_detail((text, None), (32768, 60999)), a.repeat)
     print(f"tick_detail / count_states on {a.sockets} sockets: {mine * 1e3:.1f} / {base * 1e3:.1f} ms = {mine / base:.2f}")
 
+    # (disk's own /proc/PID/io pass is gone: its writers' wchar rates come from the process scan)
     ctx = Context()
-    pids = [p for p in os.listdir("/proc") if p.isdigit()]
-
-    def stat_pass():
-        for p in pids:
-            try:
-                with open(f"/proc/{p}/stat", "rb") as f:
-                    f.read()
-            except OSError:
-                pass
-    base = med(stat_pass, a.repeat)
-    mine = med(lambda: disk.read_wchar(ctx), a.repeat)
-    print(f"read_wchar / stat pass on {len(pids)} processes: {mine * 1e3:.2f} / {base * 1e3:.2f} ms = {mine / base:.2f}")
 
     def changes_run():
         return runner.run(ctx, [changes], window_s=0, interval_s=1.0).sections["changes"].duration_s

@@ -20,7 +20,7 @@ NAME = "disk"
 DEFAULT_ENABLED = True
 NEEDS = {"procs", "fds"}
 READS = ["/proc/self/mountinfo (/proc/1/mountinfo under --proc-root)", "/etc/fstab", "statvfs(MOUNT) for each real mount",
-         "/proc/PID/io (wchar), /proc/PID/fd + fdinfo of the top writers",
+         "/proc/PID/io (wchar, via the process scan), /proc/PID/fd + fdinfo of the top writers",
          "/sys/dev/block/MAJ:MIN", "/sys/fs/{ext4,ext3,ext2}/DEV/errors_count",
          "/proc/PID/fd (via the process scan)"]
 
@@ -59,10 +59,8 @@ TTF_WARN_MIN_USED_PCT = 60   # node-mixin NodeFilesystemSpaceFillingUp: < 40% av
 TTF_CRIT_MIN_USED_PCT = 80   # < 20% avail and 4 h
 MIN_GROWTH_BYTES = 1 << 20   # less than 1 MiB of growth in the window is noise, not a trend
 MIN_GROWTH_INODES = 64       # fewer new files than this in the window is noise
-# Writers: /proc/PID/io wchar at the first tick and at the end; a few top ones get their open
-# files (fd + fdinfo flags) resolved to a filesystem. Bounded per pass and per process.
-WRITER_PASS_MAX = 8192
-WRITER_PASS_S = 0.25
+# Writers: /proc/PID/io wchar over the window, from the process scan (its baseline and its end
+# pass); a few top ones get their open files (fd + fdinfo flags) resolved to a filesystem.
 WRITERS_RESOLVED = 5
 WRITER_FDS_MAX = 256
 MIN_WRITER_BPS = 1 << 20
@@ -230,9 +228,6 @@ def _bound(ctx) -> float:
 
 def sample(ctx, state):
     _load_mounts(ctx, state)
-    # The writers' baseline: only a window has an end to rate against (_writers).
-    if "wchar0" not in state and state.get("window_s", 1) > 0:
-        state["wchar0"] = (time.monotonic(), read_wchar(ctx))
     per_call = _bound(ctx)
     # The runner bounds the whole sample() at ctx.timeout_s; stop starting statvfs calls
     # well before that so several hung mounts cost this tick at most ~60% of it.
@@ -351,41 +346,6 @@ def _mount_of(path: str, mounts: list[dict]) -> dict | None:
     return best
 
 
-def parse_wchar(text: str) -> int | None:
-    """/proc/PID/io -> wchar (bytes passed to write()/pwrite(), page cache and tmpfs included)."""
-    for line in text.splitlines():
-        if line.startswith("wchar:"):
-            try:
-                return int(line.split()[1])
-            except (IndexError, ValueError):
-                return None
-    return None
-
-
-def read_wchar(ctx) -> dict[int, int]:
-    """{pid: wchar} for every readable process, within WRITER_PASS_S."""
-    out: dict[int, int] = {}
-    end = time.monotonic() + WRITER_PASS_S
-    me = os.getpid()
-    try:
-        pids = [int(n) for n in os.listdir(ctx.proc) if n.isdigit()]
-    except OSError:
-        return out
-    for i, pid in enumerate(pids):
-        if i >= WRITER_PASS_MAX or time.monotonic() > end:
-            break
-        if pid == me:
-            continue
-        try:
-            with open(ctx.proc_path(pid, "io"), "rb") as f:
-                w = parse_wchar(f.read(1024).decode("ascii", "replace"))
-        except OSError:   # exited, or not ours to read without root
-            continue
-        if w is not None:
-            out[pid] = w
-    return out
-
-
 def written_mounts(ctx, pid: int, mounts: list[dict]) -> dict[str, int]:
     """{filesystem dev: files open for writing there} from /proc/PID/fd (paths, so pipes, sockets
     and devices are skipped) and fdinfo flags; a bind mount counts for its filesystem."""
@@ -415,24 +375,23 @@ def written_mounts(ctx, pid: int, mounts: list[dict]) -> dict[str, int]:
 
 def _writers(job, rows: list[dict]) -> list[dict] | None:
     """Processes writing fast into a filesystem: rate, mount, and the time to full at that rate."""
-    state, ctx = job.state, job.ctx
-    if job.window_s <= 0 or "wchar0" not in state:
+    state, ctx, scan = job.state, job.ctx, job.scan
+    # wchar rates come from the shared process scan (its baseline at the start of the window and
+    # its pass at the end read /proc/PID/io anyway): no pass of our own over every pid.
+    dt = scan.rates_s if scan is not None else None
+    if job.window_s <= 0 or not dt:
         return None
-    t0, before = state["wchar0"]
-    t1, after = time.monotonic(), read_wchar(ctx)
-    dt = t1 - t0
-    if dt <= 0:
-        return None
-    rates = sorted(((pid, (w - before[pid]) / dt) for pid, w in after.items()
-                    if pid in before and w >= before[pid]), key=lambda x: x[1], reverse=True)
+    t1 = time.monotonic()
+    t0 = t1 - dt
+    rates = sorted(((p.pid, p.wchar_bps) for p in scan.procs.values() if p.wchar_bps is not None),
+                   key=lambda x: x[1], reverse=True)
     dev_of = {m["mount"]: m["dev"] for m in state["fs"]}
     by_dev = {dev_of[r["mount"]]: r for r in rows if r["mount"] in dev_of}
-    scan = job.scan
     out = []
     for pid, bps in rates[:WRITERS_RESOLVED]:
         if bps < MIN_WRITER_BPS or job.deadline.expired():
             break
-        proc = scan.procs.get(pid) if scan is not None else None
+        proc = scan.procs.get(pid)
         if proc is not None and getattr(proc, "is_self", False):
             continue
         where = written_mounts(ctx, pid, state["mounts"])
@@ -459,7 +418,7 @@ def _writers(job, rows: list[dict]) -> list[dict] | None:
                     "avail_bytes": row["avail_bytes"], "size_bytes": row["size_bytes"],
                     "used_pct": row["used_pct"], **e.evidence(0),
                     "limit_fraction": row.get("limit_fraction"),
-                    "cmdline": scan.cmdline(pid) if scan is not None else None})
+                    "cmdline": scan.cmdline(pid)})
     return out
 
 

@@ -64,6 +64,7 @@ class Proc:
     system_pct: float | None = None
     read_bps: float | None = None
     write_bps: float | None = None
+    wchar_bps: float | None = None   # write() bytes/s over the window: page cache, tmpfs, pipes too
     is_self: bool = False            # hostdiag itself or a child of it: never a finding's subject
     sid: int | None = None           # session id (stat field 6)
 
@@ -91,6 +92,7 @@ class Scan:
     missing: dict[str, int] = field(default_factory=dict)   # file -> processes it was unreadable for
     missing_pids: int = 0           # processes with at least one such file
     self_pid: int | None = None     # hostdiag's pid as this tree numbers it (None: not in the tree)
+    rates_s: float | None = None    # seconds the per-process rates cover (None: no window, no rates)
 
     def blind_spot(self) -> str | None:
         """One line for the files that were missing or unreadable per process (not permissions)."""
@@ -333,7 +335,8 @@ def stat_comm_threads(proc: str, pid: int) -> tuple[str | None, int | None]:
 
 
 def baseline(ctx: Context, deadline: Deadline) -> dict[int, tuple]:
-    """pid -> (create_time, cpu_s, read_bytes, write_bytes, user_s, system_s) at the start of the window."""
+    """pid -> (create_time, cpu_s, read_bytes, write_bytes, user_s, system_s, wchar) at the start
+    of the window."""
     out = {}
     bt = _boot_time(ctx.proc)
     _BOOT.clear()           # one root at a time: a fixture's btime never outlives its test
@@ -345,7 +348,7 @@ def baseline(ctx: Context, deadline: Deadline) -> dict[int, tuple]:
         io = i["io_counters"]
         out[pid] = (i["create_time"], (ct[0] + ct[1]) if ct else None,
                     io[0] if io else None, io[1] if io else None,
-                    ct[0] if ct else None, ct[1] if ct else None)
+                    ct[0] if ct else None, ct[1] if ct else None, io[2] if io else None)
     return out
 
 
@@ -368,6 +371,8 @@ def scan(ctx: Context, deadline: Deadline, result: Scan, *, fds: bool,
     me = result.self_pid = self_pid(ctx.proc)
     kids = _children_are_ours()
     bt = _BOOT.get(ctx.proc) if base else None
+    if base and base_dt:
+        result.rates_s = base_dt
     for pid, i, lost in _iter(ctx, _ATTRS, result, bt):
         if deadline.expired():
             result.truncated = True
@@ -398,6 +403,8 @@ def scan(ctx: Context, deadline: Deadline, result: Scan, *, fds: bool,
                 if len(b) >= 6:
                     pr.user_pct = _pct(pr.user_s, b[4], base_dt)
                     pr.system_pct = _pct(pr.system_s, b[5], base_dt)
+                if len(b) >= 7:
+                    pr.wchar_bps = _per_s(io[2] if io else None, b[6], base_dt)
         result.procs[pid] = pr
         if fds and pr.status != "zombie":
             _scan_fds(ctx, pr, result)

@@ -504,23 +504,6 @@ def test_live_host_point_in_time_has_no_loud_findings():
 
 # ---------------------------------------------------------------- writers
 
-IO_TEXT = "rchar: 323934931\nwchar: 323929600\nsyscr: 632687\nsyscw: 632675\nread_bytes: 0\nwrite_bytes: 323932160\n"
-
-
-def test_parse_wchar():
-    assert disk.parse_wchar(IO_TEXT) == 323929600
-    assert disk.parse_wchar("rchar: 1\n") is None and disk.parse_wchar("wchar: x\n") is None
-
-
-from hypothesis import given, strategies as st   # noqa: E402
-
-
-@given(st.text(max_size=300))
-def test_parse_wchar_never_raises(text):
-    v = disk.parse_wchar(text)
-    assert v is None or isinstance(v, int)
-
-
 def test_written_mounts_counts_only_files_open_for_writing(tmp_path):
     """This test process: one file open for writing, one read-only, a pipe: only the first counts,
     under the filesystem (dev) of the mount holding it."""

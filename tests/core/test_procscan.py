@@ -172,3 +172,42 @@ def test_long_name_without_cmdline_keeps_its_comm(tmp_path):
     finally:
         p.kill()
         p.wait()
+
+
+IO_TEXT = b"rchar: 323934931\nwchar: 323929600\nsyscr: 632687\nsyscw: 632675\nread_bytes: 0\nwrite_bytes: 323932160\ncancelled_write_bytes: 0\n"
+
+
+def test_parse_io():
+    assert procscan._parse_io(IO_TEXT) == (0, 323932160, 323929600)
+    for bad in (b"", b"rchar: 1\n", IO_TEXT.replace(b"wchar: 323929600", b"wchar: x")):
+        with pytest.raises(procscan._BAD):
+            procscan._parse_io(bad)
+
+
+@given(st.binary(max_size=300))
+def test_parse_io_fails_only_as_a_blind_spot(raw):
+    # anything a garbled io file holds: a tuple of ints, or an error the scan counts as a blind spot
+    try:
+        v = procscan._parse_io(raw)
+    except procscan._BAD:
+        return
+    assert len(v) == 3 and all(isinstance(x, int) for x in v)
+
+
+def test_direct_parse_agrees_with_psutil(child):
+    """The scan parses /proc/PID files itself (one read of each); psutil, which it replaced, must
+    see the same process: name, ppid, uid, threads, create time, state, lifetime CPU."""
+    import psutil
+
+    s = run_scan(Path("/proc"))
+    for pid in (os.getpid(), child.pid, 1):
+        mine, p = s.procs[pid], psutil.Process(pid)
+        with p.oneshot():
+            assert (mine.name, mine.ppid, mine.uid, mine.create_time) == \
+                (p.name(), p.ppid(), p.uids().real, p.create_time())
+            if pid == child.pid:       # asleep: nothing of it moves between the two reads
+                ct = p.cpu_times()
+                assert (mine.threads, mine.status, mine.user_s, mine.system_s, mine.rss_bytes) == \
+                    (p.num_threads(), p.status(), ct.user, ct.system, p.memory_info().rss)
+                io = p.io_counters()
+                assert (mine.read_bytes, mine.write_bytes) == (io.read_bytes, io.write_bytes)
