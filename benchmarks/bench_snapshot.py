@@ -17,6 +17,7 @@ It also times `hostdiag --version`. Progress goes to stderr; the markdown table 
 from __future__ import annotations
 
 import argparse
+import atexit
 import glob
 import json
 import os
@@ -52,6 +53,24 @@ TARGETS = {  # issue 2: benchmark targets, not timed tests
 SCENARIOS = ("idle", "procs", "loaded")
 
 
+def _child_env() -> dict:
+    """Children run with their bytecode cached, as an installed hostdiag (deb, wheel, pyz) does:
+    with PYTHONDONTWRITEBYTECODE set and no __pycache__ in a checkout, every run would compile
+    every module it imports (~60 ms at idle, more for more code), and a version with more code
+    would look slower for it. The cache goes to a private temporary directory, never into the
+    checkout; the unmeasured warm-up run fills it."""
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    if "PYTHONPYCACHEPREFIX" not in env:
+        d = tempfile.mkdtemp(prefix="hostdiag-bench-pyc-")
+        atexit.register(shutil.rmtree, d, True)
+        env["PYTHONPYCACHEPREFIX"] = d
+    return env
+
+
+CHILD_ENV = _child_env()
+
+
 @dataclass
 class Run:
     """One measured child process."""
@@ -71,6 +90,7 @@ class Scenario:
     hostdiag: list = field(default_factory=list)        # list[Run]
     floor: list = field(default_factory=list)           # list[list[tuple[label, Run]]]
     probe: dict = field(default_factory=dict)           # what hostdiag itself reported
+    others: dict = field(default_factory=dict)          # --compare label -> list[Run]
     failures: list = field(default_factory=list)
 
 
@@ -83,7 +103,7 @@ def measure(argv: list[str], stdout=subprocess.DEVNULL, timeout_s: float = RUN_T
     """Spawn argv, reap it with wait4; return its wall/CPU/peak RSS and the tail of stderr."""
     with tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
-        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=stdout, stderr=err)
+        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=stdout, stderr=err, env=CHILD_ENV)
         killer = threading.Timer(timeout_s, _kill_quietly, (p.pid,))
         killer.daemon = True
         killer.start()
@@ -146,7 +166,7 @@ def probe(hd: list[str]) -> dict:
     """One unmeasured run that keeps the JSON: per-section status/duration and blind spots.
     It doubles as the warm-up (page cache, .pyc) before the measured runs."""
     p = subprocess.run(hd + SNAPSHOT_ARGS, stdin=subprocess.DEVNULL, capture_output=True,
-                       timeout=RUN_TIMEOUT_S)
+                       timeout=RUN_TIMEOUT_S, env=CHILD_ENV)
     out = {"rc": p.returncode}
     try:
         doc = json.loads(p.stdout)
@@ -162,24 +182,33 @@ def probe(hd: list[str]) -> dict:
     return out
 
 
-def run_scenario(sc: Scenario, hd: list[str], runs: int, cmds) -> None:
-    """Probe once, then alternate floor and hostdiag runs `runs` times each."""
+def run_scenario(sc: Scenario, hd: list[str], runs: int, cmds, others=()) -> None:
+    """Probe once, then alternate floor and hostdiag runs `runs` times each. Each --compare
+    command runs in the same loop (after one warm-up), the order of the hostdiags rotating per
+    round so none always runs right after the floor."""
     sc.processes = loadgen.count_procs()
     sc.tcp_sockets = loadgen.count_tcp_sockets()
     log(f"{sc.name}: {sc.processes} processes, {sc.tcp_sockets.get('total', 0)} TCP sockets; warm-up/probe run")
     sc.probe = probe(hd)
     if "error" in sc.probe:
         sc.failures.append(f"probe: rc {sc.probe['rc']}: {sc.probe['error']}")
+    for label, argv in others:
+        measure(argv + SNAPSHOT_ARGS)
+        sc.others[label] = []
+    sides = [(None, hd), *others]
     for i in range(runs):
         total, parts, errors = run_floor(cmds)
         sc.floor.append(parts)
         sc.failures += [f"floor run {i + 1}: {e}" for e in errors]
-        r, tail = measure(hd + SNAPSHOT_ARGS)
-        sc.hostdiag.append(r)
-        if not hostdiag_ok(r.rc):
-            sc.failures.append(f"hostdiag run {i + 1}: rc {r.rc}: {tail[-300:]}")
-        log(f"{sc.name} {i + 1}/{runs}: hostdiag {r.wall_s:.3f}s wall {r.cpu_s:.3f}s cpu "
-            f"{r.maxrss_mb:.0f}MB rc={r.rc} | floor {total.wall_s:.3f}s")
+        k = i % len(sides)
+        for label, argv in sides[k:] + sides[:k]:
+            r, tail = measure(argv + SNAPSHOT_ARGS)
+            (sc.hostdiag if label is None else sc.others[label]).append(r)
+            if not hostdiag_ok(r.rc):
+                sc.failures.append(f"{label or 'hostdiag'} run {i + 1}: rc {r.rc}: {tail[-300:]}")
+            log(f"{sc.name} {i + 1}/{runs}: {label or 'hostdiag'} {r.wall_s:.3f}s wall {r.cpu_s:.3f}s cpu "
+                f"{r.maxrss_mb:.0f}MB rc={r.rc}")
+        log(f"{sc.name} {i + 1}/{runs}: floor {total.wall_s:.3f}s")
 
 
 def med(xs) -> float | None:
@@ -213,6 +242,13 @@ def summarize(sc: Scenario) -> dict:
     # Ratio of medians (not median of per-pair ratios): robust and easy to recompute from the table.
     s["ratio"] = (s["hostdiag_wall_s"] / s["floor_wall_s"]) if s["hostdiag_wall_s"] and s["floor_wall_s"] else None
     s["targets"] = targets_for(s)
+    s["compare"] = {}
+    for label, rs in sc.others.items():
+        w = med(r.wall_s for r in rs)
+        s["compare"][label] = {
+            "wall_s": w, "cpu_s": med(r.cpu_s for r in rs), "maxrss_mb": med(r.maxrss_mb for r in rs),
+            "runs": len(rs), "ratio": (w / s["floor_wall_s"]) if w and s["floor_wall_s"] else None,
+            "hostdiag_vs_this": (s["hostdiag_wall_s"] / w) if w and s["hostdiag_wall_s"] else None}
     return s
 
 
@@ -248,10 +284,23 @@ def markdown(summaries: list[dict], version: dict | None, meta: dict) -> str:
                    f"| {fmt(s['hostdiag_wall_s'], '.3f', ' s')} | {fmt(s['hostdiag_cpu_s'], '.3f', ' s')} "
                    f"| {fmt(s['hostdiag_maxrss_mb'], '.0f', ' MB')} | {fmt(s['floor_wall_s'], '.3f', ' s')} "
                    f"| {fmt(s['ratio'], '.2f', 'x')} | {tg} |")
+    if any(s["compare"] for s in summaries):
+        out += ["", "Same loop, same floor runs (--compare); `hostdiag / this` is the hostdiag median over this one's:", "",
+                "| scenario | command | wall | CPU | peak RSS | ratio to floor | hostdiag / this |",
+                "|---|---|---:|---:|---:|---:|---:|"]
+        for s in summaries:
+            out.append(f"| {s['scenario']} | hostdiag | {fmt(s['hostdiag_wall_s'], '.3f', ' s')} "
+                       f"| {fmt(s['hostdiag_cpu_s'], '.3f', ' s')} | {fmt(s['hostdiag_maxrss_mb'], '.0f', ' MB')} "
+                       f"| {fmt(s['ratio'], '.2f', 'x')} | 1.00x |")
+            for label, c in s["compare"].items():
+                out.append(f"| {s['scenario']} | {label} | {fmt(c['wall_s'], '.3f', ' s')} | {fmt(c['cpu_s'], '.3f', ' s')} "
+                           f"| {fmt(c['maxrss_mb'], '.0f', ' MB')} | {fmt(c['ratio'], '.2f', 'x')} "
+                           f"| {fmt(c['hostdiag_vs_this'], '.2f', 'x')} |")
     if version:
         ok = version["wall_s"] is not None and version["wall_s"] <= TARGETS["version_wall_s"]
+        others = "".join(f"; {label} {fmt(v['wall_s'], '.3f', ' s')}" for label, v in version.get("compare", {}).items())
         out += ["", f"`hostdiag --version`: {fmt(version['wall_s'], '.3f', ' s')} wall (median of "
-                    f"{version['runs']}; target <= {TARGETS['version_wall_s']:g} s {'met' if ok else 'MISSED'})"]
+                    f"{version['runs']}{others}; target <= {TARGETS['version_wall_s']:g} s {'met' if ok else 'MISSED'})"]
     out.append("")
     for s in summaries:
         parts = ", ".join(f"{k} {v:.3f}" for k, v in s["floor_parts_wall_s"].items())
@@ -285,13 +334,22 @@ def hostdiag_cmd(arg: str | None) -> list[str]:
     return [str(venv)] if venv.exists() else [sys.executable, "-m", "hostdiag"]
 
 
-def time_version(hd: list[str], runs: int) -> dict:
-    """Median wall of `hostdiag --version`."""
-    measure(hd + ["--version"])  # warm-up
-    rs = [measure(hd + ["--version"])[0] for _ in range(runs)]
-    return {"wall_s": med(r.wall_s for r in rs), "cpu_s": med(r.cpu_s for r in rs),
-            "maxrss_mb": med(r.maxrss_mb for r in rs), "runs": runs,
-            "rc": max(r.rc for r in rs)}
+def time_version(hd: list[str], runs: int, others=()) -> dict:
+    """Median wall of `hostdiag --version` (and of each --compare command, alternating)."""
+    sides = [(None, hd), *others]
+    rs: dict = {label: [] for label, _ in sides}
+    for _, argv in sides:
+        measure(argv + ["--version"])  # warm-up
+    for i in range(runs):
+        k = i % len(sides)
+        for label, argv in sides[k:] + sides[:k]:
+            rs[label].append(measure(argv + ["--version"])[0])
+    mine = rs.pop(None)
+    return {"wall_s": med(r.wall_s for r in mine), "cpu_s": med(r.cpu_s for r in mine),
+            "maxrss_mb": med(r.maxrss_mb for r in mine), "runs": runs,
+            "rc": max(r.rc for r in mine),
+            "compare": {label: {"wall_s": med(r.wall_s for r in v), "cpu_s": med(r.cpu_s for r in v)}
+                        for label, v in rs.items()}}
 
 
 def _stop_on_sigterm(signum, frame):
@@ -305,6 +363,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="3 runs per scenario and version")
     ap.add_argument("--json", action="store_true", help="print JSON instead of the markdown table")
     ap.add_argument("--hostdiag", help="command to run instead of .venv/bin/hostdiag, e.g. 'python -m hostdiag'")
+    ap.add_argument("--compare", action="append", default=[], metavar="LABEL=CMD",
+                    help="also run this hostdiag command in the same loop (repeatable), e.g. "
+                         "'935cfd8=/tmp/old/.venv/bin/hostdiag'")
     ap.add_argument("--procs", type=int, default=5000, help="extra processes (procs, loaded)")
     ap.add_argument("--conns", type=int, default=10000,
                     help="ESTABLISHED loopback connections (loaded); 2 sockets each")
@@ -317,6 +378,12 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--runs must be >= 1")
     wanted = SCENARIOS if a.scenario == "all" else (a.scenario,)
     hd = hostdiag_cmd(a.hostdiag)
+    others = []
+    for c in a.compare:
+        label, sep, cmd = c.partition("=")
+        if not sep or not label or not cmd.strip():
+            ap.error(f"--compare {c!r}: expected LABEL=CMD")
+        others.append((label, cmd.split()))
     cmds = floor_commands()
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     signal.signal(signal.SIGHUP, _stop_on_sigterm)
@@ -329,9 +396,10 @@ def main(argv: list[str] | None = None) -> int:
         return 3
     meta = {"hostdiag_version": v.stdout.strip(), "cpus": os.cpu_count(), "kernel": platform.release(),
             "python": platform.python_version(), "runs": runs, "command": hd + SNAPSHOT_ARGS,
+            "compare": {label: argv + SNAPSHOT_ARGS for label, argv in others},
             "date": time.strftime("%Y-%m-%d"), "euid": os.geteuid()}
     log(f"timing `--version` ({runs} runs)")
-    version = time_version(hd, runs)
+    version = time_version(hd, runs, others)
 
     results: list[Scenario] = []
     teardown_s = None
@@ -349,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
                 sc.setup_s = time.monotonic() - t0 if name != "idle" else None
                 if sc.setup_s is not None:
                     log(f"{name}: load ready in {sc.setup_s:.1f}s")
-                run_scenario(sc, hd, runs, cmds)
+                run_scenario(sc, hd, runs, cmds, others)
                 results.append(sc)
             if load.holders:
                 log("tearing the load down")
@@ -370,6 +438,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.json:
         doc = {"meta": meta, "targets": TARGETS, "version": version, "scenarios": summaries,
                "raw": {sc.name: {"hostdiag": [asdict(r) for r in sc.hostdiag],
+                                 "compare": {k: [asdict(r) for r in v] for k, v in sc.others.items()},
                                  "floor": [[[lb, asdict(r)] for lb, r in parts] for parts in sc.floor]}
                        for sc in results}}
         print(json.dumps(doc, indent=2))
