@@ -78,11 +78,12 @@ _DPKG = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) (install|upgrade|remove|p
 def parse_dpkg_log(text: str) -> list[tuple[float, str, str]]:
     """dpkg.log -> [(t, action, 'pkg old → new')]; status/trigproc lines are skipped."""
     out = []
+    stamps: dict[str, float | None] = {}     # one dpkg run writes dozens of lines a second: strptime once
     for line in text.splitlines():
         m = _DPKG.match(line)
         if not m:
             continue
-        t = _local(m[1], "%Y-%m-%d %H:%M:%S")
+        t = stamps[m[1]] if m[1] in stamps else stamps.setdefault(m[1], _local(m[1], "%Y-%m-%d %H:%M:%S"))
         if t is None:
             continue
         action, pkg, old, new = m[2], m[3].split(":")[0], m[4], m[5]
