@@ -4,18 +4,78 @@ No /proc reads and no rich tables here; rich is imported only by the terminal re
 """
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 import threading
 import time
+from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Optional
 
 import typer
+from typer.core import TyperGroup
 
 from hostdiag import __version__
-from hostdiag.commands.signatures import app as signatures_app
 from hostdiag.core.exit import ExitStatus
+
+# Commands whose modules are imported, and turned into click commands, only when named (or for
+# --help and completion): building all of them cost every run ~10 ms, `snapshot` included.
+_LAZY = {"capture": ("hostdiag.commands.capture", "capture_cmd"),
+         "history": ("hostdiag.commands.history", "history_cmd"),
+         "signatures": ("hostdiag.commands.signatures", "app"),
+         "bundle": ("hostdiag.commands.bundle", "app")}
+_ORDER = ("snapshot", "collectors", "thresholds", "capture", "history", "packets", "signatures", "bundle")
+
+
+class _Commands(MutableMapping):
+    """The top-level command table with the _LAZY entries built on first access, exactly as
+    add_typer()/command() on the app would have built them (a holder app with its settings)."""
+
+    def __init__(self, eager):
+        self._d = dict(eager)
+        self._lazy = {k: v for k, v in _LAZY.items() if k not in self._d}
+
+    def _load(self, name: str) -> None:
+        module, attr = self._lazy.pop(name)
+        obj = getattr(importlib.import_module(module), attr)
+        holder = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
+        holder.callback()(lambda: None)          # a group, so `name` is one of its commands
+        if isinstance(obj, typer.Typer):
+            holder.add_typer(obj, name=name)
+        else:
+            holder.command(name)(obj)
+        self._d[name] = typer.main.get_command(holder).commands[name]
+
+    def __getitem__(self, name):
+        if name in self._lazy:
+            self._load(name)
+        return self._d[name]
+
+    def __contains__(self, name) -> bool:
+        return name in self._d or name in self._lazy
+
+    def __iter__(self):
+        names = [*self._d, *self._lazy]
+        return iter(sorted(names, key=lambda n: _ORDER.index(n) if n in _ORDER else len(_ORDER)))
+
+    def __len__(self) -> int:
+        return len(self._d) + len(self._lazy)
+
+    def __setitem__(self, name, cmd) -> None:
+        self._lazy.pop(name, None)
+        self._d[name] = cmd
+
+    def __delitem__(self, name) -> None:
+        if self._lazy.pop(name, None) is None:
+            del self._d[name]
+
+
+class _Group(TyperGroup):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.commands = _Commands(self.commands)
+
 
 app = typer.Typer(
     name="hostdiag",
@@ -24,8 +84,8 @@ app = typer.Typer(
     add_completion=True,              # --install-completion / --show-completion
     pretty_exceptions_enable=False,
     rich_markup_mode=None,            # plain click help: flags shown as flags, no rich import for --help
+    cls=_Group,
 )
-app.add_typer(signatures_app, name="signatures")
 
 
 def _version(value: bool):
@@ -273,18 +333,6 @@ def thresholds_cmd():
     for key, t in thresholds_for(collectors.load()).items():
         cmp = ">=" if t.higher_is_worse else "<="
         typer.echo(f"{key:<28} warning {cmp} {t.warning:g}  critical {cmp} {t.critical:g} {t.unit}: {t.help}")
-
-
-from hostdiag.commands.bundle import app as bundle_app  # noqa: E402 - cheap: typer only, work is lazy
-
-app.add_typer(bundle_app, name="bundle")
-
-# periodic capture and its history (hostdiag/history/)
-from hostdiag.commands.capture import capture_cmd  # noqa: E402 - light: typer only
-from hostdiag.commands.history import history_cmd  # noqa: E402
-
-app.command("capture")(capture_cmd)
-app.command("history")(history_cmd)
 
 
 @app.command("packets")
