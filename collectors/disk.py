@@ -378,22 +378,21 @@ def _writers(job, rows: list[dict]) -> list[dict] | None:
     state, ctx, scan = job.state, job.ctx, job.scan
     # wchar rates come from the shared process scan (its baseline at the start of the window and
     # its pass at the end read /proc/PID/io anyway): no pass of our own over every pid.
-    dt = scan.rates_s if scan is not None else None
+    dt = getattr(scan, "rates_s", None)
     if job.window_s <= 0 or not dt:
         return None
     t1 = time.monotonic()
     t0 = t1 - dt
-    rates = sorted(((p.pid, p.wchar_bps) for p in scan.procs.values() if p.wchar_bps is not None),
+    rates = sorted(((p, p.wchar_bps) for p in scan.procs.values()
+                    if p.wchar_bps is not None and not getattr(p, "is_self", False)),   # not hostdiag
                    key=lambda x: x[1], reverse=True)
     dev_of = {m["mount"]: m["dev"] for m in state["fs"]}
     by_dev = {dev_of[r["mount"]]: r for r in rows if r["mount"] in dev_of}
     out = []
-    for pid, bps in rates[:WRITERS_RESOLVED]:
+    for proc, bps in rates[:WRITERS_RESOLVED]:
         if bps < MIN_WRITER_BPS or job.deadline.expired():
             break
-        proc = scan.procs.get(pid)
-        if proc is not None and getattr(proc, "is_self", False):
-            continue
+        pid = proc.pid
         where = written_mounts(ctx, pid, state["mounts"])
         fs = [(by_dev[dev], n) for dev, n in where.items() if dev in by_dev and not by_dev[dev].get("ro")]
         if not fs:
@@ -405,7 +404,7 @@ def _writers(job, rows: list[dict]) -> list[dict] | None:
         # of that. Without growth (rewrites in place, or writes elsewhere) only bytes that reached
         # storage (/proc/PID/io write_bytes) count, and there is no time to full.
         grow = row.get("growth_bps")
-        storage = getattr(proc, "write_bps", None) if proc is not None else None
+        storage = getattr(proc, "write_bps", None)
         if grow and bps >= WRITER_MIN_SHARE * grow:
             rate = min(bps, grow)
             e = eta.time_to_limit([(t0, 0.0), (t1, rate * dt)], rate * dt + row["avail_bytes"], min_points=2)
@@ -413,17 +412,13 @@ def _writers(job, rows: list[dict]) -> list[dict] | None:
             rate, e = storage, eta.NONE
         else:
             continue
-        out.append({"pid": pid, "name": proc.name if proc else _comm(ctx, pid), "mount": row["mount"],
+        out.append({"pid": pid, "name": proc.name, "mount": row["mount"],
                     "write_bps": round(rate), "wchar_bps": round(bps), "files_open_for_writing": nfiles,
                     "avail_bytes": row["avail_bytes"], "size_bytes": row["size_bytes"],
                     "used_pct": row["used_pct"], **e.evidence(0),
                     "limit_fraction": row.get("limit_fraction"),
                     "cmdline": scan.cmdline(pid)})
     return out
-
-
-def _comm(ctx, pid: int) -> str:
-    return (ctx.read_optional(ctx.proc_path(pid, "comm"), 256) or "?").strip()
 
 
 def _deleted(job, fs_rows: list[dict]) -> list[dict] | None:
