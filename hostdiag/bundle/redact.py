@@ -54,7 +54,7 @@ _PLACEHOLDER = re.compile(r"(?i)^(?:\*+|x+|<[^>]*>|\$\{?[\w.]+\}?|%[sd]|\{\{.*\}
 _TRIGGER = re.compile(
     r"pass|pwd|secret|token|key|auth|cred|sig|sess|salt|nonce|bearer|cookie|jwt|hmac|://|akia|asia"
     r"|a3t|aiza|ya29|gocspx|eyj|-----begin|gh[pousr]_|github_pat|xox[a-z]-|glpat-|sk[-_]|q~|mysql|mariadb"
-    r"|mongo|sshpass|redis-cli|[a-z0-9+/]{60}")
+    r"|mongo|sshpass|redis-cli|smbclient|ldap|\slogin\s|[a-z0-9+/]{60}")
 
 
 @dataclass
@@ -85,8 +85,8 @@ def looks_random(v: str) -> bool:
 
 
 def _unquote(m: re.Match) -> tuple[str, str, str]:
-    """(quote, value, rest) of the `val` alternation: "quoted", 'quoted' or bare."""
-    for q, g in (('"', "dq"), ("'", "sq")):
+    """(quote, value, rest) of the `val` alternation: \\"escaped\\", "quoted", 'quoted' or bare."""
+    for q, g in (('\\"', "eq"), ('"', "dq"), ("'", "sq")):
         if m.group(g) is not None:
             return q, m.group(g), q
     return "", m.group("bare"), ""
@@ -106,7 +106,8 @@ def _keyword(strong: bool, rule: str):
     return f
 
 
-_VAL = r"""(?:"(?P<dq>[^"\n]*)"|'(?P<sq>[^'\n]*)'|(?P<bare>[^\s"',;&}\]\)]+))"""
+# \"x\": a JSON string inside a JSON string (container and app logs): the escaped quotes delimit it.
+_VAL = r"""(?:\\"(?P<eq>(?:[^"\\\n]|\\(?!"))*)\\"|"(?P<dq>[^"\n]*)"|'(?P<sq>[^'\n]*)'|(?P<bare>[^\s"',;&}\]\)]+))"""
 
 
 # The keyword starts the name or follows a separator or a camelCase hump: db_password,
@@ -119,7 +120,7 @@ _SUF = r"(?:[_.-][\w.-]*|(?-i:[A-Z])[\w.-]*|s|\d+)?"
 
 def _kw_rx(names: str) -> re.Pattern:
     # name (possibly prefixed/suffixed: db_password, X-Api-Key, aws_secret_access_key) then = or :
-    return re.compile(r"(?i)(?<![\w-])(?P<name>" + _PRE + r"(?:" + names + r")" + _SUF + r")(?P<sep>\"?'?\s*[:=]\s*)" + _VAL)
+    return re.compile(r"(?i)(?<![\w-])(?P<name>" + _PRE + r"(?:" + names + r")" + _SUF + r")(?P<sep>\\?\"?'?\s*[:=]\s*)" + _VAL)
 
 
 def _config_line(m: re.Match) -> str | None:
@@ -155,16 +156,16 @@ BUILTIN: tuple[Rule, ...] = (
     # Authorization: Basic/Bearer/Digest ... and Cookie: a=b; c=d: the header value to its end.
     # Authorization: Basic/Bearer x takes one token (a cmdline loses its quotes, so what follows
     # is other text); Digest/NTLM/unknown schemes can hold spaces: the value to the quote or line end.
-    Rule("auth_header", re.compile(r"(?i)(?P<head>\b(?:proxy-)?authorization\"?\s*[:=]\s*\"?(?:basic|bearer|token|apikey)\s+)"
-                                   r"[^\s\"']+"), _keep_prefix("head", "auth_header")),
-    Rule("auth_header", re.compile(r"(?i)(?P<head>\b(?:proxy-)?authorization\"?\s*[:=]\s*\"?(?:digest|negotiate|ntlm"
+    Rule("auth_header", re.compile(r"(?i)(?P<head>\b(?:proxy-)?authorization\\?\"?\s*[:=]\s*\\?\"?(?:basic|bearer|token|apikey)\s+)"
+                                   r"[^\s\\\"']+"), _keep_prefix("head", "auth_header")),
+    Rule("auth_header", re.compile(r"(?i)(?P<head>\b(?:proxy-)?authorization\\?\"?\s*[:=]\s*\\?\"?(?:digest|negotiate|ntlm"
                                    r"|aws4-hmac-sha256)\s+)[^\n]+"), _keep_prefix("head", "auth_header")),
-    Rule("auth_header", re.compile(r"(?i)(?P<head>\b(?:proxy-)?authorization\"?\s*[:=]\s*\"?)(?!\[REDACTED)"
+    Rule("auth_header", re.compile(r"(?i)(?P<head>\b(?:proxy-)?authorization\\?\"?\s*[:=]\s*\\?\"?)(?!\[REDACTED)"
                                    r"(?!(?:basic|bearer|token|apikey|digest|negotiate|ntlm|aws4-hmac-sha256)\s)"
-                                   r"[^\s\"'][^\"'\n]*"), _keep_prefix("head", "auth_header")),
-    Rule("cookie_header", re.compile(r"(?i)(?P<head>\b(?:set-)?cookie\"?\s*:\s*\"?)[^\s\"'][^\"'\n]*"),
+                                   r"[^\s\\\"'][^\\\"'\n]*"), _keep_prefix("head", "auth_header")),
+    Rule("cookie_header", re.compile(r"(?i)(?P<head>\b(?:set-)?cookie\\?\"?\s*:\s*\\?\"?)[^\s\\\"'][^\\\"'\n]*"),
          _keep_prefix("head", "cookie_header")),
-    Rule("url_password", re.compile(r"(?i)(?P<head>\b[a-z][a-z0-9+.-]{1,20}://[^/\s:@\"']{0,256}:)[^/\s@\"']{1,256}(?=@)"),
+    Rule("url_password", re.compile(r"(?i)(?P<head>\b[a-z][a-z0-9+.-]{1,20}://[^/\s:@\"']{0,256}:)[^/\s\"']{1,256}(?=@)"),
          _keep_prefix("head", "url_password")),
     Rule("aws_access_key", re.compile(r"\b(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|APKA)[A-Z0-9]{16}\b"),
          lambda m: mark("aws_access_key")),
@@ -186,8 +187,16 @@ BUILTIN: tuple[Rule, ...] = (
                                         r"(?P<val>[^\s\"']+)"), _short_flag),
     Rule("cmdline_password", re.compile(r"(?P<head>\bredis-cli\b[^\n|;&]{0,200}?\s-a\s?)(?P<val>[^\s\-][^\s]*)"),
          _short_flag),
-    # --password=x, --token x, --api-key=x (a --password-file is a path and stays).
-    Rule("cmdline_password", re.compile(r"(?i)(?P<head>(?<![\w-])--?(?:" + _STRONG + r")(?:=|\s+))(?P<val>[^\s\"']+)"),
+    # smbclient -U user%pass, ldapsearch/ldapmodify... -w pass, docker/podman login -p pass
+    Rule("cmdline_password", re.compile(r"(?P<head>\bsmbclient\b[^\n|;&]{0,200}?\s(?:-U\s?|--user[=\s])[^\s%\"']*%)"
+                                        r"(?P<val>[^\s\"']+)"), _short_flag),
+    Rule("cmdline_password", re.compile(r"(?P<head>\bldap[a-z]*\b[^\n|;&]{0,200}?\s-w\s?)(?P<val>[^\s\-][^\s]*)"),
+         _short_flag),
+    Rule("cmdline_password", re.compile(r"(?P<head>\b(?:docker|podman|nerdctl|buildah|skopeo)\b[^\n|;&]{0,40}?\slogin\b"
+                                        r"[^\n|;&]{0,200}?\s-p\s?)(?P<val>[^\s\-][^\s]*)"), _short_flag),
+    # --password=x, --token x, --api-key=x, --db-password x (a --password-file is a path and stays;
+    # --no-password, --ask-pass are switches: what follows them is not a value).
+    Rule("cmdline_password", re.compile(r"(?i)(?P<head>(?<![\w-])--?(?!no-|ask-|prompt-)(?:[A-Za-z0-9]+[_-]){0,4}(?:" + _STRONG + r")(?:=|\s+))(?P<val>[^\s\"']+)"),
          lambda m: None if _PLACEHOLDER.match(m.group("val")) or m.group("val").startswith(("[REDACTED", "-"))
          else m.group("head") + mark("cmdline_password")),
     # password = two words  (config text: the rest of the line)

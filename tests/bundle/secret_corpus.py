@@ -40,6 +40,14 @@ CMDLINES = [
     ("docker run -p 8080:80 -v /data:/data nginx:1.25", [], ["-p 8080:80", "/data:/data", "nginx:1.25"]),
     ("cp -p /etc/nginx/nginx.conf /root/nginx.conf.bak", [], ["cp -p /etc/nginx/nginx.conf /root/nginx.conf.bak"]),
     ("app --password-file /etc/app/pw.txt --port 9090", [], ["--password-file /etc/app/pw.txt", "--port 9090"]),
+    # an @ in a password, percent-encoded as URLs require: the redactor decodes %40 before matching
+    ("mongosh mongodb://bob:Pw%40Tail8Qz2Lm4@db01.internal/orders", ["Tail8Qz2Lm4"], ["mongodb://bob:", "@db01.internal/orders"]),
+    ("wget --http-password Wg7Qz2Lm9Xv4 https://files.example.com/a.tar", ["Wg7Qz2Lm9Xv4"], ["https://files.example.com/a.tar"]),
+    ("app --db-password Db8Qw2Zx7Lm --db-host db01 --no-password-prompt", ["Db8Qw2Zx7Lm"], ["--db-host db01"]),
+    ("ansible-playbook --ask-pass site.yml", [], ["ansible-playbook --ask-pass site.yml"]),
+    ("smbclient //fs01/share -U admin%Sb4Qw9Zx2Lm -c ls", ["Sb4Qw9Zx2Lm"], ["//fs01/share", "-U admin%", "-c ls"]),
+    ("ldapsearch -x -D cn=admin,dc=corp -w Ld7Qz2Wx9Mn -b dc=corp", ["Ld7Qz2Wx9Mn"], ["cn=admin,dc=corp", "-b dc=corp"]),
+    ("docker login -u ci -p Dk3Qw8Zx2Lm registry.example.com", ["Dk3Qw8Zx2Lm"], ["-u ci", "registry.example.com"]),
 ]
 
 JOURNAL = [
@@ -64,6 +72,11 @@ JOURNAL = [
     ("Out of memory: Killed process 4242 (app-worker) total-vm:812345kB, anon-rss:700000kB", [],
      ["Out of memory: Killed process 4242 (app-worker) total-vm:812345kB, anon-rss:700000kB"]),
     ("Speculative Store Bypass: Vulnerable", [], ["Speculative Store Bypass: Vulnerable"]),
+    # a JSON document logged inside a JSON string (container logs): escaped quotes delimit the values
+    ('{"log":"{\\"db_password\\":\\"Js9Qw2Zx7Lm4\\",\\"user\\":\\"svc\\"}","stream":"stderr"}', ["Js9Qw2Zx7Lm4"],
+     ['\\"user\\":\\"svc\\"', '"stream":"stderr"']),
+    ('{"req":"{\\"Authorization\\": \\"Bearer Bq7Wz2Lm9Xc4Vn8Rt\\", \\"Cookie\\": \\"sid=Ck5Rt8Yu2Io9\\"}"}',
+     ["Bq7Wz2Lm9Xc4Vn8Rt", "Ck5Rt8Yu2Io9"], ['{"req":"{\\"Authorization\\": \\"Bearer ']),
     ("nginx: worker 18 handled request 99812 in 33ms on port 8080 from /var/www/html/index.html", [],
      ["nginx: worker 18 handled request 99812 in 33ms on port 8080 from /var/www/html/index.html"]),
 ]
