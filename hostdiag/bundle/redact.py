@@ -107,7 +107,7 @@ def _keyword(strong: bool, rule: str):
 
 
 # \"x\": a JSON string inside a JSON string (container and app logs): the escaped quotes delimit it.
-_VAL = r"""(?:\\"(?P<eq>(?:[^"\\\n]|\\(?!"))*)\\"|"(?P<dq>[^"\n]*)"|'(?P<sq>[^'\n]*)'|(?P<bare>[^\s"',;&}\]\)]+))"""
+_VAL = r"""(?:\\"(?P<eq>(?:[^"\\\n]|\\(?!"))*)\\"|"(?P<dq>[^"\n]*)"|'(?P<sq>[^'\n]*)'|(?P<bare>(?!\\")[^\s"',;&}\]\)]+))"""
 
 
 # The keyword starts the name or follows a separator or a camelCase hump: db_password,
@@ -207,6 +207,60 @@ BUILTIN: tuple[Rule, ...] = (
 )
 
 
+# Where a string ends, a length cap may have cut it: a cmdline read stops at 4096 bytes, journal
+# messages at 8192 and 2048 characters, templates at 300, the sanitiser's at 4096 ("…[+N chars]"),
+# a capture store's titles at 200 (written by whatever version ran then), MAX_TEXT here. The rules
+# above need a whole token (AKIA + 16, ghp_ + 36, user:pass@), so what a cut kept of one would leave
+# as it is: these take the start of a secret when it is the last thing in the string.
+_END = r"(?=(?:…\[\+\d+ chars\])?\Z)"
+TAIL_CHARS = 4096    # how far before the end a cut token may start (a JWT runs to a few KB)
+
+
+def _tail_start(s: str) -> int:
+    """Where the last three words begin (the tail rules match within `name = value`), at most
+    TAIL_CHARS before the end: scanning only there keeps the tail rules cheap."""
+    k = s.rfind("…[+") if s.endswith(" chars]") else len(s)
+    for _ in range(3):
+        k = max(s.rfind(" ", 0, k), s.rfind("\n", 0, k), s.rfind("\t", 0, k))
+        if k <= 0:
+            return 0 if len(s) <= TAIL_CHARS else len(s) - TAIL_CHARS
+    return max(k, len(s) - TAIL_CHARS)
+
+
+_STRONG_RX = re.compile(r"(?i)(?:" + _STRONG + r")")
+
+
+def _keyword_tail(m: re.Match) -> str | None:
+    """`password: "abc` (the cut fell before the closing quote), or a `session_key=` value cut
+    short of looks_random's 16 characters (letters and digits, 8 or more)."""
+    name, val = m.group("name"), m.group("qv") or m.group("bv") or ""
+    if not val or val.startswith("[REDACTED") or _PLACEHOLDER.match(val) or _NOT_SECRET_NAME.search(name.rstrip("_-")):
+        return None
+    if not _STRONG_RX.search(name) and (len(val) < 8 or val.startswith("/") or not re.search(r"[A-Za-z]", val)
+                                        or not re.search(r"\d", val)):
+        return None
+    return name + m.group("sep") + (m.group("q") or "") + mark("cut_secret")
+
+
+TAIL: tuple[Rule, ...] = (
+    Rule("cut_secret", re.compile(r"(?:\b(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|APKA)[A-Z0-9]{1,16}"
+                                  r"|\bAIza[0-9A-Za-z_-]+|\bya29\.[0-9A-Za-z_-]+|\bGOCSPX-[A-Za-z0-9_-]+|\bgh[pousr]_[A-Za-z0-9]+"
+                                  r"|\bgithub_pat_\w+|\bxox[abposr]-[A-Za-z0-9-]+|\bglpat-[\w-]+|\bsk-(?:proj-)?[\w-]+"
+                                  r"|\b[sr]k_live_\w+|\beyJ[\w.-]+|(?<![\w~.-])[A-Za-z0-9_~.-]{3}\dQ~[\w~.-]+)" + _END),
+         lambda m: mark("cut_secret")),
+    # scheme://user:pass cut before its @ (not host:port: a port is digits)
+    Rule("cut_secret", re.compile(r"(?i)(?P<head>\b[a-z][a-z0-9+.-]{1,20}://[^/\s:@\"'\[\]]{0,256}:)(?!\d{1,5}" + _END + r")"
+                                  r"[^/\s\"'@]+" + _END), _keep_prefix("head", "cut_secret")),
+    Rule("cut_secret", re.compile(r"(?i)(?P<head>\b(?:AccountKey|SharedAccessKey|sig)=)(?!\[REDACTED)[A-Za-z0-9%+/]+=*" + _END),
+         _keep_prefix("head", "cut_secret")),
+    Rule("cut_secret", re.compile(r"(?i)(?<![\w-])(?P<name>" + _PRE + r"(?:" + _STRONG + "|" + _WEAK + r")" + _SUF + r")"
+                                  r"(?P<sep>\\?\"?'?\s*[:=]\s*)(?:(?P<q>\\?[\"'])(?P<qv>[^\"'\\\n]+)|(?P<bv>[^\s\"',;&}\]\)]+))"
+                                  + _END), _keyword_tail),
+)
+
+
+_AT = "\ue040"             # a private-use character: what %40 decodes to while rules match
+_AT_Q = quote(_AT)
 _PCT = re.compile(r"[^\s\[\],=\"'&?]*%[0-9A-Fa-f]{2}[^\s\[\],\"'&?]*")
 
 
@@ -237,22 +291,34 @@ class Redactor:
             return self.exact[s]
         if len(s) > MAX_TEXT:
             s = s[:MAX_TEXT]
+        # The sanitiser escaped the newlines of a multi-line string (`\x0a`) before it got here,
+        # gluing each line's first word to the last one's: `\x0apassword = two words` matched no rule.
+        esc = "\\x0a" in s and "\n" not in s
+        if esc:
+            s = s.replace("\\x0a", "\n")
         if "%" in s:    # series keys and URLs percent-encode: db_password%3Dx hid from every rule
             s = _PCT.sub(self._encoded, s)
-        return self._plain(s)
+        s = self._plain(s, tail=True)
+        return s.replace("\n", "\\x0a") if esc else s
 
     def _encoded(self, m: re.Match) -> str:
         raw = m.group(0)
-        dec = unquote(raw, errors="strict") if _valid_utf8_pct(raw) else raw
+        # %40 stays one non-@ character: decoded, `user:Pw%40rest@host` read as password `Pw`,
+        # host `rest@host`, and a cut after the %40 left `rest` looking like a host.
+        dec = unquote(raw.replace("%40", _AT), errors="strict") if _valid_utf8_pct(raw) else raw
         if dec == raw:
             return raw
         red = self._plain(dec)
-        return raw if red == dec else quote(red, safe="/ :@+-._~")
+        return raw if red == dec else quote(red, safe="/ :@+-._~").replace(_AT_Q, "%40")
 
-    def _plain(self, s: str) -> str:
+    def _plain(self, s: str, tail: bool = False) -> str:
         gated = _TRIGGER.search(s.lower()) is not None
         for r in BUILTIN if gated else ():
             s = self._apply(r, s)
+        if gated and tail:
+            i = _tail_start(s)
+            for r in TAIL:
+                s = s[:i] + self._apply(r, s[i:])
         for r in self.user:
             s = self._apply(r, s)
         return s

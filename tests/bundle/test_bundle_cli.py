@@ -357,3 +357,77 @@ def test_folded_message_templates_leave_no_secret_fragment(tmp_path):
         assert tail not in data, f"secret fragment survived in {name}"
     top = json.loads(m["snapshot.json"])["sections"]["journal"]["data"]["top_messages"]
     assert any(t["count"] == 60 and "[REDACTED:" in t["template"] and "<n>" in t["template"] for t in top), top
+
+
+def _fragments(secret: str, n: int = 8) -> set[bytes]:
+    return {secret[i:i + n].encode() for i in range(len(secret) - n + 1)}
+
+
+def _pad_argv(head: list[str], before: str, secret: str, keep: int, limit: int = 4096) -> list[str]:
+    """argv whose /proc/PID/cmdline (NUL-joined) reaches `before + secret` at byte limit - keep
+    - len(before): the read cap (procscan reads `limit` bytes) cuts the secret after `keep` chars."""
+    used = sum(len(a) + 1 for a in head)
+    pad = limit - keep - len(before) - used - 1
+    return [*head, "/opt/lib/x.jar:" * (pad // 15) + "y" * (pad % 15), before + secret]
+
+
+@pytest.fixture(scope="module")
+def cut_bundle(tmp_path_factory):
+    """Secrets where a length cap or the sanitiser falls on them: command lines cut by the 4096-byte
+    cmdline read, a journal line cut at 2048 characters (latest lines, top message examples), a
+    message cut at 8192 (the journal reader's cap), and a multi-line message the sanitiser folds
+    into one line of `\\x0a` (latest lines)."""
+    why = journalgen.available()
+    if why:
+        pytest.skip(why)
+    d = tmp_path_factory.mktemp("cutjournal")
+    now = time.time()
+    gh, url_pw, aws = corpus.GH_TOKEN, "Cut9Pw2Lm7Wz4Xq8Rt", corpus.AWS_ID
+    kids = [subprocess.Popen(_pad_argv([sys.executable, "-c", SLEEPER, "--classpath"], "", gh, 20),
+                             start_new_session=True),
+            subprocess.Popen(_pad_argv([sys.executable, "-c", SLEEPER], "postgresql://report:", url_pw, 12),
+                             start_new_session=True)]
+    at_2048 = "x" * 2025 + " key " + aws + " rotated"          # cut 18 characters into the key
+    at_8192 = "y" * 8171 + " slack " + corpus.SLACK + " done"    # cut 14 characters into the token
+    multi = "config reloaded:\n[db]\npassword = correct horse battery staple\nport = 5432"
+    entries = [(now - 900 + i, journalgen.service("keys.service", at_2048, 3, 4242)) for i in range(40)]
+    entries += [(now - 100, journalgen.service("app.service", at_8192, 3, 4243)),
+                (now - 99, journalgen.service("app.service", multi, 3, 4243))]
+    journalgen.write_journal(str(d / "system.journal"), entries)
+    time.sleep(0.3)
+    try:
+        p = run("bundle", "--window", "0", "--only", "journal,processes", "--since", "1h", "--journal-dir", str(d),
+                "-o", "-")
+    finally:
+        for k in kids:
+            os.killpg(k.pid, signal.SIGKILL)
+            k.wait()
+    assert p.returncode == 0, p.stderr.decode()
+    secrets = {"gh": gh[4:], "url": url_pw, "aws": aws[4:], "slack": corpus.SLACK.split("-", 1)[1],
+               "multi": "horse battery staple"}
+    return p.stdout, members(p.stdout), secrets
+
+
+@pytest.mark.parametrize("which", ["gh", "url", "aws", "slack", "multi"])
+def test_no_fragment_survives_a_cut_or_the_sanitiser(cut_bundle, which):
+    blob, m, secrets = cut_bundle
+    frags = _fragments(secrets[which])
+    raw = gzip.decompress(blob)
+    assert not [f for f in frags if f in raw], f"{which}: a fragment is in the tar stream"
+    for name, data in m.items():
+        left = sorted(f for f in frags if f in data)
+        assert not left, f"{which}: fragments {left[:3]} survived in {name}"
+
+
+def test_cut_conditions_were_really_made(cut_bundle):
+    """The negative control of the test above: the cuts really fell inside the secrets."""
+    _, m, _ = cut_bundle
+    procs = [json.loads(x) for x in m["processes.jsonl"].splitlines()]
+    cut = [p["cmdline"] for p in procs if "--classpath" in p["cmdline"] or "postgresql://report:" in p["cmdline"]]
+    assert len(cut) == 2 and all(len(c) >= 4000 and c.endswith("[REDACTED:cut_secret]") for c in cut), cut
+    journal = json.loads(m["snapshot.json"])["sections"]["journal"]["data"]
+    assert any(x["message"].startswith("xxxx") and x["message"].endswith(" key [REDACTED:cut_secret]")
+               for x in journal["latest"])
+    assert any("\\x0a" in x["message"] and "password = [REDACTED:" in x["message"] for x in journal["latest"])
+    lines = [json.loads(x)["message"] for x in m["journal.jsonl"].splitlines()]
+    assert any(x.startswith("yyyy") and x.endswith(" slack [REDACTED:cut_secret]") for x in lines)
