@@ -277,6 +277,8 @@ def write(opts: Options, ctx, out, *, report=None, collect=None, since: float, u
         report = collect()
     red = redact.make(opts.redact, opts.redact_config)
     blind: list[str] = [f"redaction config: {e}" for e in red.config_errors]
+    for e in red.config_errors:
+        err(f"hostdiag: WARNING: redaction config: {e}")
     if not opts.redact:
         err("hostdiag: WARNING: --no-redact: this bundle holds command lines, log lines and config text "
             "AS FOUND, secrets included. Do not share it outside the incident team.")

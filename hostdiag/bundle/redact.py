@@ -32,6 +32,9 @@ DEFAULT_CONFIG = "/etc/hostdiag/redact.toml"
 MAX_USER_PATTERNS = 200
 MAX_PATTERN_CHARS = 1000
 MAX_TEXT = 1 << 20       # one string longer than this is cut before matching (bounded regex time)
+# One user pattern on one string, at most (the `regex` engine's timeout; a string here can be
+# MAX_TEXT long, a catalog log line 8 KB: hence more than catalog.LINE_TIMEOUT_S).
+USER_TIMEOUT_S = 0.25
 
 
 def mark(rule: str) -> str:
@@ -63,6 +66,7 @@ class Rule:
     rx: re.Pattern
     repl: object              # str template or callable(match) -> str | None (None: leave as is)
     gated: bool = True        # behind _TRIGGER (user patterns are not)
+    timeout: float | None = None   # a user pattern the stdlib engine cannot bound (see user_rules)
 
 
 def _keep_prefix(group: str, rule: str):
@@ -333,7 +337,12 @@ class Redactor:
                 return m.group(0)
             n += 1
             return out
-        s2 = r.rx.sub(sub, s)
+        try:
+            s2 = r.rx.sub(sub, s, timeout=r.timeout) if r.timeout else r.rx.sub(sub, s)
+        except TimeoutError:
+            # Fail closed: what the pattern did not finish reading may hold what it is there for.
+            self.counts[r.name + ":timed_out"] += 1
+            return mark(r.name)
         if n:
             self.counts[r.name] += n
         return s2
@@ -360,8 +369,11 @@ class Redactor:
 def user_rules(path: str) -> tuple[list[Rule], list[str]]:
     """Patterns from a TOML file:  [[pattern]] name = "ticket_ids"  regex = "TCK-\\d{6}".
     A named group `secret` limits the redaction to that part. Bad entries become errors."""
+    from hostdiag import catalog
+
     rules: list[Rule] = []
     errors: list[str] = []
+    unbounded = False
     try:
         with open(path, "rb") as f:
             doc = tomllib.loads(f.read(1 << 20).decode("utf-8", "replace"))
@@ -384,6 +396,23 @@ def user_rules(path: str) -> tuple[list[Rule], list[str]]:
         except re.error as e:
             errors.append(f"{path}: pattern {name}: {e}")
             continue
+        # Every string of the bundle goes through every user pattern: one that backtracks
+        # exponentially would stall it on one long line. Such a pattern is refused (saying why);
+        # any other with an unbounded repeat runs on the `regex` engine with USER_TIMEOUT_S.
+        why = catalog.pattern_problem(src)
+        if why:
+            errors.append(f"{path}: pattern {name}: not used: {why} can take forever on one long line; rewrite it")
+            continue
+        timeout = None
+        if not catalog.bounded(src):
+            try:
+                rx, timeout = catalog.compile_pattern(src), USER_TIMEOUT_S
+            except Exception as e:  # noqa: BLE001 - regex.error and its internal errors on odd syntax
+                errors.append(f"{path}: pattern {name}: {e}")
+                continue
+            if isinstance(rx, re.Pattern):    # no `regex` package: said once, below
+                timeout = None
+                unbounded = True
         label = "user:" + name
         if "secret" in rx.groupindex:
             def repl(m, label=label):
@@ -395,7 +424,9 @@ def user_rules(path: str) -> tuple[list[Rule], list[str]]:
         else:
             def repl(m, label=label):
                 return mark(label)
-        rules.append(Rule(label, rx, repl, gated=False))
+        rules.append(Rule(label, rx, repl, gated=False, timeout=timeout))
+    if unbounded:
+        errors.append(f"{path}: {catalog.regex_engine()}")
     if len(items) > MAX_USER_PATTERNS:
         errors.append(f"{path}: only the first {MAX_USER_PATTERNS} patterns are used")
     return rules, errors

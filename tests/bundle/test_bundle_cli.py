@@ -431,3 +431,43 @@ def test_cut_conditions_were_really_made(cut_bundle):
     assert any("\\x0a" in x["message"] and "password = [REDACTED:" in x["message"] for x in journal["latest"])
     lines = [json.loads(x)["message"] for x in m["journal.jsonl"].splitlines()]
     assert any(x.startswith("yyyy") and x.endswith(" slack [REDACTED:cut_secret]") for x in lines)
+
+
+def test_user_patterns_that_backtrack_cannot_stall_the_bundle(tmp_path):
+    """redact.toml from an operator: `(a+)+$` (exponential: refused at load, said on stderr and in
+    the manifest), `(.*=){5}x` (polynomial, which no static check here catches: it runs with a time
+    bound, and a string it times out on leaves the host as [REDACTED], never as it is) and a sane
+    pattern that keeps working. The lines it chokes on are real: a journal line and a process's
+    argv, a long run of `a` and of `=`. Without the bounds this bundle never finishes (the run's timeout
+    fails the test)."""
+    why = journalgen.available()
+    if why:
+        pytest.skip(why)
+    cfg = tmp_path / "redact.toml"
+    cfg.write_text('[[pattern]]\nname = "nested"\nregex = "(a+)+$"\n'
+                   '[[pattern]]\nname = "poly"\nregex = "(.*=){5}x"\n'
+                   '[[pattern]]\nname = "ticket"\nregex = "TCK-\\\\d{6}"\n')
+    now = time.time()
+    journalgen.write_journal(str(tmp_path / "system.journal"), [
+        (now - 60, journalgen.service("app.service", "ticket TCK-123456 opened by bob", 3, 4242)),
+        (now - 59, journalgen.service("app.service", "payload " + "a" * 3000 + "!", 3, 4242)),
+        (now - 58, journalgen.service("app.service", "=" * 3000, 3, 4242))])
+    kid = subprocess.Popen([sys.executable, "-c", SLEEPER, "a" * 3000 + "!", "=" * 3000], start_new_session=True)
+    try:
+        p = run("bundle", "--window", "0", "--only", "journal", "--since", "1h", "--journal-dir", str(tmp_path),
+                "--redact-config", str(cfg), "-o", "-", timeout=90)
+    finally:
+        os.killpg(kid.pid, signal.SIGKILL)
+        kid.wait()
+    assert p.returncode == 0, p.stderr.decode()
+    err = p.stderr.decode()
+    assert "pattern nested" in err and "nested quantifiers" in err, err
+    m = members(p.stdout)
+    man = json.loads(m["manifest.json"])
+    assert any("pattern nested" in b["reason"] for b in man["blind_spots"])
+    counts = man["redaction"]["counts"]
+    assert counts.get("user:ticket", 0) >= 1 and counts.get("user:poly:timed_out", 0) >= 2, counts
+    everything = b"".join(m.values())
+    assert b"TCK-123456" not in everything and b"=" * 100 not in everything
+    lines = [json.loads(x)["message"] for x in m["journal.jsonl"].splitlines()]
+    assert "[REDACTED:user:poly]" in lines and "ticket [REDACTED:user:ticket] opened by bob" in lines
