@@ -23,6 +23,8 @@ from collections import Counter
 from urllib.parse import quote, unquote
 from dataclasses import dataclass, field, fields, is_dataclass
 
+from hostdiag.core.sanitize import clean
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
@@ -249,7 +251,7 @@ def _keyword_tail(m: re.Match) -> str | None:
 TAIL: tuple[Rule, ...] = (
     Rule("cut_secret", re.compile(r"(?:\b(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|APKA)[A-Z0-9]{1,16}"
                                   r"|\bAIza[0-9A-Za-z_-]+|\bya29\.[0-9A-Za-z_-]+|\bGOCSPX-[A-Za-z0-9_-]+|\bgh[pousr]_[A-Za-z0-9]+"
-                                  r"|\bgithub_pat_\w+|\bxox[abposr]-[A-Za-z0-9-]+|\bglpat-[\w-]+|\bsk-(?:proj-)?[\w-]+"
+                                  r"|\bgithub_pat_\w+|\bxox[abposr]-[A-Za-z0-9-]+|\bglpat-[\w-]+|\bsk-(?:proj-)?(?=[\w-]*\d)(?=[\w-]*[a-z])(?=[\w-]*[A-Z])[\w-]{6,}"
                                   r"|\b[sr]k_live_\w+|\beyJ[\w.-]+|(?<![\w~.-])[A-Za-z0-9_~.-]{3}\dQ~[\w~.-]+)" + _END),
          lambda m: mark("cut_secret")),
     # scheme://user:pass cut before its @ (not host:port: a port is digits)
@@ -261,6 +263,24 @@ TAIL: tuple[Rule, ...] = (
                                   r"(?P<sep>\\?\"?'?\s*[:=]\s*)(?:(?P<q>\\?[\"'])(?P<qv>[^\"'\\\n]+)|(?P<bv>[^\s\"',;&}\]\)]+))"
                                   + _END), _keyword_tail),
 )
+
+
+# An audit record's command line: proctitle= (NUL-separated argv) and EXECVE's a0= a1=..., each
+# hex-encoded when it holds a space, a quote or a control character, else quoted: `-pSECRET` in hex
+# or as a3="-pSECRET" matched no rule.
+_AUDIT_HEAD = re.compile(r"\b(?:proctitle|a0)=")
+_AUDIT_ARG = re.compile(r'\b(?:proctitle|a\d{1,5})=(?:"(?P<q>[^"]*)(?:"|\Z)|(?P<hex>[0-9A-Fa-f]+)\b)')
+
+
+def _audit_argv(s: str, start: int) -> str:
+    args = []
+    for m in _AUDIT_ARG.finditer(s, start):
+        if m.group("q") is not None:
+            args.append(m.group("q"))
+        else:
+            h = m.group("hex")
+            args.append(bytes.fromhex(h[:len(h) // 2 * 2]).replace(b"\0", b" ").decode("utf-8", "backslashreplace"))
+    return " ".join(args)
 
 
 _AT = "\ue040"             # a private-use character: what %40 decodes to while rules match
@@ -302,8 +322,20 @@ class Redactor:
             s = s.replace("\\x0a", "\n")
         if "%" in s:    # series keys and URLs percent-encode: db_password%3Dx hid from every rule
             s = _PCT.sub(self._encoded, s)
+        if "proctitle=" in s or "a0=" in s:
+            s = self._audit(s)
         s = self._plain(s, tail=True)
         return s.replace("\n", "\\x0a") if esc else s
+
+    def _audit(self, s: str) -> str:
+        """An audit record whose decoded command line holds a secret: the arguments are replaced by
+        that command line redacted, escaped like any host text (decoded hex can hold control bytes)."""
+        m = _AUDIT_HEAD.search(s)
+        if not m:
+            return s
+        argv = _audit_argv(s, m.start())
+        red = self._plain(argv, tail=True)
+        return s if red == argv else s[:m.start()] + 'cmdline="' + clean(red) + '"'
 
     def _encoded(self, m: re.Match) -> str:
         raw = m.group(0)

@@ -18,6 +18,10 @@ PEM = ("-----BEGIN RSA PRIVATE KEY-----\n"
        "MIIEowIBAAKCAQEAzQ9hK3Tq8vW2nR7xL4mP1bY6cJ0dS5fG3hE9kA2uV8wZ7tN4\n"
        "rQ1mX6yB3vC9pL2kD5jF8hG0sA7eT4wU1iO6nM3bV9cX2zQ5rY8tP1kL4jH7gF0d\n"
        "-----END RSA PRIVATE KEY-----")
+AUDIT_PW = "AuH3xPw7Qz2Lm"
+AUDIT_PROCTITLE = ("type=PROCTITLE msg=audit(1732860000.123:4242): proctitle="
+                   + f"mysql\0-u\0root\0-p{AUDIT_PW}\0-e\0select 1".encode().hex().upper())
+AUDIT_SSHD = "type=PROCTITLE msg=audit(1732860000.123:4244): proctitle=" + "sshd: bob [priv]".encode().hex().upper()
 PEM_BODY = "MIIEowIBAAKCAQEAzQ9hK3Tq8vW2nR7xL4mP1bY6cJ0dS5fG3hE9kA2uV8wZ7tN4"
 
 CMDLINES = [
@@ -72,6 +76,12 @@ JOURNAL = [
     ("Out of memory: Killed process 4242 (app-worker) total-vm:812345kB, anon-rss:700000kB", [],
      ["Out of memory: Killed process 4242 (app-worker) total-vm:812345kB, anon-rss:700000kB"]),
     ("Speculative Store Bypass: Vulnerable", [], ["Speculative Store Bypass: Vulnerable"]),
+    # audit records (journald's audit transport): an argv with a space, quote or control character
+    # is hex-encoded (proctitle=, aN=), plain ones are quoted per argument
+    (AUDIT_PROCTITLE, [AUDIT_PW, AUDIT_PW.encode().hex().upper()], ["type=PROCTITLE msg=audit(1732860000.123:4242): "]),
+    ('type=EXECVE msg=audit(1732860000.123:4243): argc=4 a0="mysql" a1="-u" a2="root" a3="-pAuExPw8Lm3Qz"', ["AuExPw8Lm3Qz"],
+     ["type=EXECVE msg=audit(1732860000.123:4243): argc=4", "mysql -u root -p"]),
+    (AUDIT_SSHD, [], [AUDIT_SSHD]),
     # a JSON document logged inside a JSON string (container logs): escaped quotes delimit the values
     ('{"log":"{\\"db_password\\":\\"Js9Qw2Zx7Lm4\\",\\"user\\":\\"svc\\"}","stream":"stderr"}', ["Js9Qw2Zx7Lm4"],
      ['\\"user\\":\\"svc\\"', '"stream":"stderr"']),
