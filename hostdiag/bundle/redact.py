@@ -119,14 +119,17 @@ _VAL = r"""(?:\\"(?P<eq>(?:[^"\\\n]|\\(?!"))*)\\"|"(?P<dq>[^"\n]*)"|'(?P<sq>[^'\
 # The keyword starts the name or follows a separator or a camelCase hump: db_password,
 # X-Api-Key, dbPassword; never inside a word (Bypass, monkey, tokenizer).
 # PGPASSWORD, ROOTPWD: an upper-case environment name glued to the keyword (not BYPASS, Bypass).
-_PRE = (r"(?:[\w.-]*[_.-]|[A-Za-z0-9]*(?-i:[a-z0-9](?=[A-Z]))"
-        r"|(?-i:[A-Z][A-Z0-9]*(?=PASSWORD|PASSWD|PWD|SECRET|TOKEN|APIKEY|ACCESSKEY)))?")
+# A name starts after none of [\w.-] (_NAME): a start after every dot made `a.a.a.a...` quadratic
+# (8 KB of it: 2.5 s per line); the prefix takes the dots instead (app.config.dbPassword).
+_PRE = (r"(?:[\w.-]*[_.-]|[\w.-]*(?-i:[a-z0-9](?=[A-Z]))"
+        r"|(?-i:(?:[\w.-]*[_.-])?[A-Z][A-Z0-9]*(?=PASSWORD|PASSWD|PWD|SECRET|TOKEN|APIKEY|ACCESSKEY)))?")
+_NAME = r"(?<![\w.-])"
 _SUF = r"(?:[_.-][\w.-]*|(?-i:[A-Z])[\w.-]*|s|\d+)?"
 
 
 def _kw_rx(names: str) -> re.Pattern:
     # name (possibly prefixed/suffixed: db_password, X-Api-Key, aws_secret_access_key) then = or :
-    return re.compile(r"(?i)(?<![\w-])(?P<name>" + _PRE + r"(?:" + names + r")" + _SUF + r")(?P<sep>\\?\"?'?\s*[:=]\s*)" + _VAL)
+    return re.compile(r"(?i)" + _NAME + r"(?P<name>" + _PRE + r"(?:" + names + r")" + _SUF + r")(?P<sep>\\?\"?'?\s*[:=]\s*)" + _VAL)
 
 
 def _config_line(m: re.Match) -> str | None:
@@ -156,7 +159,8 @@ _PRIVATE_KEY = re.compile(r"-----BEGIN (?P<kind>[A-Z0-9 ]*)PRIVATE KEY( BLOCK)?-
 BUILTIN: tuple[Rule, ...] = (
     Rule("private_key", _PRIVATE_KEY, lambda m: mark("private_key")),
     # A PEM body line logged on its own (a key printed line by line into the journal).
-    Rule("private_key", re.compile(r"(?m)^\s*(?=[A-Za-z0-9+/]*[0-9])(?=[A-Za-z0-9+/]*[A-Z])[A-Za-z0-9+/]{60,76}={0,2}\s*$"),
+    # [ \t]*, not \s*: \s* ran over every following newline from each line start (quadratic on blank lines).
+    Rule("private_key", re.compile(r"(?m)^[ \t]*(?=[A-Za-z0-9+/]*[0-9])(?=[A-Za-z0-9+/]*[A-Z])[A-Za-z0-9+/]{60,76}={0,2}[ \t\r]*$"),
          lambda m: mark("private_key")),
     Rule("jwt", re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"), lambda m: mark("jwt")),
     # Authorization: Basic/Bearer/Digest ... and Cookie: a=b; c=d: the header value to its end.
@@ -259,7 +263,7 @@ TAIL: tuple[Rule, ...] = (
                                   r"[^/\s\"'@]+" + _END), _keep_prefix("head", "cut_secret")),
     Rule("cut_secret", re.compile(r"(?i)(?P<head>\b(?:AccountKey|SharedAccessKey|sig)=)(?!\[REDACTED)[A-Za-z0-9%+/]+=*" + _END),
          _keep_prefix("head", "cut_secret")),
-    Rule("cut_secret", re.compile(r"(?i)(?<![\w-])(?P<name>" + _PRE + r"(?:" + _STRONG + "|" + _WEAK + r")" + _SUF + r")"
+    Rule("cut_secret", re.compile(r"(?i)" + _NAME + r"(?P<name>" + _PRE + r"(?:" + _STRONG + "|" + _WEAK + r")" + _SUF + r")"
                                   r"(?P<sep>\\?\"?'?\s*[:=]\s*)(?:(?P<q>\\?[\"'])(?P<qv>[^\"'\\\n]+)|(?P<bv>[^\s\"',;&}\]\)]+))"
                                   + _END), _keyword_tail),
 )

@@ -221,3 +221,17 @@ def test_ordinary_string_ends_untouched(s):
     """The cut rules act only on the start of a secret at a string's end: a host:port, a short value stay."""
     r = redact.make()
     assert r.text(s) == s and not r.counts
+
+
+@pytest.mark.parametrize("text, secret, keep", [
+    # a name no longer starts after a dot (that made `a.a.a...` quadratic): the prefix takes the dots
+    ("app.config.dbPassword=Dt9Qw2Zx7Lm", "Dt9Qw2Zx7Lm", "app.config.dbPassword="),
+    ("svc.ROOTPASSWORD=Rt4Qw8Zx2Lm", "Rt4Qw8Zx2Lm", "svc.ROOTPASSWORD="),
+    ("-Dspring.datasource.password=Sp7Qw2Zx9Lm x", "Sp7Qw2Zx9Lm", "-Dspring.datasource.password="),
+    ("a.b.session_key=Ab3dEf9hIj2kLm4nOp done", "Ab3dEf9hIj2kLm4nOp", "a.b.session_key="),
+    # a PEM body line among blank lines (the rule no longer runs \s* across newlines)
+    ("\n\n" + corpus.PEM_BODY + "\r\n\n", corpus.PEM_BODY, "\n\n"),
+])
+def test_dotted_names_and_blank_lines(text, secret, keep):
+    out = redact.make().text(text)
+    assert secret not in out and keep in out, out
