@@ -471,3 +471,36 @@ def test_user_patterns_that_backtrack_cannot_stall_the_bundle(tmp_path):
     assert b"TCK-123456" not in everything and b"=" * 100 not in everything
     lines = [json.loads(x)["message"] for x in m["journal.jsonl"].splitlines()]
     assert "[REDACTED:user:poly]" in lines and "ticket [REDACTED:user:ticket] opened by bob" in lines
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root for a private mount namespace")
+def test_mount_secrets_through_the_snapshot_and_a_real_capture_store(tmp_path):
+    """A tmpfs in a private mount namespace whose source is a URL with a password (curlftpfs,
+    davfs show theirs so) and whose path holds `db_password=`; two real `hostdiag capture` runs
+    store its series (keyed by the path), then the bundle is made in the same namespace. Neither
+    secret may reach the snapshot, the reports or history.json."""
+    path_pw, src_pw = "MntPathPw5ecret9", "MntSrcPw9Qz2Lm"
+    mnt = tmp_path / "m" / f"db_password={path_pw}"
+    store = tmp_path / "store" / "h.db"
+    py, now = shlex.quote(sys.executable), int(time.time())
+    script = f"""
+        set -e
+        mkdir -p {shlex.quote(str(mnt))}
+        mount -t tmpfs -o size=1m {shlex.quote(f"ftp://bob:{src_pw}@files.internal/share")} {shlex.quote(str(mnt))}
+        export HOSTDIAG_STORE={shlex.quote(str(store))} PYTHONDONTWRITEBYTECODE=1
+        HOSTDIAG_NOW={now - 120} {py} -m hostdiag capture --store "$HOSTDIAG_STORE" --window 0 >/dev/null
+        HOSTDIAG_NOW={now - 60} {py} -m hostdiag capture --store "$HOSTDIAG_STORE" --window 0 >/dev/null
+        exec {py} -m hostdiag bundle --window 0 --only disk --since 10m -o -
+    """
+    p = subprocess.run([UNSHARE, "--mount", "--propagation", "private", "sh", "-c", script],
+                       capture_output=True, timeout=180, cwd=str(tmp_path))
+    assert p.returncode == 0, p.stderr.decode()
+    m = members(p.stdout)
+    assert b"history.json" in b"".join(n.encode() for n in m)
+    for name, data in m.items():
+        for s in (path_pw, src_pw):
+            assert not [f for f in _fragments(s) if f in data], f"{s} in {name}"
+    fs = json.loads(m["snapshot.json"])["sections"]["disk"]["data"]["filesystems"]
+    ours = [f for f in fs if "/m/db_password=" in f["mount"]]
+    assert ours and ours[0]["source"] == "ftp://bob:[REDACTED:url_password]@files.internal/share", ours
+    assert any("/m/db_password=[REDACTED:keyword]" in k for k in json.loads(m["history.json"])["series"])
