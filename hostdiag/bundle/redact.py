@@ -57,7 +57,7 @@ _PLACEHOLDER = re.compile(r"(?i)^(?:\*+|x+|<[^>]*>|\$\{?[\w.]+\}?|%[sd]|\{\{.*\}
 # Cheap gate: a string without any of these cannot match a built-in rule. Matched against the
 # lower-cased text: an (?i) alternation is ~5x slower in CPython's re.
 _TRIGGER = re.compile(
-    r"pass|pwd|secret|token|key|auth|cred|sig|sess|salt|nonce|bearer|cookie|jwt|hmac|://|akia|asia"
+    r"pass|pwd|secret|token|key|auth|cred|sig|sess|salt|nonce|bearer|cookie|jwt|hmac|://|:\\/\\/|akia|asia"
     r"|a3t|aiza|ya29|gocspx|eyj|-----begin|gh[pousr]_|github_pat|xox[a-z]-|glpat-|sk[-_]|q~|mysql|mariadb"
     r"|mongo|sshpass|redis-cli|smbclient|ldap|\slogin\s|[a-z0-9+/]{60}")
 
@@ -175,7 +175,7 @@ BUILTIN: tuple[Rule, ...] = (
                                    r"[^\s\\\"'][^\\\"'\n]*"), _keep_prefix("head", "auth_header")),
     Rule("cookie_header", re.compile(r"(?i)(?P<head>\b(?:set-)?cookie\\?\"?\s*:\s*\\?\"?)[^\s\\\"'][^\\\"'\n]*"),
          _keep_prefix("head", "cookie_header")),
-    Rule("url_password", re.compile(r"(?i)(?P<head>\b[a-z][a-z0-9+.-]{1,20}://[^/\s:@\"']{0,256}:)[^/\s\"']{1,256}(?=@)"),
+    Rule("url_password", re.compile(r"(?i)(?P<head>\b[a-z][a-z0-9+.-]{1,20}:\\?/\\?/[^/\s:@\"']{0,256}:)[^/\s\"']{1,256}(?=@)"),
          _keep_prefix("head", "url_password")),
     Rule("aws_access_key", re.compile(r"\b(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|APKA)[A-Z0-9]{16}\b"),
          lambda m: mark("aws_access_key")),
@@ -259,7 +259,7 @@ TAIL: tuple[Rule, ...] = (
                                   r"|\b[sr]k_live_\w+|\beyJ[\w.-]+|(?<![\w~.-])[A-Za-z0-9_~.-]{3}\dQ~[\w~.-]+)" + _END),
          lambda m: mark("cut_secret")),
     # scheme://user:pass cut before its @ (not host:port: a port is digits)
-    Rule("cut_secret", re.compile(r"(?i)(?P<head>\b[a-z][a-z0-9+.-]{1,20}://[^/\s:@\"'\[\]]{0,256}:)(?!\d{1,5}" + _END + r")"
+    Rule("cut_secret", re.compile(r"(?i)(?P<head>\b[a-z][a-z0-9+.-]{1,20}:\\?/\\?/[^/\s:@\"'\[\]]{0,256}:)(?!\d{1,5}" + _END + r")"
                                   r"[^/\s\"'@]+" + _END), _keep_prefix("head", "cut_secret")),
     Rule("cut_secret", re.compile(r"(?i)(?P<head>\b(?:AccountKey|SharedAccessKey|sig)=)(?!\[REDACTED)[A-Za-z0-9%+/]+=*" + _END),
          _keep_prefix("head", "cut_secret")),
@@ -287,6 +287,7 @@ def _audit_argv(s: str, start: int) -> str:
     return " ".join(args)
 
 
+_CUT_MARK = re.compile(r"…?\[\+\d+ chars\]")
 _AT = "\ue040"             # a private-use character: what %40 decodes to while rules match
 _AT_Q = quote(_AT)
 _PCT = re.compile(r"[^\s\[\],=\"'&?]*%[0-9A-Fa-f]{2}[^\s\[\],\"'&?]*")
@@ -343,12 +344,15 @@ class Redactor:
 
     def _encoded(self, m: re.Match) -> str:
         raw = m.group(0)
-        # %40 stays one non-@ character: decoded, `user:Pw%40rest@host` read as password `Pw`,
-        # host `rest@host`, and a cut after the %40 left `rest` looking like a host.
-        dec = unquote(raw.replace("%40", _AT), errors="strict") if _valid_utf8_pct(raw) else raw
+        # In a URL written plainly, %40 is part of the userinfo: it stays one non-@ character, else
+        # `user:Pw%40rest@host` read as password `Pw`, host `rest@host` (and a cut after the %40 left
+        # `rest` looking like a host). A URL encoded whole (https%3A%2F%2F...) decodes it to @.
+        at = raw.replace("%40", _AT) if "://" in raw or ":\\/\\/" in raw else raw
+        dec = unquote(at, errors="strict") if _valid_utf8_pct(raw) else raw
         if dec == raw:
             return raw
-        red = self._plain(dec)
+        rest = m.string[m.end():]     # the piece ends the string: it may have been cut
+        red = self._plain(dec, tail=not rest or _CUT_MARK.fullmatch(rest) is not None)
         return raw if red == dec else quote(red, safe="/ :@+-._~").replace(_AT_Q, "%40")
 
     def _plain(self, s: str, tail: bool = False) -> str:

@@ -71,6 +71,11 @@ JOURNAL = [
     (f"msal: client_secret={AZURE_SECRET} tenant=contoso", [AZURE_SECRET], ["tenant=contoso"]),
     (f"slack notify failed token={SLACK} status=429", [SLACK], ["status=429"]),
     ("redis: connect redis://:Rp4Lw8Qz2Xm6@10.0.3.4:6379/0 failed", ["Rp4Lw8Qz2Xm6"], ["10.0.3.4:6379/0 failed"]),
+    # JSON encoders that escape slashes (PHP's json_encode, Monolog): :\/\/ is ://
+    ('{"message":"db down","context":{"dsn":"pgsql:\\/\\/app:PhpPw9Qz2Lm@db01.internal\\/orders"}}', ["PhpPw9Qz2Lm"],
+     ['"context":{"dsn":"pgsql:\\/\\/app:', '@db01.internal\\/orders"}}']),
+    # a URL percent-encoded whole (a redirect or callback parameter)
+    ("GET /cb?next=https%3A%2F%2Fbob%3AEncPw7Qz2Lm9%40files.internal%2Fx HTTP/1.1", ["EncPw7Qz2Lm9"], ["GET /cb?next=", " HTTP/1.1"]),
     ("session_token=Zt8Kq2Wm5Xv9Lp3Rn7Yc1 user=alice worker=3", ["Zt8Kq2Wm5Xv9Lp3Rn7Yc1"], ["user=alice", "worker=3"]),
     (PEM_BODY, [PEM_BODY], []),
     ("Out of memory: Killed process 4242 (app-worker) total-vm:812345kB, anon-rss:700000kB", [],
