@@ -59,7 +59,7 @@ _PLACEHOLDER = re.compile(r"(?i)^(?:\*+|x+|<[^>]*>|\$\{?[\w.]+\}?|%[sd]|\{\{.*\}
 _TRIGGER = re.compile(
     r"pass|pwd|secret|token|key|auth|cred|sig|sess|salt|nonce|bearer|cookie|jwt|hmac|://|:\\/\\/|akia|asia"
     r"|a3t|aiza|ya29|gocspx|eyj|-----begin|gh[pousr]_|github_pat|xox[a-z]-|glpat-|sk[-_]|q~|mysql|mariadb"
-    r"|mongo|sshpass|redis-cli|smbclient|ldap|\slogin\s|[a-z0-9+/]{60}")
+    r"|mongo|sshpass|redis-cli|smbclient|ldap|\slogin\s|invalid user|[a-z0-9+/]{60}")
 
 
 @dataclass
@@ -104,8 +104,8 @@ def _keyword(strong: bool, rule: str):
         q, val, q2 = _unquote(m)
         if not val or _PLACEHOLDER.match(val) or val.startswith("[REDACTED"):
             return None
-        if _NOT_SECRET_NAME.search(name.rstrip("_-")):
-            return None
+        if _NOT_SECRET_NAME.search(name.rstrip("_-")) or name in ("PWD", "OLDPWD") and val.startswith("/"):
+            return None     # PWD=/home/bob: the working directory (sudo logs it), not a password
         if not strong and not looks_random(val):
             return None
         return m.group("name") + m.group("sep") + q + mark(rule) + q2
@@ -153,6 +153,7 @@ def _short_flag(m: re.Match) -> str | None:
     return m.group("head") + mark("cmdline_password")
 
 
+_END = r"(?=(?:…\[\+\d+ chars\])?\Z)"
 _PRIVATE_KEY = re.compile(r"-----BEGIN (?P<kind>[A-Z0-9 ]*)PRIVATE KEY( BLOCK)?-----.*?"
                           r"(?:-----END (?P=kind)PRIVATE KEY( BLOCK)?-----|\Z)", re.S)
 
@@ -188,6 +189,10 @@ BUILTIN: tuple[Rule, ...] = (
     Rule("vendor_token", re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,}|xox[abposr]-[A-Za-z0-9-]{10,}"
                                     r"|glpat-[A-Za-z0-9_-]{20,}|sk-(?:proj-)?[A-Za-z0-9_-]{20,}|[sr]k_live_[A-Za-z0-9]{20,})"),
          lambda m: mark("vendor_token")),
+    # A password typed at sshd's login prompt as the user name is logged as an invalid user: taken
+    # when it reads like a password (8+ characters, upper and lower case and a digit), not a login.
+    Rule("invalid_user", re.compile(r"(?P<head>\b[Ii]nvalid user )(?P<val>(?=\S*[a-z])(?=\S*[A-Z])(?=\S*\d)\S{8,})"
+                                    r"(?= from | port |" + _END + ")"), _keep_prefix("head", "invalid_user")),
     # mysql -pSECRET / mysql -p SECRET, sshpass -p, redis-cli -a: -p is a port elsewhere (ssh, psql).
     Rule("cmdline_password", re.compile(r"(?P<head>\b(?:mysql|mysqldump|mysqladmin|mysqlimport|mariadb|mariadb-dump"
                                         r"|mongo|mongosh|mongodump|mongorestore|sshpass)\b[^\n|;&]{0,200}?"
@@ -217,12 +222,11 @@ BUILTIN: tuple[Rule, ...] = (
 )
 
 
-# Where a string ends, a length cap may have cut it: a cmdline read stops at 4096 bytes, journal
+# Where a string ends, a length cap may have cut it (_END: the end, or the sanitiser's mark there): a cmdline read stops at 4096 bytes, journal
 # messages at 8192 and 2048 characters, templates at 300, the sanitiser's at 4096 ("…[+N chars]"),
 # a capture store's titles at 200 (written by whatever version ran then), MAX_TEXT here. The rules
 # above need a whole token (AKIA + 16, ghp_ + 36, user:pass@), so what a cut kept of one would leave
 # as it is: these take the start of a secret when it is the last thing in the string.
-_END = r"(?=(?:…\[\+\d+ chars\])?\Z)"
 TAIL_CHARS = 4096    # how far before the end a cut token may start (a JWT runs to a few KB)
 
 

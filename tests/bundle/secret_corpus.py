@@ -59,6 +59,12 @@ JOURNAL = [
      ["Accepted password for deploy from 10.0.0.7 port 51234 ssh2"]),
     ("pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=10.0.0.9", [],
      ["pam_unix(sshd:auth): authentication failure", "rhost=10.0.0.9"]),
+    # a password typed at the login prompt as the user name; a real (mistyped) login stays
+    ("Failed password for invalid user Hunter2Zq9Lm from 10.0.0.9 port 51234 ssh2", ["Hunter2Zq9Lm"],
+     ["Failed password for invalid user ", " from 10.0.0.9 port 51234 ssh2"]),
+    ("Invalid user deploy2 from 10.0.0.9 port 51236", [], ["Invalid user deploy2 from 10.0.0.9 port 51236"]),
+    ("sudo: bob : TTY=pts/0 ; PWD=/home/bob ; USER=root ; COMMAND=/usr/bin/systemctl restart nginx", [],
+     ["sudo: bob : TTY=pts/0 ; PWD=/home/bob ; USER=root ; COMMAND=/usr/bin/systemctl restart nginx"]),
     ("GET /api/v1/orders HTTP/1.1 Authorization: Basic ZGVwbG95Ok5vdFJlYWxQdzk4Nw== pid=4242", ["ZGVwbG95Ok5vdFJlYWxQdzk4Nw=="],
      ["GET /api/v1/orders HTTP/1.1"]),
     ("upstream request headers: Cookie: sessionid=Sx9Qw2Lm7Zt4Kp1Vn8; csrftoken=Cf3Rt6Yu9Io2", ["Sx9Qw2Lm7Zt4Kp1Vn8", "Cf3Rt6Yu9Io2"],
