@@ -504,3 +504,24 @@ def test_mount_secrets_through_the_snapshot_and_a_real_capture_store(tmp_path):
     ours = [f for f in fs if "/m/db_password=" in f["mount"]]
     assert ours and ours[0]["source"] == "ftp://bob:[REDACTED:url_password]@files.internal/share", ours
     assert any("/m/db_password=[REDACTED:keyword]" in k for k in json.loads(m["history.json"])["series"])
+
+
+def test_journal_fields_beside_the_message_are_redacted(tmp_path):
+    """journal.jsonl carries each entry's unit and identifier as well as its message; an
+    identifier is whatever the sender chose (`logger -t "backup.sh --s3-secret-key ..."`)."""
+    why = journalgen.available()
+    if why:
+        pytest.skip(why)
+    now = time.time()
+    ident = "backup.sh --s3-secret-key Id3ntPw9Qz2Lm"
+    journalgen.write_journal(str(tmp_path / "system.journal"), [
+        (now - 60, {"MESSAGE": "upload finished", "PRIORITY": 3, "_TRANSPORT": "syslog", "SYSLOG_IDENTIFIER": ident,
+                    "_PID": 4242})])
+    p = run("bundle", "--window", "0", "--only", "journal", "--since", "1h", "--journal-dir", str(tmp_path), "-o", "-")
+    assert p.returncode == 0, p.stderr.decode()
+    m = members(p.stdout)
+    for name, data in m.items():
+        assert not [f for f in _fragments("Id3ntPw9Qz2Lm") if f in data], f"identifier secret in {name}"
+    rows = [json.loads(x) for x in m["journal.jsonl"].splitlines()]
+    assert [r["ident"] for r in rows if r["message"] == "upload finished"] == [
+        "backup.sh --s3-secret-key [REDACTED:cmdline_password]"]
