@@ -211,7 +211,8 @@ BUILTIN: tuple[Rule, ...] = (
                                         r"[^\n|;&]{0,200}?\s-p\s?)(?P<val>[^\s\-][^\s]*)"), _short_flag),
     # --password=x, --token x, --api-key=x, --db-password x (a --password-file is a path and stays;
     # --no-password, --ask-pass are switches: what follows them is not a value).
-    Rule("cmdline_password", re.compile(r"(?i)(?P<head>(?<![\w-])--?(?!no-|ask-|prompt-)(?:[A-Za-z0-9]+[_-]){0,4}(?:" + _STRONG + r")(?:=|\s+))(?P<val>[^\s\"']+)"),
+    Rule("cmdline_password", re.compile(r"(?i)(?P<head>(?<![\w-])--?(?!no-|ask-|prompt-)(?:[A-Za-z0-9]+[_-]){0,4}"
+                                        r"(?:" + _STRONG + r")(?:=|\s+))(?P<val>[^\s\"']+)"),
          lambda m: None if _PLACEHOLDER.match(m.group("val")) or m.group("val").startswith(("[REDACTED", "-"))
          else m.group("head") + mark("cmdline_password")),
     # password = two words  (config text: the rest of the line)
@@ -259,7 +260,8 @@ def _keyword_tail(m: re.Match) -> str | None:
 TAIL: tuple[Rule, ...] = (
     Rule("cut_secret", re.compile(r"(?:\b(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|APKA)[A-Z0-9]{1,16}"
                                   r"|\bAIza[0-9A-Za-z_-]+|\bya29\.[0-9A-Za-z_-]+|\bGOCSPX-[A-Za-z0-9_-]+|\bgh[pousr]_[A-Za-z0-9]+"
-                                  r"|\bgithub_pat_\w+|\bxox[abposr]-[A-Za-z0-9-]+|\bglpat-[\w-]+|\bsk-(?:proj-)?(?=[\w-]*\d)(?=[\w-]*[a-z])(?=[\w-]*[A-Z])[\w-]{6,}"
+                                  r"|\bgithub_pat_\w+|\bxox[abposr]-[A-Za-z0-9-]+|\bglpat-[\w-]+"
+                                  r"|\bsk-(?:proj-)?(?=[\w-]*\d)(?=[\w-]*[a-z])(?=[\w-]*[A-Z])[\w-]{6,}"
                                   r"|\b[sr]k_live_\w+|\beyJ[\w.-]+|(?<![\w~.-])[A-Za-z0-9_~.-]{3}\dQ~[\w~.-]+)" + _END),
          lambda m: mark("cut_secret")),
     # scheme://user:pass cut before its @ (not host:port: a port is digits)
