@@ -59,7 +59,7 @@ _PLACEHOLDER = re.compile(r"(?i)^(?:\*+|x+|<[^>]*>|\$\{?[\w.]+\}?|%[sd]|\{\{.*\}
 _TRIGGER = re.compile(
     r"pass|pwd|secret|token|key|auth|cred|sig|sess|salt|nonce|bearer|cookie|jwt|hmac|://|:\\/\\/|akia|asia"
     r"|a3t|aiza|ya29|gocspx|eyj|-----begin|gh[pousr]_|github_pat|xox[a-z]-|glpat-|sk[-_]|q~|mysql|mariadb"
-    r"|mongo|sshpass|redis-cli|smbclient|ldap|\slogin\s|invalid user|[a-z0-9+/]{60}")
+    r"|mongo|sshpass|redis-cli|smbclient|ldap|\slogin\s|invalid user|identified|[a-z0-9+/]{60}")
 
 
 @dataclass
@@ -69,6 +69,7 @@ class Rule:
     repl: object              # str template or callable(match) -> str | None (None: leave as is)
     gated: bool = True        # behind _TRIGGER (user patterns are not)
     timeout: float | None = None   # a user pattern the stdlib engine cannot bound (see user_rules)
+    needs: tuple = ()         # lower-case words one of which the text must hold (skips the scan)
 
 
 def _keep_prefix(group: str, rule: str):
@@ -146,6 +147,13 @@ def _config_line(m: re.Match) -> str | None:
     return m.group("head") + mark("keyword")
 
 
+def _xml_value(m: re.Match) -> str | None:
+    name, val = m.group("name") or m.group("attr"), m.group("val").strip()
+    if not val or _PLACEHOLDER.match(val) or val.startswith("[REDACTED") or _NOT_SECRET_NAME.search(name.rstrip("_-")):
+        return None
+    return m.group("head") + mark("xml_element")
+
+
 def _short_flag(m: re.Match) -> str | None:
     val = m.group("val")
     if _PLACEHOLDER.match(val) or val.startswith(("[REDACTED", "-")) or val.isdigit():
@@ -158,57 +166,66 @@ _PRIVATE_KEY = re.compile(r"-----BEGIN (?P<kind>[A-Z0-9 ]*)PRIVATE KEY( BLOCK)?-
                           r"(?:-----END (?P=kind)PRIVATE KEY( BLOCK)?-----|\Z)", re.S)
 
 BUILTIN: tuple[Rule, ...] = (
-    Rule("private_key", _PRIVATE_KEY, lambda m: mark("private_key")),
+    Rule("private_key", _PRIVATE_KEY, lambda m: mark("private_key"), needs=("-----begin",)),
     # A PEM body line logged on its own (a key printed line by line into the journal).
     # [ \t]*, not \s*: \s* ran over every following newline from each line start (quadratic on blank lines).
     Rule("private_key", re.compile(r"(?m)^[ \t]*(?=[A-Za-z0-9+/]*[0-9])(?=[A-Za-z0-9+/]*[A-Z])[A-Za-z0-9+/]{60,76}={0,2}[ \t\r]*$"),
          lambda m: mark("private_key")),
-    Rule("jwt", re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"), lambda m: mark("jwt")),
+    Rule("jwt", re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"), lambda m: mark("jwt"), needs=("eyj",)),
     # Authorization: Basic/Bearer/Digest ... and Cookie: a=b; c=d: the header value to its end.
     # Authorization: Basic/Bearer x takes one token (a cmdline loses its quotes, so what follows
     # is other text); Digest/NTLM/unknown schemes can hold spaces: the value to the quote or line end.
     Rule("auth_header", re.compile(r"(?i)(?P<head>\b(?:proxy-)?authorization\\?\"?\s*[:=]\s*\\?\"?(?:basic|bearer|token|apikey)\s+)"
-                                   r"[^\s\\\"']+"), _keep_prefix("head", "auth_header")),
+                                   r"[^\s\\\"']+"), _keep_prefix("head", "auth_header"), needs=("authorization",)),
     Rule("auth_header", re.compile(r"(?i)(?P<head>\b(?:proxy-)?authorization\\?\"?\s*[:=]\s*\\?\"?(?:digest|negotiate|ntlm"
-                                   r"|aws4-hmac-sha256)\s+)[^\n]+"), _keep_prefix("head", "auth_header")),
+                                   r"|aws4-hmac-sha256)\s+)[^\n]+"), _keep_prefix("head", "auth_header"), needs=("authorization",)),
     Rule("auth_header", re.compile(r"(?i)(?P<head>\b(?:proxy-)?authorization\\?\"?\s*[:=]\s*\\?\"?)(?!\[REDACTED)"
                                    r"(?!(?:basic|bearer|token|apikey|digest|negotiate|ntlm|aws4-hmac-sha256)\s)"
-                                   r"[^\s\\\"'][^\\\"'\n]*"), _keep_prefix("head", "auth_header")),
+                                   r"[^\s\\\"'][^\\\"'\n]*"), _keep_prefix("head", "auth_header"), needs=("authorization",)),
     Rule("cookie_header", re.compile(r"(?i)(?P<head>\b(?:set-)?cookie\\?\"?\s*:\s*\\?\"?)[^\s\\\"'][^\\\"'\n]*"),
-         _keep_prefix("head", "cookie_header")),
+         _keep_prefix("head", "cookie_header"), needs=("cookie",)),
     Rule("url_password", re.compile(r"(?i)(?P<head>\b[a-z][a-z0-9+.-]{1,20}:\\?/\\?/[^/\s:@\"']{0,256}:)[^/\s\"']{1,256}(?=@)"),
-         _keep_prefix("head", "url_password")),
+         _keep_prefix("head", "url_password"), needs=(":/", ":\\/")),
     Rule("aws_access_key", re.compile(r"\b(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|APKA)[A-Z0-9]{16}\b"),
-         lambda m: mark("aws_access_key")),
+         lambda m: mark("aws_access_key"), needs=("akia", "asia", "a3t", "abia", "acca", "agpa", "aida", "aroa", "aipa", "anpa", "anva", "apka")),
     Rule("gcp_key", re.compile(r"\bAIza[0-9A-Za-z_-]{35}(?![\w-])|\bya29\.[0-9A-Za-z_-]{20,}|\bGOCSPX-[A-Za-z0-9_-]{28}\b"),
-         lambda m: mark("gcp_key")),
+         lambda m: mark("gcp_key"), needs=("aiza", "ya29", "gocspx")),
     Rule("azure_key", re.compile(r"(?i)(?P<head>\b(?:AccountKey|SharedAccessKey|sig)=)[A-Za-z0-9%+/]{20,}={0,2}"),
-         _keep_prefix("head", "azure_key")),
+         _keep_prefix("head", "azure_key"), needs=("accountkey", "sharedaccesskey", "sig=")),
     Rule("azure_key", re.compile(r"(?<![\w~.-])[A-Za-z0-9_~.-]{3}\dQ~[A-Za-z0-9_~.-]{31,34}(?![\w~.-])"),
-         lambda m: mark("azure_key")),
+         lambda m: mark("azure_key"), needs=("q~",)),
     Rule("vendor_token", re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,}|xox[abposr]-[A-Za-z0-9-]{10,}"
                                     r"|glpat-[A-Za-z0-9_-]{20,}|sk-(?:proj-)?[A-Za-z0-9_-]{20,}|[sr]k_live_[A-Za-z0-9]{20,})"),
-         lambda m: mark("vendor_token")),
+         lambda m: mark("vendor_token"), needs=("gh", "xox", "glpat-", "sk-", "k_live_")),
+    # <password>x</password>, <ns:Password xsi:type="...">x<, <entry key="db.password">x< (SOAP and XML
+    # configuration logged by Java services); the value to the next tag (or a cut at the end).
+    Rule("xml_element", re.compile(r"(?i)(?P<head><(?:[\w.-]+:)?(?P<name>[\w.-]*(?:" + _STRONG + r")[\w.-]*)(?:\s[^<>]{0,200})?>"
+                                   r"|<[\w:.-]+\s+(?:key|name)=\"(?P<attr>[^\"<>]{0,100}(?:" + _STRONG + r")[^\"<>]{0,40})\"\s*>)"
+                                   r"(?P<val>[^<\n]{1,4096})(?=<|" + _END + ")"), _xml_value, needs=("<",)),
+    # SQL that sets a password: ALTER ROLE x PASSWORD 'y', IDENTIFIED BY 'y', PASSWORD('y') (PostgreSQL
+    # logs the statement of a failed or logged query as it was sent).
+    Rule("sql_password", re.compile(r"(?i)(?P<head>\b(?:password|identified\s+by)\s*\(?\s*')(?P<val>(?:[^'\n]|'')+)(?='|" + _END + ")"),
+         _keep_prefix("head", "sql_password"), needs=("password", "identified")),
     # A password typed at sshd's login prompt as the user name is logged as an invalid user: taken
     # when it reads like a password (8+ characters, upper and lower case and a digit), not a login.
     Rule("invalid_user", re.compile(r"(?P<head>\b[Ii]nvalid user )(?P<val>(?=\S*[a-z])(?=\S*[A-Z])(?=\S*\d)\S{8,})"
-                                    r"(?= from | port |" + _END + ")"), _keep_prefix("head", "invalid_user")),
+                                    r"(?= from | port |" + _END + ")"), _keep_prefix("head", "invalid_user"), needs=("nvalid user ",)),
     # mysql -pSECRET / mysql -p SECRET, sshpass -p, redis-cli -a: -p is a port elsewhere (ssh, psql).
     Rule("cmdline_password", re.compile(r"(?P<head>\b(?:mysql|mysqldump|mysqladmin|mysqlimport|mariadb|mariadb-dump"
                                         r"|mongo|mongosh|mongodump|mongorestore|sshpass)\b[^\n|;&]{0,200}?"
-                                        r"\s-p\s?)(?P<val>[^\s\-][^\s]*)"), _short_flag),
+                                        r"\s-p\s?)(?P<val>[^\s\-][^\s]*)"), _short_flag, needs=("mysql", "mariadb", "mongo", "sshpass")),
     # curl -u user:pass / curl --user user:pass
     Rule("cmdline_password", re.compile(r"(?P<head>\bcurl\b[^\n|;&]{0,200}?\s(?:-u\s?|--user[=\s])[^\s:\"']*:)"
-                                        r"(?P<val>[^\s\"']+)"), _short_flag),
+                                        r"(?P<val>[^\s\"']+)"), _short_flag, needs=("curl",)),
     Rule("cmdline_password", re.compile(r"(?P<head>\bredis-cli\b[^\n|;&]{0,200}?\s-a\s?)(?P<val>[^\s\-][^\s]*)"),
-         _short_flag),
+         _short_flag, needs=("redis-cli",)),
     # smbclient -U user%pass, ldapsearch/ldapmodify... -w pass, docker/podman login -p pass
     Rule("cmdline_password", re.compile(r"(?P<head>\bsmbclient\b[^\n|;&]{0,200}?\s(?:-U\s?|--user[=\s])[^\s%\"']*%)"
-                                        r"(?P<val>[^\s\"']+)"), _short_flag),
+                                        r"(?P<val>[^\s\"']+)"), _short_flag, needs=("smbclient",)),
     Rule("cmdline_password", re.compile(r"(?P<head>\bldap[a-z]*\b[^\n|;&]{0,200}?\s-w\s?)(?P<val>[^\s\-][^\s]*)"),
-         _short_flag),
+         _short_flag, needs=("ldap",)),
     Rule("cmdline_password", re.compile(r"(?P<head>\b(?:docker|podman|nerdctl|buildah|skopeo)\b[^\n|;&]{0,40}?\slogin\b"
-                                        r"[^\n|;&]{0,200}?\s-p\s?)(?P<val>[^\s\-][^\s]*)"), _short_flag),
+                                        r"[^\n|;&]{0,200}?\s-p\s?)(?P<val>[^\s\-][^\s]*)"), _short_flag, needs=("login",)),
     # --password=x, --token x, --api-key=x, --db-password x (a --password-file is a path and stays;
     # --no-password, --ask-pass are switches: what follows them is not a value).
     Rule("cmdline_password", re.compile(r"(?i)(?P<head>(?<![\w-])--?(?!no-|ask-|prompt-)(?:[A-Za-z0-9]+[_-]){0,4}"
@@ -362,9 +379,11 @@ class Redactor:
         return raw if red == dec else quote(red, safe="/ :@+-._~").replace(_AT_Q, "%40")
 
     def _plain(self, s: str, tail: bool = False) -> str:
-        gated = _TRIGGER.search(s.lower()) is not None
+        low = s.lower()
+        gated = _TRIGGER.search(low) is not None
         for r in BUILTIN if gated else ():
-            s = self._apply(r, s)
+            if not r.needs or any(w in low for w in r.needs):
+                s = self._apply(r, s)
         if gated and tail:
             i = _tail_start(s)
             for r in TAIL:

@@ -59,6 +59,15 @@ JOURNAL = [
      ["Accepted password for deploy from 10.0.0.7 port 51234 ssh2"]),
     ("pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=10.0.0.9", [],
      ["pam_unix(sshd:auth): authentication failure", "rhost=10.0.0.9"]),
+    # XML (SOAP bodies, configuration dumps) and SQL that sets a password (PostgreSQL logs statements)
+    ("soap fault: <soap:Body><Login><username>bob</username><password>XmlPw9Qz2Lm</password></Login></soap:Body>",
+     ["XmlPw9Qz2Lm"], ["<username>bob</username><password>", "</password></Login></soap:Body>"]),
+    ('config: <entry key="db.password">XmlEnPw8Qz2L</entry> <entry key="db.pool">20</entry>', ["XmlEnPw8Qz2L"],
+     ['<entry key="db.password">', '<entry key="db.pool">20</entry>']),
+    ("STATEMENT:  ALTER ROLE app WITH LOGIN PASSWORD 'SqlPw9Qz2Lm' VALID UNTIL 'infinity'", ["SqlPw9Qz2Lm"],
+     ["STATEMENT:  ALTER ROLE app WITH LOGIN PASSWORD '", "VALID UNTIL 'infinity'"]),
+    ("Query: CREATE USER 'app'@'%' IDENTIFIED BY 'SqlMyPw8Qz2';", ["SqlMyPw8Qz2"], ["CREATE USER 'app'@'%' IDENTIFIED BY '"]),
+    ('FATAL:  password authentication failed for user "app"', [], ['FATAL:  password authentication failed for user "app"']),
     # a password typed at the login prompt as the user name; a real (mistyped) login stays
     ("Failed password for invalid user Hunter2Zq9Lm from 10.0.0.9 port 51234 ssh2", ["Hunter2Zq9Lm"],
      ["Failed password for invalid user ", " from 10.0.0.9 port 51234 ssh2"]),
