@@ -52,7 +52,8 @@ _WEAK = r"key|auth|cred|sig|signature|session(?:[_-]?id)?|sessid|salt|nonce|bear
 _NOT_SECRET_NAME = re.compile(r"(?i)(?:file|path|dir|length|len|min|max|ttl|timeout|expiry|expires|age|count"
                               r"|type|policy|prompt|algo|algorithm|method|mode|id_?name|url|endpoint|env)$")
 _PLACEHOLDER = re.compile(r"(?i)^(?:\*+|x+|<[^>]*>|\$\{?[\w.]+\}?|%[sd]|\{\{.*\}\}|null|none|nil|true|false"
-                          r"|yes|no|on|off|required|optional|redacted|\[redacted[^\]]*\]|changeme|\?+|-)$")
+                          r"|yes|no|on|off|required|optional|redacted|\[redacted[^\]]*\]|changeme|\?+|-"
+                          r"|[|>][+-]?\d?)$")   # a YAML block indicator: the value is on the lines below
 
 # Cheap gate: a string without any of these cannot match a built-in rule. Matched against the
 # lower-cased text: an (?i) alternation is ~5x slower in CPython's re.
@@ -232,6 +233,11 @@ BUILTIN: tuple[Rule, ...] = (
                                         r"(?:" + _STRONG + r")(?:=|\s+))(?P<val>[^\s\"']+)"),
          lambda m: None if _PLACEHOLDER.match(m.group("val")) or m.group("val").startswith(("[REDACTED", "-"))
          else m.group("head") + mark("cmdline_password")),
+    # password: |  (a YAML block scalar: the value is the more-indented lines below; k8s and Ansible)
+    Rule("keyword", re.compile(r"(?im)(?P<head>^(?P<ind>[ \t]*)(?P<name>" + _PRE + r"(?:" + _STRONG + r")" + _SUF + r")"
+                               r"[ \t]*:[ \t]*[|>][+-]?\d?[ \t]*\n)(?:(?P=ind)[ \t]+\S[^\n]*(?:\n|\Z))+"),
+         lambda m: None if _NOT_SECRET_NAME.search(m.group("name").rstrip("_-"))
+         else m.group("head") + m.group("ind") + "  " + mark("keyword") + "\n"),
     # password = two words  (config text: the rest of the line)
     Rule("keyword", re.compile(r"(?im)(?P<head>^[ \t]*(?P<name>" + _PRE + r"(?:" + _STRONG + r")" + _SUF + r")[ \t]*[:=][ \t]*)"
                                r"(?P<val>\S[^\n]*?)[ \t]*$"), _config_line),
