@@ -349,17 +349,19 @@ class Redactor:
             return self.exact[s]
         if len(s) > MAX_TEXT:
             s = s[:MAX_TEXT]
-        # The sanitiser escaped the newlines of a multi-line string (`\x0a`) before it got here,
-        # gluing each line's first word to the last one's: `\x0apassword = two words` matched no rule.
-        esc = "\\x0a" in s and "\n" not in s
-        if esc:
-            s = s.replace("\\x0a", "\n")
+        # The sanitiser escaped a multi-line string's newlines (and tabs) before it got here, gluing
+        # each line's first word to the last one's: `\x0apassword = two words` matched no rule.
+        esc = [(e, c) for e, c in (("\\x0a", "\n"), ("\\x09", "\t")) if e in s and c not in s]
+        for e, c in esc:
+            s = s.replace(e, c)
         if "%" in s:    # series keys and URLs percent-encode: db_password%3Dx hid from every rule
             s = _PCT.sub(self._encoded, s)
         if "proctitle=" in s or "a0=" in s:
             s = self._audit(s)
         s = self._plain(s, tail=True)
-        return s.replace("\n", "\\x0a") if esc else s
+        for e, c in esc:
+            s = s.replace(c, e)
+        return s
 
     def _audit(self, s: str) -> str:
         """An audit record whose decoded command line holds a secret: the arguments are replaced by

@@ -119,6 +119,7 @@ CONFIG = [
     (f"private_key = \"\"\"\n{PEM}\n\"\"\"\nowner = ops\n", [PEM_BODY, "zQ9hK3Tq8vW2nR7xL4mP1bY6cJ0dS5fG3hE9kA2uV8wZ7tN4"], ["owner = ops"]),
     ("DB_PASSWORD=Vx8Qm2Lz7Wk4\nDB_HOST=10.0.0.5\nLOG_DIR=/var/log/app\n", ["Vx8Qm2Lz7Wk4"], ["DB_HOST=10.0.0.5", "LOG_DIR=/var/log/app"]),
     ("min_password_length = 12\npassword_file = /etc/app/secret.txt\n", [], ["min_password_length = 12", "password_file = /etc/app/secret.txt"]),
+    ("[smtp]\nuser\t=\talerts\npassword\t=\tTabPw9Qz2Lm\n", ["TabPw9Qz2Lm"], ["user\t=\talerts"]),
     ("stringData:\n  username: svc\n  password: |\n    YamlBlk9Qz2Lm\n    SecondLine7Xq\n  port: 5432\n",
      ["YamlBlk9Qz2Lm", "SecondLine7Xq"], ["  username: svc", "  password: |", "  port: 5432"]),
     ("hmac_key: 9fK2qW8zX4mL7vR1tY6pN3bH5jD0sG2c\nretries: 5\n", ["9fK2qW8zX4mL7vR1tY6pN3bH5jD0sG2c"], ["retries: 5"]),

@@ -208,7 +208,7 @@ def test_corpus_after_the_sanitiser(text, secrets, keep):
     multi-line value arrives as one line of `\\x0a`, which glued `password` to the word before."""
     out = redact.make().text(clean(text))
     for s in secrets:
-        for f in _frags(s, 12):
+        for f in _frags(s, min(12, len(s))):
             assert f not in out, f"fragment of {s!r} survived: {out!r}"
     for k in keep:
         assert clean(k) in out
