@@ -103,13 +103,19 @@ def journal_lines(ctx, since: float, until: float, budget: int, red: redact.Reda
     used = dropped = 0
     sec, stamp = None, ""
     encode = _ENC.encode
+    names: dict = {None: None}     # unit and identifier (sender-chosen text) repeat: redacted once each
+
+    def name(v):
+        if v not in names:
+            names[v] = red.text(v)
+        return names[v]
     for e in rd.entries:
         if int(e.t) != sec:        # one RFC 3339 string per second, not per line
             sec = int(e.t)
             stamp = rfc3339(sec)
         row = {"time": stamp, "ts": round(e.t, 6), "priority": e.prio,
-               "transport": getattr(e, "transport", None), "unit": getattr(e, "unit", None),
-               "ident": getattr(e, "ident", None), "pid": getattr(e, "pid", None),
+               "transport": getattr(e, "transport", None), "unit": name(getattr(e, "unit", None)),
+               "ident": name(getattr(e, "ident", None)), "pid": getattr(e, "pid", None),
                "message_id": getattr(e, "msgid", None), "message": red.text(e.msg)}
         b = (encode(row) + "\n").encode("utf-8")
         if dropped or used + len(b) > budget:
@@ -277,6 +283,8 @@ def write(opts: Options, ctx, out, *, report=None, collect=None, since: float, u
         report = collect()
     red = redact.make(opts.redact, opts.redact_config)
     blind: list[str] = [f"redaction config: {e}" for e in red.config_errors]
+    for e in red.config_errors:
+        err(f"hostdiag: WARNING: redaction config: {e}")
     if not opts.redact:
         err("hostdiag: WARNING: --no-redact: this bundle holds command lines, log lines and config text "
             "AS FOUND, secrets included. Do not share it outside the incident team.")
@@ -367,7 +375,7 @@ def write(opts: Options, ctx, out, *, report=None, collect=None, since: float, u
                                   "included as found. Share only within the incident team.",
                        "never_collected": ["process environments"]}),
         "blind_spots": [{"collector": b.collector, "status": b.status, "reason": b.reason}
-                        for b in report.blind_spots] + [{"collector": "bundle", "status": "partial", "reason": r}
+                        for b in report.blind_spots] + [{"collector": "bundle", "status": "partial", "reason": red.text(r)}
                                                         for r in blind + ([note] if note else [])],
     }
     digest = w.finish(manifest)

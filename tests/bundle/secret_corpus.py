@@ -18,6 +18,10 @@ PEM = ("-----BEGIN RSA PRIVATE KEY-----\n"
        "MIIEowIBAAKCAQEAzQ9hK3Tq8vW2nR7xL4mP1bY6cJ0dS5fG3hE9kA2uV8wZ7tN4\n"
        "rQ1mX6yB3vC9pL2kD5jF8hG0sA7eT4wU1iO6nM3bV9cX2zQ5rY8tP1kL4jH7gF0d\n"
        "-----END RSA PRIVATE KEY-----")
+AUDIT_PW = "AuH3xPw7Qz2Lm"
+AUDIT_PROCTITLE = ("type=PROCTITLE msg=audit(1732860000.123:4242): proctitle="
+                   + f"mysql\0-u\0root\0-p{AUDIT_PW}\0-e\0select 1".encode().hex().upper())
+AUDIT_SSHD = "type=PROCTITLE msg=audit(1732860000.123:4244): proctitle=" + "sshd: bob [priv]".encode().hex().upper()
 PEM_BODY = "MIIEowIBAAKCAQEAzQ9hK3Tq8vW2nR7xL4mP1bY6cJ0dS5fG3hE9kA2uV8wZ7tN4"
 
 CMDLINES = [
@@ -40,6 +44,14 @@ CMDLINES = [
     ("docker run -p 8080:80 -v /data:/data nginx:1.25", [], ["-p 8080:80", "/data:/data", "nginx:1.25"]),
     ("cp -p /etc/nginx/nginx.conf /root/nginx.conf.bak", [], ["cp -p /etc/nginx/nginx.conf /root/nginx.conf.bak"]),
     ("app --password-file /etc/app/pw.txt --port 9090", [], ["--password-file /etc/app/pw.txt", "--port 9090"]),
+    # an @ in a password, percent-encoded as URLs require: the redactor decodes %40 before matching
+    ("mongosh mongodb://bob:Pw%40Tail8Qz2Lm4@db01.internal/orders", ["Tail8Qz2Lm4"], ["mongodb://bob:", "@db01.internal/orders"]),
+    ("wget --http-password Wg7Qz2Lm9Xv4 https://files.example.com/a.tar", ["Wg7Qz2Lm9Xv4"], ["https://files.example.com/a.tar"]),
+    ("app --db-password Db8Qw2Zx7Lm --db-host db01 --no-password-prompt", ["Db8Qw2Zx7Lm"], ["--db-host db01"]),
+    ("ansible-playbook --ask-pass site.yml", [], ["ansible-playbook --ask-pass site.yml"]),
+    ("smbclient //fs01/share -U admin%Sb4Qw9Zx2Lm -c ls", ["Sb4Qw9Zx2Lm"], ["//fs01/share", "-U admin%", "-c ls"]),
+    ("ldapsearch -x -D cn=admin,dc=corp -w Ld7Qz2Wx9Mn -b dc=corp", ["Ld7Qz2Wx9Mn"], ["cn=admin,dc=corp", "-b dc=corp"]),
+    ("docker login -u ci -p Dk3Qw8Zx2Lm registry.example.com", ["Dk3Qw8Zx2Lm"], ["-u ci", "registry.example.com"]),
 ]
 
 JOURNAL = [
@@ -47,6 +59,21 @@ JOURNAL = [
      ["Accepted password for deploy from 10.0.0.7 port 51234 ssh2"]),
     ("pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=10.0.0.9", [],
      ["pam_unix(sshd:auth): authentication failure", "rhost=10.0.0.9"]),
+    # XML (SOAP bodies, configuration dumps) and SQL that sets a password (PostgreSQL logs statements)
+    ("soap fault: <soap:Body><Login><username>bob</username><password>XmlPw9Qz2Lm</password></Login></soap:Body>",
+     ["XmlPw9Qz2Lm"], ["<username>bob</username><password>", "</password></Login></soap:Body>"]),
+    ('config: <entry key="db.password">XmlEnPw8Qz2L</entry> <entry key="db.pool">20</entry>', ["XmlEnPw8Qz2L"],
+     ['<entry key="db.password">', '<entry key="db.pool">20</entry>']),
+    ("STATEMENT:  ALTER ROLE app WITH LOGIN PASSWORD 'SqlPw9Qz2Lm' VALID UNTIL 'infinity'", ["SqlPw9Qz2Lm"],
+     ["STATEMENT:  ALTER ROLE app WITH LOGIN PASSWORD '", "VALID UNTIL 'infinity'"]),
+    ("Query: CREATE USER 'app'@'%' IDENTIFIED BY 'SqlMyPw8Qz2';", ["SqlMyPw8Qz2"], ["CREATE USER 'app'@'%' IDENTIFIED BY '"]),
+    ('FATAL:  password authentication failed for user "app"', [], ['FATAL:  password authentication failed for user "app"']),
+    # a password typed at the login prompt as the user name; a real (mistyped) login stays
+    ("Failed password for invalid user Hunter2Zq9Lm from 10.0.0.9 port 51234 ssh2", ["Hunter2Zq9Lm"],
+     ["Failed password for invalid user ", " from 10.0.0.9 port 51234 ssh2"]),
+    ("Invalid user deploy2 from 10.0.0.9 port 51236", [], ["Invalid user deploy2 from 10.0.0.9 port 51236"]),
+    ("sudo: bob : TTY=pts/0 ; PWD=/home/bob ; USER=root ; COMMAND=/usr/bin/systemctl restart nginx", [],
+     ["sudo: bob : TTY=pts/0 ; PWD=/home/bob ; USER=root ; COMMAND=/usr/bin/systemctl restart nginx"]),
     ("GET /api/v1/orders HTTP/1.1 Authorization: Basic ZGVwbG95Ok5vdFJlYWxQdzk4Nw== pid=4242", ["ZGVwbG95Ok5vdFJlYWxQdzk4Nw=="],
      ["GET /api/v1/orders HTTP/1.1"]),
     ("upstream request headers: Cookie: sessionid=Sx9Qw2Lm7Zt4Kp1Vn8; csrftoken=Cf3Rt6Yu9Io2", ["Sx9Qw2Lm7Zt4Kp1Vn8", "Cf3Rt6Yu9Io2"],
@@ -59,11 +86,27 @@ JOURNAL = [
     (f"msal: client_secret={AZURE_SECRET} tenant=contoso", [AZURE_SECRET], ["tenant=contoso"]),
     (f"slack notify failed token={SLACK} status=429", [SLACK], ["status=429"]),
     ("redis: connect redis://:Rp4Lw8Qz2Xm6@10.0.3.4:6379/0 failed", ["Rp4Lw8Qz2Xm6"], ["10.0.3.4:6379/0 failed"]),
+    # JSON encoders that escape slashes (PHP's json_encode, Monolog): :\/\/ is ://
+    ('{"message":"db down","context":{"dsn":"pgsql:\\/\\/app:PhpPw9Qz2Lm@db01.internal\\/orders"}}', ["PhpPw9Qz2Lm"],
+     ['"context":{"dsn":"pgsql:\\/\\/app:', '@db01.internal\\/orders"}}']),
+    # a URL percent-encoded whole (a redirect or callback parameter)
+    ("GET /cb?next=https%3A%2F%2Fbob%3AEncPw7Qz2Lm9%40files.internal%2Fx HTTP/1.1", ["EncPw7Qz2Lm9"], ["GET /cb?next=", " HTTP/1.1"]),
     ("session_token=Zt8Kq2Wm5Xv9Lp3Rn7Yc1 user=alice worker=3", ["Zt8Kq2Wm5Xv9Lp3Rn7Yc1"], ["user=alice", "worker=3"]),
     (PEM_BODY, [PEM_BODY], []),
     ("Out of memory: Killed process 4242 (app-worker) total-vm:812345kB, anon-rss:700000kB", [],
      ["Out of memory: Killed process 4242 (app-worker) total-vm:812345kB, anon-rss:700000kB"]),
     ("Speculative Store Bypass: Vulnerable", [], ["Speculative Store Bypass: Vulnerable"]),
+    # audit records (journald's audit transport): an argv with a space, quote or control character
+    # is hex-encoded (proctitle=, aN=), plain ones are quoted per argument
+    (AUDIT_PROCTITLE, [AUDIT_PW, AUDIT_PW.encode().hex().upper()], ["type=PROCTITLE msg=audit(1732860000.123:4242): "]),
+    ('type=EXECVE msg=audit(1732860000.123:4243): argc=4 a0="mysql" a1="-u" a2="root" a3="-pAuExPw8Lm3Qz"', ["AuExPw8Lm3Qz"],
+     ["type=EXECVE msg=audit(1732860000.123:4243): argc=4", "mysql -u root -p"]),
+    (AUDIT_SSHD, [], [AUDIT_SSHD]),
+    # a JSON document logged inside a JSON string (container logs): escaped quotes delimit the values
+    ('{"log":"{\\"db_password\\":\\"Js9Qw2Zx7Lm4\\",\\"user\\":\\"svc\\"}","stream":"stderr"}', ["Js9Qw2Zx7Lm4"],
+     ['\\"user\\":\\"svc\\"', '"stream":"stderr"']),
+    ('{"req":"{\\"Authorization\\": \\"Bearer Bq7Wz2Lm9Xc4Vn8Rt\\", \\"Cookie\\": \\"sid=Ck5Rt8Yu2Io9\\"}"}',
+     ["Bq7Wz2Lm9Xc4Vn8Rt", "Ck5Rt8Yu2Io9"], ['{"req":"{\\"Authorization\\": \\"Bearer ']),
     ("nginx: worker 18 handled request 99812 in 33ms on port 8080 from /var/www/html/index.html", [],
      ["nginx: worker 18 handled request 99812 in 33ms on port 8080 from /var/www/html/index.html"]),
 ]
@@ -76,6 +119,9 @@ CONFIG = [
     (f"private_key = \"\"\"\n{PEM}\n\"\"\"\nowner = ops\n", [PEM_BODY, "zQ9hK3Tq8vW2nR7xL4mP1bY6cJ0dS5fG3hE9kA2uV8wZ7tN4"], ["owner = ops"]),
     ("DB_PASSWORD=Vx8Qm2Lz7Wk4\nDB_HOST=10.0.0.5\nLOG_DIR=/var/log/app\n", ["Vx8Qm2Lz7Wk4"], ["DB_HOST=10.0.0.5", "LOG_DIR=/var/log/app"]),
     ("min_password_length = 12\npassword_file = /etc/app/secret.txt\n", [], ["min_password_length = 12", "password_file = /etc/app/secret.txt"]),
+    ("[smtp]\nuser\t=\talerts\npassword\t=\tTabPw9Qz2Lm\n", ["TabPw9Qz2Lm"], ["user\t=\talerts"]),
+    ("stringData:\n  username: svc\n  password: |\n    YamlBlk9Qz2Lm\n    SecondLine7Xq\n  port: 5432\n",
+     ["YamlBlk9Qz2Lm", "SecondLine7Xq"], ["  username: svc", "  password: |", "  port: 5432"]),
     ("hmac_key: 9fK2qW8zX4mL7vR1tY6pN3bH5jD0sG2c\nretries: 5\n", ["9fK2qW8zX4mL7vR1tY6pN3bH5jD0sG2c"], ["retries: 5"]),
 ]
 

@@ -357,3 +357,171 @@ def test_folded_message_templates_leave_no_secret_fragment(tmp_path):
         assert tail not in data, f"secret fragment survived in {name}"
     top = json.loads(m["snapshot.json"])["sections"]["journal"]["data"]["top_messages"]
     assert any(t["count"] == 60 and "[REDACTED:" in t["template"] and "<n>" in t["template"] for t in top), top
+
+
+def _fragments(secret: str, n: int = 8) -> set[bytes]:
+    return {secret[i:i + n].encode() for i in range(len(secret) - n + 1)}
+
+
+def _pad_argv(head: list[str], before: str, secret: str, keep: int, limit: int = 4096) -> list[str]:
+    """argv whose /proc/PID/cmdline (NUL-joined) reaches `before + secret` at byte limit - keep
+    - len(before): the read cap (procscan reads `limit` bytes) cuts the secret after `keep` chars."""
+    used = sum(len(a) + 1 for a in head)
+    pad = limit - keep - len(before) - used - 1
+    return [*head, "/opt/lib/x.jar:" * (pad // 15) + "y" * (pad % 15), before + secret]
+
+
+@pytest.fixture(scope="module")
+def cut_bundle(tmp_path_factory):
+    """Secrets where a length cap or the sanitiser falls on them: command lines cut by the 4096-byte
+    cmdline read, a journal line cut at 2048 characters (latest lines, top message examples), a
+    message cut at 8192 (the journal reader's cap), and a multi-line message the sanitiser folds
+    into one line of `\\x0a` (latest lines)."""
+    why = journalgen.available()
+    if why:
+        pytest.skip(why)
+    d = tmp_path_factory.mktemp("cutjournal")
+    now = time.time()
+    gh, url_pw, aws = corpus.GH_TOKEN, "Cut9Pw2Lm7Wz4Xq8Rt", corpus.AWS_ID
+    kids = [subprocess.Popen(_pad_argv([sys.executable, "-c", SLEEPER, "--classpath"], "", gh, 20),
+                             start_new_session=True),
+            subprocess.Popen(_pad_argv([sys.executable, "-c", SLEEPER], "postgresql://report:", url_pw, 12),
+                             start_new_session=True)]
+    at_2048 = "x" * 2025 + " key " + aws + " rotated"          # cut 18 characters into the key
+    at_8192 = "y" * 8171 + " slack " + corpus.SLACK + " done"    # cut 14 characters into the token
+    multi = "config reloaded:\n[db]\npassword = correct horse battery staple\nport = 5432"
+    entries = [(now - 900 + i, journalgen.service("keys.service", at_2048, 3, 4242)) for i in range(40)]
+    entries += [(now - 100, journalgen.service("app.service", at_8192, 3, 4243)),
+                (now - 99, journalgen.service("app.service", multi, 3, 4243))]
+    journalgen.write_journal(str(d / "system.journal"), entries)
+    time.sleep(0.3)
+    try:
+        p = run("bundle", "--window", "0", "--only", "journal,processes", "--since", "1h", "--journal-dir", str(d),
+                "-o", "-")
+    finally:
+        for k in kids:
+            os.killpg(k.pid, signal.SIGKILL)
+            k.wait()
+    assert p.returncode == 0, p.stderr.decode()
+    secrets = {"gh": gh[4:], "url": url_pw, "aws": aws[4:], "slack": corpus.SLACK.split("-", 1)[1],
+               "multi": "horse battery staple"}
+    return p.stdout, members(p.stdout), secrets
+
+
+@pytest.mark.parametrize("which", ["gh", "url", "aws", "slack", "multi"])
+def test_no_fragment_survives_a_cut_or_the_sanitiser(cut_bundle, which):
+    blob, m, secrets = cut_bundle
+    frags = _fragments(secrets[which])
+    raw = gzip.decompress(blob)
+    assert not [f for f in frags if f in raw], f"{which}: a fragment is in the tar stream"
+    for name, data in m.items():
+        left = sorted(f for f in frags if f in data)
+        assert not left, f"{which}: fragments {left[:3]} survived in {name}"
+
+
+def test_cut_conditions_were_really_made(cut_bundle):
+    """The negative control of the test above: the cuts really fell inside the secrets."""
+    _, m, _ = cut_bundle
+    procs = [json.loads(x) for x in m["processes.jsonl"].splitlines()]
+    cut = [p["cmdline"] for p in procs if "--classpath" in p["cmdline"] or "postgresql://report:" in p["cmdline"]]
+    assert len(cut) == 2 and all(len(c) >= 4000 and c.endswith("[REDACTED:cut_secret]") for c in cut), cut
+    journal = json.loads(m["snapshot.json"])["sections"]["journal"]["data"]
+    assert any(x["message"].startswith("xxxx") and x["message"].endswith(" key [REDACTED:cut_secret]")
+               for x in journal["latest"])
+    assert any("\\x0a" in x["message"] and "password = [REDACTED:" in x["message"] for x in journal["latest"])
+    lines = [json.loads(x)["message"] for x in m["journal.jsonl"].splitlines()]
+    assert any(x.startswith("yyyy") and x.endswith(" slack [REDACTED:cut_secret]") for x in lines)
+
+
+def test_user_patterns_that_backtrack_cannot_stall_the_bundle(tmp_path):
+    """redact.toml from an operator: `(a+)+$` (exponential: refused at load, said on stderr and in
+    the manifest), `(.*=){5}x` (polynomial, which no static check here catches: it runs with a time
+    bound, and a string it times out on leaves the host as [REDACTED], never as it is) and a sane
+    pattern that keeps working. The lines it chokes on are real: a journal line and a process's
+    argv, a long run of `a` and of `=`. Without the bounds this bundle never finishes (the run's timeout
+    fails the test)."""
+    why = journalgen.available()
+    if why:
+        pytest.skip(why)
+    cfg = tmp_path / "redact.toml"
+    cfg.write_text('[[pattern]]\nname = "nested"\nregex = "(a+)+$"\n'
+                   '[[pattern]]\nname = "poly"\nregex = "(.*=){5}x"\n'
+                   '[[pattern]]\nname = "ticket"\nregex = "TCK-\\\\d{6}"\n')
+    now = time.time()
+    journalgen.write_journal(str(tmp_path / "system.journal"), [
+        (now - 60, journalgen.service("app.service", "ticket TCK-123456 opened by bob", 3, 4242)),
+        (now - 59, journalgen.service("app.service", "payload " + "a" * 3000 + "!", 3, 4242)),
+        (now - 58, journalgen.service("app.service", "=" * 3000, 3, 4242))])
+    kid = subprocess.Popen([sys.executable, "-c", SLEEPER, "a" * 3000 + "!", "=" * 3000], start_new_session=True)
+    try:
+        p = run("bundle", "--window", "0", "--only", "journal", "--since", "1h", "--journal-dir", str(tmp_path),
+                "--redact-config", str(cfg), "-o", "-", timeout=90)
+    finally:
+        os.killpg(kid.pid, signal.SIGKILL)
+        kid.wait()
+    assert p.returncode == 0, p.stderr.decode()
+    err = p.stderr.decode()
+    assert "pattern nested" in err and "nested quantifiers" in err, err
+    m = members(p.stdout)
+    man = json.loads(m["manifest.json"])
+    assert any("pattern nested" in b["reason"] for b in man["blind_spots"])
+    counts = man["redaction"]["counts"]
+    assert counts.get("user:ticket", 0) >= 1 and counts.get("user:poly:timed_out", 0) >= 2, counts
+    everything = b"".join(m.values())
+    assert b"TCK-123456" not in everything and b"=" * 100 not in everything
+    lines = [json.loads(x)["message"] for x in m["journal.jsonl"].splitlines()]
+    assert "[REDACTED:user:poly]" in lines and "ticket [REDACTED:user:ticket] opened by bob" in lines
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root for a private mount namespace")
+def test_mount_secrets_through_the_snapshot_and_a_real_capture_store(tmp_path):
+    """A tmpfs in a private mount namespace whose source is a URL with a password (curlftpfs,
+    davfs show theirs so) and whose path holds `db_password=`; two real `hostdiag capture` runs
+    store its series (keyed by the path), then the bundle is made in the same namespace. Neither
+    secret may reach the snapshot, the reports or history.json."""
+    path_pw, src_pw = "MntPathPw5ecret9", "MntSrcPw9Qz2Lm"
+    mnt = tmp_path / "m" / f"db_password={path_pw}"
+    store = tmp_path / "store" / "h.db"
+    py, now = shlex.quote(sys.executable), int(time.time())
+    script = f"""
+        set -e
+        mkdir -p {shlex.quote(str(mnt))}
+        mount -t tmpfs -o size=1m {shlex.quote(f"ftp://bob:{src_pw}@files.internal/share")} {shlex.quote(str(mnt))}
+        export HOSTDIAG_STORE={shlex.quote(str(store))} PYTHONDONTWRITEBYTECODE=1
+        HOSTDIAG_NOW={now - 120} {py} -m hostdiag capture --store "$HOSTDIAG_STORE" --window 0 >/dev/null
+        HOSTDIAG_NOW={now - 60} {py} -m hostdiag capture --store "$HOSTDIAG_STORE" --window 0 >/dev/null
+        exec {py} -m hostdiag bundle --window 0 --only disk --since 10m -o -
+    """
+    p = subprocess.run([UNSHARE, "--mount", "--propagation", "private", "sh", "-c", script],
+                       capture_output=True, timeout=180, cwd=str(tmp_path))
+    assert p.returncode == 0, p.stderr.decode()
+    m = members(p.stdout)
+    assert b"history.json" in b"".join(n.encode() for n in m)
+    for name, data in m.items():
+        for s in (path_pw, src_pw):
+            assert not [f for f in _fragments(s) if f in data], f"{s} in {name}"
+    fs = json.loads(m["snapshot.json"])["sections"]["disk"]["data"]["filesystems"]
+    ours = [f for f in fs if "/m/db_password=" in f["mount"]]
+    assert ours and ours[0]["source"] == "ftp://bob:[REDACTED:url_password]@files.internal/share", ours
+    assert any("/m/db_password=[REDACTED:keyword]" in k for k in json.loads(m["history.json"])["series"])
+
+
+def test_journal_fields_beside_the_message_are_redacted(tmp_path):
+    """journal.jsonl carries each entry's unit and identifier as well as its message; an
+    identifier is whatever the sender chose (`logger -t "backup.sh --s3-secret-key ..."`)."""
+    why = journalgen.available()
+    if why:
+        pytest.skip(why)
+    now = time.time()
+    ident = "backup.sh --s3-secret-key Id3ntPw9Qz2Lm"
+    journalgen.write_journal(str(tmp_path / "system.journal"), [
+        (now - 60, {"MESSAGE": "upload finished", "PRIORITY": 3, "_TRANSPORT": "syslog", "SYSLOG_IDENTIFIER": ident,
+                    "_PID": 4242})])
+    p = run("bundle", "--window", "0", "--only", "journal", "--since", "1h", "--journal-dir", str(tmp_path), "-o", "-")
+    assert p.returncode == 0, p.stderr.decode()
+    m = members(p.stdout)
+    for name, data in m.items():
+        assert not [f for f in _fragments("Id3ntPw9Qz2Lm") if f in data], f"identifier secret in {name}"
+    rows = [json.loads(x) for x in m["journal.jsonl"].splitlines()]
+    assert [r["ident"] for r in rows if r["message"] == "upload finished"] == [
+        "backup.sh --s3-secret-key [REDACTED:cmdline_password]"]

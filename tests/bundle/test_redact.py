@@ -14,6 +14,8 @@ sys.path.insert(0, os.path.dirname(__file__))
 import secret_corpus as corpus  # noqa: E402
 
 from hostdiag.bundle import redact  # noqa: E402
+from hostdiag.core.sanitize import clean  # noqa: E402
+from hostdiag.logs import template  # noqa: E402
 
 
 @pytest.mark.parametrize("text,secrets,keep", corpus.ALL, ids=[c[0][:40] for c in corpus.ALL])
@@ -169,3 +171,67 @@ def test_places_the_rules_once_missed(text, secret, keep):
                                "curl -u admin https://x", "bad %ZZ escape %C3"])
 def test_encoded_and_glued_text_untouched(s):
     assert redact.make().text(s) == s
+
+
+# ---------------------------------------------------------------- cuts and the sanitiser
+
+def _frags(s: str, n: int = 8) -> list[str]:
+    return [s[i:i + n] for i in range(len(s) - n + 1)]
+
+
+# Not the PEM body line: logged on its own (64 characters), no cap (200 and up) falls inside it, and
+# its start alone is indistinguishable from other text.
+_CUT_CASES = [(t, s) for t, secrets, _ in corpus.ALL for s in secrets if len(s) >= 10 and "\n" not in s
+              and s in t and t != corpus.PEM_BODY]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.sampled_from(_CUT_CASES), st.lists(_word, max_size=4), st.integers(8, 120), st.booleans())
+def test_no_fragment_of_a_cut_secret_survives(case, before, keep, marker):
+    """A length cap (a 4096-byte cmdline read, journal lines at 8192/2048, templates at 300, the
+    sanitiser's `…[+N chars]`, a store's 200-character titles) can fall anywhere in a secret: what
+    it kept (8+ characters) must not survive redaction, nor the template folded from the result."""
+    text, secret = case
+    line = " ".join([*before, text])
+    i = line.index(secret)
+    p = i + min(keep, len(secret))
+    cut = line[:p] + (f"…[+{len(line) - p} chars]" if marker else "")
+    out = redact.make().text(cut)
+    kept = _frags(secret[:p - i])
+    assert not [f for f in kept if f in out], out
+    assert not [f for f in kept if f in template(out)]
+
+
+@pytest.mark.parametrize("text,secrets,keep", corpus.ALL, ids=[c[0][:40] for c in corpus.ALL])
+def test_corpus_after_the_sanitiser(text, secrets, keep):
+    """Report text is sanitised (hostdiag/core/sanitize.clean) before the bundle redacts it: a
+    multi-line value arrives as one line of `\\x0a`, which glued `password` to the word before."""
+    out = redact.make().text(clean(text))
+    for s in secrets:
+        for f in _frags(s, min(12, len(s))):
+            assert f not in out, f"fragment of {s!r} survived: {out!r}"
+    for k in keep:
+        assert clean(k) in out
+
+
+@pytest.mark.parametrize("s", ["connect http://db01.internal:5432", "listening on https://[::1]:8443",
+                               "GET http://cache01:11211…[+40 chars]", "nonce=42", "key=vda1", "session 12 of user bob",
+                               "cookie=/var/lib/app/c1"])
+def test_ordinary_string_ends_untouched(s):
+    """The cut rules act only on the start of a secret at a string's end: a host:port, a short value stay."""
+    r = redact.make()
+    assert r.text(s) == s and not r.counts
+
+
+@pytest.mark.parametrize("text, secret, keep", [
+    # a name no longer starts after a dot (that made `a.a.a...` quadratic): the prefix takes the dots
+    ("app.config.dbPassword=Dt9Qw2Zx7Lm", "Dt9Qw2Zx7Lm", "app.config.dbPassword="),
+    ("svc.ROOTPASSWORD=Rt4Qw8Zx2Lm", "Rt4Qw8Zx2Lm", "svc.ROOTPASSWORD="),
+    ("-Dspring.datasource.password=Sp7Qw2Zx9Lm x", "Sp7Qw2Zx9Lm", "-Dspring.datasource.password="),
+    ("a.b.session_key=Ab3dEf9hIj2kLm4nOp done", "Ab3dEf9hIj2kLm4nOp", "a.b.session_key="),
+    # a PEM body line among blank lines (the rule no longer runs \s* across newlines)
+    ("\n\n" + corpus.PEM_BODY + "\r\n\n", corpus.PEM_BODY, "\n\n"),
+])
+def test_dotted_names_and_blank_lines(text, secret, keep):
+    out = redact.make().text(text)
+    assert secret not in out and keep in out, out
