@@ -154,7 +154,7 @@ def fmt_value(key: str, v) -> str:
             return human_bytes(v) + "/s"
         if k.endswith("_pct") or k.endswith("pct"):
             return f"{v:.1f}%"
-        if k.endswith("_per_s"):
+        if k.endswith("_per_s") or k == "per_s":   # before "_s": a rate is not a duration
             return f"{v:.1f}/s"
         if k.endswith("_ms"):
             return f"{v:.1f} ms"
@@ -171,7 +171,7 @@ def fmt_value(key: str, v) -> str:
     return clip(str(v))
 
 
-_UNITS = ("_bytes", "_bps", "_pct", "_per_s", "_ms", "_s", "_seconds")
+_UNITS = ("_bytes", "_bps", "_pct", "per_s", "_ms", "_s", "_seconds")
 
 
 def _has_unit(key: str) -> bool:
