@@ -131,7 +131,7 @@ def match_isolated(series: dict[str, Series], cat, timeout_s: float = MATCH_TIME
     raise RuntimeError(why)
 
 
-def _finding_for(findings: list[Finding], category: str, labels: dict) -> int | None:
+def finding_for(findings: list[Finding], category: str, labels: dict) -> int | None:
     """The finding a match belongs to: one about the same thing (a pid, mount, cgroup... in both),
     its own category first; a series of no one thing (host-wide), the first of its category. A
     process's fd ramp must not hand its advice to another process's RSS finding."""
@@ -157,7 +157,7 @@ def attach(findings: list[Finding], shapes: list[ShapeMatch]) -> list[Finding]:
             continue
         category = sh.metric.split(".", 1)[0]
         note = {"signature": sh.signature, "series": sh.series, "why": sh.why}
-        i = _finding_for(out, category, sh.labels)
+        i = finding_for(out, category, sh.labels)
         if i is not None:
             f = out[i]
             extra = [x for x in sh.stabilize if x not in f.stabilize]

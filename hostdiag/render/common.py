@@ -134,7 +134,10 @@ def brief_line(f) -> str:
     """One finding's title with its subject and ETA, for the one-screen view."""
     # subject parts the title already names ("python (pid 1588)") are not repeated
     subj = {k: v for k, v in (f.subject or {}).items() if str(v) not in f.title}
-    extra = "; ".join(x for x in (clip(subject_text(subj), 60) if subj else "", eta_text(f)) if x)
+    eta = getattr(f, "eta_s", None)
+    # nor an ETA the title gives already ("limit reached in ~63 s at this rate"): the repeat cut the rate off
+    said = isinstance(eta, (int, float)) and math.isfinite(eta) and f"~{human_duration(eta)}" in f.title
+    extra = "; ".join(x for x in (clip(subject_text(subj), 60) if subj else "", "" if said else eta_text(f)) if x)
     return f"{f.title} ({extra})" if extra else f.title
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from hostdiag.analysis.correlate import CAUSE_KINDS
+from hostdiag.analysis.shapes import finding_for
 from hostdiag.core.model import BlindSpot, Finding, Headline, Report, ShapeMatch
 from hostdiag.render import common
 
@@ -19,6 +20,7 @@ CHANGES_SHOWN = 10        # newest changes listed
 BRIEF_FINDINGS = 6        # warning/critical findings listed; the rest counted
 BRIEF_CHANGES = 3
 BRIEF_SHAPES = 3
+AS_ABOVE = "(as above)"   # a brief finding's verify that was printed already
 
 
 @dataclass
@@ -26,6 +28,7 @@ class Header:
     hostname: str
     host_line: str
     headline: Headline
+    impact: str = ""                         # the top finding's: what breaks if nothing is done
 
 
 @dataclass
@@ -35,6 +38,7 @@ class Findings:
     info: int
     brief: bool = False
     hidden: int = 0                          # brief: findings not listed (see --full)
+    verify: list[str] = field(default_factory=list)   # brief: each one's command, AS_ABOVE or ""
 
 
 @dataclass
@@ -88,17 +92,20 @@ def layout(report: Report, top: int = 5, full: bool = True) -> list[Block]:
     status, the most urgent findings with their verify command, the newest changes, archetype
     matches and one line of blind spots; no per-section evidence."""
     snap = report.snapshot
-    blocks: list[Block] = [Header(snap.host.hostname, common.host_line(report), report.headline)]
     serious = sum(f.severity != "info" for f in report.findings)
+    top_impact = next((f.impact for f in report.findings if f.severity != "info"), "") if serious else ""
+    blocks: list[Block] = [Header(snap.host.hostname, common.host_line(report), report.headline, top_impact)]
     rows, total = what_changed(report)
     if not full:
         shown = [f for f in report.findings if f.severity != "info"][:BRIEF_FINDINGS]
         blocks.append(Findings(shown, serious, len(report.findings) - serious, True,
-                               len(report.findings) - len(shown)))
+                               len(report.findings) - len(shown), _brief_commands(report, shown)))
         relevant = [r for r in rows if r.get("kind") in CAUSE_KINDS]   # not every process start or login
         if relevant:
             blocks.append(Changes(relevant[:BRIEF_CHANGES], total, True))
-        archetypes = [m for m in report.shapes if not m.generic and m.signature][:BRIEF_SHAPES]
+        # a match whose finding is listed already says nothing new (that finding has its rate and advice)
+        archetypes = [m for m in report.shapes if not m.generic and m.signature
+                      and finding_for(shown, m.metric.split(".", 1)[0], m.labels) is None][:BRIEF_SHAPES]
         if archetypes:
             blocks.append(Shapes([ShapeRow(m, [], "") for m in archetypes], True))
         blocks.append(BlindSpots(report.blind_spots, True))
@@ -111,6 +118,18 @@ def layout(report: Report, top: int = 5, full: bool = True) -> list[Block]:
     blocks.append(Evidence([_section(report, s, top) for s in snap.sections.values() if s.status != "unavailable"]))
     blocks.append(BlindSpots(report.blind_spots))
     return blocks
+
+
+def _brief_commands(report: Report, shown: list[Finding]) -> list[str]:
+    """Each listed finding's verify command, without its comment; AS_ABOVE when the same command
+    was printed above it (the headline's Verify, or an earlier finding's)."""
+    seen = {common.brief_command(report.headline.verify)} if report.headline.verify else set()
+    out = []
+    for f in shown:
+        cmd = common.brief_command(f.verify) if f.verify else ""
+        out.append(AS_ABOVE if cmd and cmd in seen else cmd)
+        seen.add(cmd)
+    return out
 
 
 def _section(report: Report, sec, top: int) -> SectionEvidence:

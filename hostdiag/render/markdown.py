@@ -51,6 +51,7 @@ def _header(b: layout.Header) -> list[str]:
     return [f"## hostdiag: {h.severity.upper()} on {md(b.hostname)}", "",
             f"_{md(b.host_line)}_", "",
             f"- **Condition:** {md(h.condition)}",
+            *([f"- **Impact:** {md(b.impact)}"] if b.impact else []),
             f"- **Action:** {md(h.action)}",
             f"- **Need:** {md(h.need)}", ""]
 
@@ -58,10 +59,10 @@ def _header(b: layout.Header) -> list[str]:
 def _findings(b: layout.Findings) -> list[str]:
     if b.brief:
         out = [f"### Findings ({b.serious} to act on, {b.info} informational; most urgent first)", ""]
-        for i, f in enumerate(b.findings, 1):
+        for i, (f, verify) in enumerate(zip(b.findings, b.verify), 1):
             out.append(f"{i}. **{f.severity.upper()}** {md(common.brief_line(f))}")
-            if f.verify:
-                out.append(f"   - Verify: {code(common.brief_command(f.verify))}")
+            if verify:
+                out.append(f"   - Verify: {md(verify) if verify == layout.AS_ABOVE else code(verify)}")
         if b.hidden:
             out.append(f"\n_+{b.hidden} more: `hostdiag snapshot --full`_")
         return out or ["None to act on."]

@@ -76,6 +76,8 @@ def _header(b: layout.Header) -> list[str]:
     lines.append("=" * WIDTH)
     lines.append(f"STATUS: {h.severity.upper()}")
     lines += _wrap("Condition:", h.condition, indent=0)
+    if b.impact:
+        lines += _wrap("Impact:", b.impact, indent=0)
     action, verify = _action(h)
     lines += _wrap("Action:", action, indent=0)
     if verify:
@@ -91,12 +93,15 @@ def _limit(lines: list[str], n: int) -> list[str]:
     return lines[: n - 1] + [lines[n - 1][: WIDTH - 1].rstrip() + "…"]
 
 
-def brief_finding_lines(i: int, f) -> list[str]:
-    """Two to four lines: severity and title with subject and ETA; the verify command, whole or not at all."""
+def brief_finding_lines(i: int, f, verify: str) -> list[str]:
+    """Two to four lines: severity and title with subject and ETA; the verify command (layout's
+    brief choice), whole or not at all."""
     out = _limit(textwrap.wrap(f"{i}. {f.severity.upper()} {common.brief_line(f)}", WIDTH,
                                subsequent_indent="   ", break_on_hyphens=False), 2)
-    if f.verify:
-        cmd = _cmd("verify:", common.brief_command(f.verify), label_w=8)
+    if verify == layout.AS_ABOVE:
+        out += _wrap("verify:", verify, label_w=8)
+    elif verify:
+        cmd = _cmd("verify:", verify, label_w=8)
         out += cmd if len(cmd) <= 3 else _wrap("verify:", "long command: see --full", label_w=8)
     return out
 
@@ -106,8 +111,8 @@ def _findings(b: layout.Findings) -> list[str]:
         lines = [f"FINDINGS ({b.serious} to act on, {b.info} informational; most urgent first)", "-" * WIDTH]
         if not b.findings:
             lines.append("   none to act on")
-        for i, f in enumerate(b.findings, 1):
-            lines += brief_finding_lines(i, f)
+        for i, (f, verify) in enumerate(zip(b.findings, b.verify), 1):
+            lines += brief_finding_lines(i, f, verify)
         if b.hidden:
             lines.append(f"   +{b.hidden} more (hostdiag snapshot --full)")
         return lines + [""]

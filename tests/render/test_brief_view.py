@@ -1,0 +1,75 @@
+"""The one-screen view, as read by an on-call responder with several faults at once (seen on this
+host: a tmpfs filling, a cgroup leaking toward its limit, a process leaking fds, two OOM kills):
+the impact of the worst thing is on screen, no command is printed twice, a title's own ETA is not
+repeated (the repeat pushed the rate past the two-line cut), and a shape whose finding is listed
+is not listed again."""
+from __future__ import annotations
+
+import re
+import types
+
+from hostdiag import analysis
+from hostdiag.core.model import SCHEMA_VERSION, Finding, Host, Section, ShapeMatch, Snapshot
+from hostdiag.core.thresholds import Thresholds
+from hostdiag.render import Env, render
+
+SGR = re.compile(r"\x1b\[[0-9;]*m")
+OOM_VERIFY = "dmesg -T | grep -iE 'killed process|oom-kill'   # or: dmesg -T | grep -i oom"
+
+
+def _findings(sec, th):
+    return [
+        Finding("kernel.oom_kill", "kernel", "critical", "Kernel OOM killer killed a process: python3 (pid 11)",
+                subject={"pid": 11}, impact="the killed process lost its work", verify=OOM_VERIFY),
+        Finding("kernel.oom_kill", "kernel", "critical", "Kernel OOM killer killed a process: python3 (pid 12)",
+                subject={"pid": 12}, impact="the killed process lost its work", verify=OOM_VERIFY),
+        Finding("files.process_fd_exhaustion", "files", "critical",
+                "python3 (pid 13) has 315 of 1024 open files (30.8% of its RLIMIT_NOFILE), rising 9.13/s; "
+                "its limit reached in ~78 s at this rate", subject={"pid": 13, "name": "python3"},
+                evidence={"eta_s": 78}, verify="ls /proc/13/fd | wc -l"),
+    ]
+
+
+def _report():
+    snap = Snapshot(schema_version=SCHEMA_VERSION, host=Host("vm", "6.1", "Debian", 2, None, None, 0, "test"),
+                    collected_at="2026-11-29T08:20:00+00:00", window_s=5.0, interval_s=1.0,
+                    sections={"files": Section("files", "ok", data={})}, series={})
+    rep = analysis.build(snap, [types.SimpleNamespace(NAME="files", findings=_findings)], Thresholds({}))
+    fd_ramp = ShapeMatch(series="processes.fds[name=python3,pid=13]", metric="processes.fds",
+                         labels={"name": "python3", "pid": "13"}, shape="ramp", signature="files.fd_leak",
+                         score=0.97, start=0, end=5, why="rising steadily by 10/s", start_epoch=0, end_epoch=5)
+    other = ShapeMatch(series="disk.used_bytes[mount=/srv]", metric="disk.used_bytes", labels={"mount": "/srv"},
+                       shape="ramp", signature="disk.filling", score=0.9, start=0, end=5,
+                       why="rising steadily by 1M/s", start_epoch=0, end_epoch=5)
+    rep.shapes = [fd_ramp, other]
+    return rep
+
+
+def _views(rep) -> dict[str, str]:
+    unescaped = re.sub(r"\\(.)", r"\1", render(rep, "markdown", full=False))   # md() escapes |, ~, ( ...
+    return {"plain": render(rep, "plain", full=False), "markdown": unescaped,
+            "terminal": SGR.sub("", render(rep, "terminal", Env(True, False, 100), full=False))}
+
+
+def test_impact_of_the_worst_finding_is_on_screen():
+    for name, out in _views(_report()).items():
+        assert "Impact" in out and "the killed process lost its work" in out, name
+
+
+def test_a_command_is_printed_once():
+    for name, out in _views(_report()).items():
+        assert out.count("grep -iE 'killed process|oom-kill'") == 1, (name, out)
+        assert out.count("(as above)") == 2, (name, out)
+        assert out.count("ls /proc/13/fd | wc -l") == 1, name
+
+
+def test_a_title_with_its_eta_keeps_its_rate_and_gets_no_second_eta():
+    for name, out in _views(_report()).items():
+        flat = " ".join(out.split())
+        assert "its limit reached in ~78 s at this rate" in flat and "exhausted in 78 s" not in flat, (name, out)
+
+
+def test_a_shape_whose_finding_is_listed_is_not_listed_again():
+    for name, out in _views(_report()).items():
+        assert "processes.fds[name=python3,pid=13]" not in out, (name, out)
+        assert "disk.used_bytes[mount=/srv]" in out, (name, out)
