@@ -7,9 +7,9 @@ one fails at import of the test, not in production).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from hostdiag.analysis.correlate import CAUSE_KINDS
+from hostdiag.analysis.correlate import CAUSE_KINDS, UNRELATED
 from hostdiag.analysis.shapes import finding_for
 from hostdiag.core.model import BlindSpot, Finding, Headline, Report, ShapeMatch
 from hostdiag.render import common
@@ -39,6 +39,7 @@ class Findings:
     brief: bool = False
     hidden: int = 0                          # brief: findings not listed (see --full)
     verify: list[str] = field(default_factory=list)   # brief: each one's command, AS_ABOVE or ""
+    titles: list[str] = field(default_factory=list)   # brief: each one's line (common.brief_line, +alike)
 
 
 @dataclass
@@ -97,9 +98,9 @@ def layout(report: Report, top: int = 5, full: bool = True) -> list[Block]:
     blocks: list[Block] = [Header(snap.host.hostname, common.host_line(report), report.headline, top_impact)]
     rows, total = what_changed(report)
     if not full:
-        shown = [f for f in report.findings if f.severity != "info"][:BRIEF_FINDINGS]
+        shown, titles = _brief_findings(report)
         blocks.append(Findings(shown, serious, len(report.findings) - serious, True,
-                               len(report.findings) - len(shown), _brief_commands(report, shown)))
+                               len(report.findings) - len(shown), _brief_commands(report, shown), titles))
         relevant = [r for r in rows if r.get("kind") in CAUSE_KINDS]   # not every process start or login
         if relevant:
             blocks.append(Changes(relevant[:BRIEF_CHANGES], total, True))
@@ -107,7 +108,7 @@ def layout(report: Report, top: int = 5, full: bool = True) -> list[Block]:
         archetypes = [m for m in report.shapes if not m.generic and m.signature
                       and finding_for(shown, m.metric.split(".", 1)[0], m.labels) is None][:BRIEF_SHAPES]
         if archetypes:
-            blocks.append(Shapes([ShapeRow(m, [], "") for m in archetypes], True))
+            blocks.append(Shapes([ShapeRow(_brief_why(m), [], "") for m in archetypes], True))
         blocks.append(BlindSpots(report.blind_spots, True))
         return blocks
     blocks.append(Findings(report.findings, serious, len(report.findings) - serious))
@@ -118,6 +119,31 @@ def layout(report: Report, top: int = 5, full: bool = True) -> list[Block]:
     blocks.append(Evidence([_section(report, s, top) for s in snap.sections.values() if s.status != "unavailable"]))
     blocks.append(BlindSpots(report.blind_spots))
     return blocks
+
+
+def _brief_findings(report: Report) -> tuple[list[Finding], list[str]]:
+    """The serious findings listed on one screen and their lines. Findings of one kind that one
+    command verifies (three OOM kills: one dmesg) are one entry, "+N like it": each fault the
+    responder has to act on gets a line before the screen fills with repeats."""
+    shown: list[Finding] = []
+    alike: list[int] = []
+    for f in (f for f in report.findings if f.severity != "info"):
+        same = next((i for i, g in enumerate(shown) if g.id == f.id and g.verify == f.verify), None)
+        if same is not None:
+            alike[same] += 1
+        elif len(shown) < BRIEF_FINDINGS:
+            shown.append(f)
+            alike.append(0)
+    return shown, [common.brief_line(f) + (f" (+{n} like it)" if n else "") for f, n in zip(shown, alike)]
+
+
+def _brief_why(m: ShapeMatch) -> ShapeMatch:
+    """One screen has no room for a change tied to a shape by time alone ("began 3 min after
+    <package> (unrelated by anything but time)"): cut to two lines, it read as the cause."""
+    tail = f" ({UNRELATED})"
+    if m.why.endswith(tail) and "; began " in m.why:
+        return replace(m, why=m.why[: m.why.rindex("; began ")])
+    return m
 
 
 def _brief_commands(report: Report, shown: list[Finding]) -> list[str]:

@@ -59,8 +59,8 @@ def _header(b: layout.Header) -> list[str]:
 def _findings(b: layout.Findings) -> list[str]:
     if b.brief:
         out = [f"### Findings ({b.serious} to act on, {b.info} informational; most urgent first)", ""]
-        for i, (f, verify) in enumerate(zip(b.findings, b.verify), 1):
-            out.append(f"{i}. **{f.severity.upper()}** {md(common.brief_line(f))}")
+        for i, (f, verify, title) in enumerate(zip(b.findings, b.verify, b.titles), 1):
+            out.append(f"{i}. **{f.severity.upper()}** {md(title)}")
             if verify:
                 out.append(f"   - Verify: {md(verify) if verify == layout.AS_ABOVE else code(verify)}")
         if b.hidden:

@@ -93,10 +93,10 @@ def _limit(lines: list[str], n: int) -> list[str]:
     return lines[: n - 1] + [lines[n - 1][: WIDTH - 1].rstrip() + "…"]
 
 
-def brief_finding_lines(i: int, f, verify: str) -> list[str]:
+def brief_finding_lines(i: int, f, verify: str, title: str) -> list[str]:
     """Two to four lines: severity and title with subject and ETA; the verify command (layout's
     brief choice), whole or not at all."""
-    out = _limit(textwrap.wrap(f"{i}. {f.severity.upper()} {common.brief_line(f)}", WIDTH,
+    out = _limit(textwrap.wrap(f"{i}. {f.severity.upper()} {title}", WIDTH,
                                subsequent_indent="   ", break_on_hyphens=False), 2)
     if verify == layout.AS_ABOVE:
         out += _wrap("verify:", verify, label_w=8)
@@ -111,8 +111,8 @@ def _findings(b: layout.Findings) -> list[str]:
         lines = [f"FINDINGS ({b.serious} to act on, {b.info} informational; most urgent first)", "-" * WIDTH]
         if not b.findings:
             lines.append("   none to act on")
-        for i, (f, verify) in enumerate(zip(b.findings, b.verify), 1):
-            lines += brief_finding_lines(i, f, verify)
+        for i, (f, verify, title) in enumerate(zip(b.findings, b.verify, b.titles), 1):
+            lines += brief_finding_lines(i, f, verify, title)
         if b.hidden:
             lines.append(f"   +{b.hidden} more (hostdiag snapshot --full)")
         return lines + [""]

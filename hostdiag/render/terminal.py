@@ -60,12 +60,12 @@ def _findings(con, b: layout.Findings, env) -> None:
                        style="bold underline"))
         if not b.findings:
             con.print(Text("  none to act on", style="green"))
-        for i, (f, verify) in enumerate(zip(b.findings, b.verify), 1):
+        for i, (f, verify, title) in enumerate(zip(b.findings, b.verify, b.titles), 1):
             head = Table.grid(padding=(0, 1))
             head.add_column(no_wrap=True)
             head.add_column(ratio=1, overflow="fold")
             head.add_row(Text.assemble(f"{i}.", " ", (f"{f.severity.upper()[:4]}", STYLE[f.severity])),
-                         Text(common.brief_line(f), style="bold"))
+                         Text(title, style="bold"))
             con.print(head)
             if verify:
                 shown = Text(verify, style="dim") if verify == layout.AS_ABOVE else _command(verify, env.width - 12)

@@ -1,8 +1,9 @@
 """The one-screen view, as read by an on-call responder with several faults at once (seen on this
 host: a tmpfs filling, a cgroup leaking toward its limit, a process leaking fds, two OOM kills):
-the impact of the worst thing is on screen, no command is printed twice, a title's own ETA is not
-repeated (the repeat pushed the rate past the two-line cut), and a shape whose finding is listed
-is not listed again."""
+the impact of the worst thing is on screen, no command is printed twice (findings one command
+verifies are one entry), a title's own ETA is not repeated (the repeat pushed the rate past the
+two-line cut), a shape whose finding is listed is not listed again, and a change tied to a shape by time alone is not cut to "began 3 min after
+<package>…" (the "unrelated" was the part cut off)."""
 from __future__ import annotations
 
 import re
@@ -40,7 +41,8 @@ def _report():
                          score=0.97, start=0, end=5, why="rising steadily by 10/s", start_epoch=0, end_epoch=5)
     other = ShapeMatch(series="disk.used_bytes[mount=/srv]", metric="disk.used_bytes", labels={"mount": "/srv"},
                        shape="ramp", signature="disk.filling", score=0.9, start=0, end=5,
-                       why="rising steadily by 1M/s", start_epoch=0, end_epoch=5)
+                       why="rising steadily by 1M/s; began 3.2 min after remove hostdiag 0.1.0 (unrelated by anything "
+                           "but time)", start_epoch=0, end_epoch=5)
     rep.shapes = [fd_ramp, other]
     return rep
 
@@ -56,10 +58,11 @@ def test_impact_of_the_worst_finding_is_on_screen():
         assert "Impact" in out and "the killed process lost its work" in out, name
 
 
-def test_a_command_is_printed_once():
+def test_a_command_is_printed_once_and_its_repeats_are_one_entry():
     for name, out in _views(_report()).items():
         assert out.count("grep -iE 'killed process|oom-kill'") == 1, (name, out)
-        assert out.count("(as above)") == 2, (name, out)
+        assert out.count("(as above)") == 1, (name, out)            # the first OOM kill, under the headline's
+        assert "(pid 11) (+1 like it)" in out and "(pid 12)" not in out, (name, out)
         assert out.count("ls /proc/13/fd | wc -l") == 1, name
 
 
@@ -73,3 +76,11 @@ def test_a_shape_whose_finding_is_listed_is_not_listed_again():
     for name, out in _views(_report()).items():
         assert "processes.fds[name=python3,pid=13]" not in out, (name, out)
         assert "disk.used_bytes[mount=/srv]" in out, (name, out)
+
+
+def test_a_change_tied_to_a_shape_by_time_alone_is_left_to_the_full_view():
+    rep = _report()
+    for name, out in _views(rep).items():
+        assert "rising steadily by 1M/s" in out and "remove hostdiag" not in out, (name, out)
+    assert "began 3.2 min after remove hostdiag 0.1.0 (unrelated by anything but time)" in " ".join(
+        render(rep, "plain", full=True).split())
