@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import textwrap
 
-from hostdiag.render import common, layout
+from hostdiag.render import Env, common, layout
 
 WIDTH = 80
 
@@ -108,7 +108,7 @@ def brief_finding_lines(i: int, f, verify: str, title: str) -> list[str]:
 
 def _findings(b: layout.Findings) -> list[str]:
     if b.brief:
-        lines = [f"FINDINGS ({b.serious} to act on, {b.info} informational; most urgent first)", "-" * WIDTH]
+        lines = [f"FINDINGS ({b.serious} to act on, {b.info} informational; most urgent first)"]
         if not b.findings:
             lines.append("   none to act on")
         for i, (f, verify, title) in enumerate(zip(b.findings, b.verify, b.titles), 1):
@@ -177,9 +177,10 @@ def _evidence(b: layout.Evidence) -> list[str]:
 
 def _blind_spots(b: layout.BlindSpots) -> list[str]:
     if b.brief:
-        seen = "; ".join(f"{s.collector} {s.status}" for s in b.spots) or "none: every collector saw its resource"
-        return _limit(textwrap.wrap(f"BLIND SPOTS: {seen}", WIDTH, subsequent_indent="  "), 2) + [
-            "(hostdiag snapshot --full: evidence, tables, reasons)"]
+        seen = "; ".join(f"{s.collector} {s.status}" for s in b.spots)
+        text = f"BLIND SPOTS (reasons: hostdiag snapshot --full): {seen}" if seen else \
+            "BLIND SPOTS: none: every collector saw its resource"
+        return _limit(textwrap.wrap(text, WIDTH, subsequent_indent="  "), 2)
     lines = ["BLIND SPOTS", "-" * WIDTH]
     if not b.spots:
         lines.append("   none: every collector saw its resource")
@@ -193,7 +194,11 @@ STYLERS = {layout.Header: _header, layout.Findings: _findings, layout.Changes: _
 
 
 def render(report, env=None, *, top: int = 5, full: bool = True) -> str:
-    return "\n".join(line for b in layout.layout(report, top, full) for line in STYLERS[type(b)](b)) + "\n"
+    def draw(n: int = layout.BRIEF_FINDINGS, extras: bool = True) -> str:
+        blocks = layout.layout(report, top, full, n, extras)
+        return "\n".join(line for b in blocks for line in STYLERS[type(b)](b)) + "\n"
+
+    return draw() if full else layout.fit(draw, (env or Env()).height)
 
 
 def status_block(report, env=None) -> str:

@@ -192,9 +192,11 @@ def _table(t, width: int):
 def _blind_spots(con, b: layout.BlindSpots, env) -> None:
     if b.brief:
         seen = "; ".join(f"{s.collector} {s.status}" for s in b.spots)
-        con.print(_grid([("Blind spots", Text(seen or "none: every collector saw its resource",
-                                               style="yellow" if seen else "green"))], indent=0, label_w=11))
-        con.print(Text("(hostdiag snapshot --full: evidence, tables, reasons)", style="dim"))
+        con.print(_grid([("Blind spots", Text.assemble((seen or "none: every collector saw its resource",
+                                                         "yellow" if seen else "green"),
+                                                        ("  (reasons: hostdiag snapshot --full)" if seen else "",
+                                                         "dim")))],
+                        indent=0, label_w=11))
         return
     con.print(Text("Blind spots", style="bold underline"))
     if not b.spots:
@@ -215,10 +217,13 @@ def _console(env) -> tuple[Console, io.StringIO]:
 
 
 def render(report, env, *, top: int = 5, full: bool = True) -> str:
-    con, buf = _console(env)
-    for b in layout.layout(report, top, full):
-        STYLERS[type(b)](con, b, env)
-    return buf.getvalue()
+    def draw(n: int = layout.BRIEF_FINDINGS, extras: bool = True) -> str:
+        con, buf = _console(env)
+        for b in layout.layout(report, top, full, n, extras):
+            STYLERS[type(b)](con, b, env)
+        return buf.getvalue()
+
+    return draw() if full else layout.fit(draw, env.height)
 
 
 def status_block(report, env) -> str:

@@ -61,7 +61,7 @@ def test_impact_of_the_worst_finding_is_on_screen():
 def test_a_command_is_printed_once_and_its_repeats_are_one_entry():
     for name, out in _views(_report()).items():
         assert out.count("grep -iE 'killed process|oom-kill'") == 1, (name, out)
-        assert out.count("(as above)") == 1, (name, out)            # the first OOM kill, under the headline's
+        assert "(as above)" not in out, (name, out)     # the first OOM kill is the headline: no line at all
         assert "(pid 11) (+1 like it)" in out and "(pid 12)" not in out, (name, out)
         assert out.count("ls /proc/13/fd | wc -l") == 1, name
 
@@ -84,3 +84,28 @@ def test_a_change_tied_to_a_shape_by_time_alone_is_left_to_the_full_view():
         assert "rising steadily by 1M/s" in out and "remove hostdiag" not in out, (name, out)
     assert "began 3.2 min after remove hostdiag 0.1.0 (unrelated by anything but time)" in " ".join(
         render(rep, "plain", full=True).split())
+
+
+def _many(sec, th):
+    """Eight faults of different kinds, each with a two-line title and its own command."""
+    return [Finding(f"x.fault{i}", "files", "critical" if i < 4 else "warning",
+                    f"fault {i}: " + "a title long enough to wrap onto a second line at eighty columns " * 1,
+                    subject={"pid": 100 + i}, impact="something breaks", verify=f"ls /proc/{100 + i}/fd | wc -l",
+                    stabilize=["do a thing"]) for i in range(8)]
+
+
+def test_one_screen_holds_the_most_urgent_findings_at_any_height():
+    snap = Snapshot(schema_version=SCHEMA_VERSION, host=Host("vm", "6.1", "Debian", 2, None, None, 0, "test"),
+                    collected_at="2026-11-29T08:20:00+00:00", window_s=5.0, interval_s=1.0,
+                    sections={"files": Section("files", "ok", data={})}, series={})
+    rep = analysis.build(snap, [types.SimpleNamespace(NAME="files", findings=_many)], Thresholds({}))
+    for height, most in ((50, 30), (30, 30), (24, 24), (12, None)):
+        env = Env(True, False, 80, height)
+        for out in (render(rep, "plain", env, full=False), SGR.sub("", render(rep, "terminal", env, full=False))):
+            lines = out.rstrip("\n").split("\n")
+            if most:
+                assert len(lines) <= most, (height, out)
+            assert "fault 0:" in out and ("ls /proc/101/fd" in out or not most), (height, out)   # most urgent stay
+            shown = sum(f"fault {i}:" in out for i in range(8))
+            assert f"+{8 - shown} more" in out and "fault 7:" not in out, (height, out)
+            assert "Blind spots" in out or "BLIND SPOTS" in out, (height, out)
