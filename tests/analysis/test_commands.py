@@ -73,3 +73,27 @@ def test_hostile_subject_is_one_argument(value):
     else:
         assert shlex.split(out) == ["systemctl", "status", value, "--no-pager"]
     assert fill("ls /proc/{pid}/fd", {"pid": value}) in (None, f"ls /proc/{value}/fd")
+
+
+# Tools a check may name that this test machine lacks (hardware and systemd helpers).
+ABSENT_HERE = {"smartctl", "ras-mc-ctl", "edac-util", "ipmitool", "coredumpctl", "conntrack", "tune2fs",
+               "systemctl", "journalctl", "mpstat", "pidstat", "iostat", "nstat", "ethtool", "lsof", "hostdiag"}
+
+
+def test_every_catalog_check_is_a_command_not_prose():
+    """A check is pasted into a root shell: "compare with the deploy and change log: hostdiag ..."
+    ran `compare` (not found), and "hostdiag snapshot --only changes (what changed just before)"
+    was a syntax error. Words for the reader go in a trailing `# comment`."""
+    import shutil
+
+    from hostdiag import catalog
+
+    for e in catalog.load().entries.values():
+        m = ShapeMatch(series="x", metric="x", labels={k: str(v) for k, v in SUBJECT.items()}, shape="ramp",
+                       signature=e.id, score=1, start=0, end=1, why="", start_epoch=0, end_epoch=1,
+                       first_checks=list(e.data.get("first_checks", [])))
+        for cmd in shape_checks([m], has_journal=True)[0].first_checks:
+            p = subprocess.run(["bash", "-n", "-c", cmd], capture_output=True, text=True, timeout=10)
+            assert p.returncode == 0, (e.id, cmd, p.stderr)
+            first = shlex.split(cmd, comments=True)[0].lstrip("(")
+            assert first in ABSENT_HERE or first in ("for", "cd") or shutil.which(first), (e.id, cmd)
