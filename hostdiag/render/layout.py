@@ -103,9 +103,9 @@ def layout(report: Report, top: int = 5, full: bool = True, brief_findings: int 
     blocks: list[Block] = [Header(snap.host.hostname, common.host_line(report), report.headline, top_impact)]
     rows, total = what_changed(report)
     if not full:
-        shown, titles = _brief_findings(report, brief_findings)
+        shown, titles, folded = _brief_findings(report, brief_findings)
         blocks.append(Findings(shown, serious, len(report.findings) - serious, True,
-                               len(report.findings) - len(shown), _brief_commands(report, shown), titles))
+                               len(report.findings) - len(shown) - folded, _brief_commands(report, shown), titles))
         relevant = [r for r in rows if r.get("kind") in CAUSE_KINDS]   # not every process start or login
         if relevant and extras:
             blocks.append(Changes(relevant[:BRIEF_CHANGES], total, True))
@@ -142,8 +142,9 @@ def fit(draw, height: int) -> str:
     return text
 
 
-def _brief_findings(report: Report, limit: int = BRIEF_FINDINGS) -> tuple[list[Finding], list[str]]:
-    """The serious findings listed on one screen and their lines. Findings of one kind that one
+def _brief_findings(report: Report, limit: int = BRIEF_FINDINGS) -> tuple[list[Finding], list[str], int]:
+    """The serious findings listed on one screen, their lines, and how many were folded into
+    them ("+N like it": not counted again as "+N more"). Findings of one kind that one
     command verifies (three OOM kills: one dmesg) are one entry, "+N like it": each fault the
     responder has to act on gets a line before the screen fills with repeats."""
     shown: list[Finding] = []
@@ -155,7 +156,7 @@ def _brief_findings(report: Report, limit: int = BRIEF_FINDINGS) -> tuple[list[F
         elif len(shown) < limit:
             shown.append(f)
             alike.append(0)
-    return shown, [common.brief_line(f) + (f" (+{n} like it)" if n else "") for f, n in zip(shown, alike)]
+    return shown, [common.brief_line(f) + (f" (+{n} like it)" if n else "") for f, n in zip(shown, alike)], sum(alike)
 
 
 def _brief_why(m: ShapeMatch) -> ShapeMatch:

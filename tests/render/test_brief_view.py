@@ -63,6 +63,7 @@ def test_a_command_is_printed_once_and_its_repeats_are_one_entry():
         assert out.count("grep -iE 'killed process|oom-kill'") == 1, (name, out)
         assert "(as above)" not in out, (name, out)     # the first OOM kill is the headline: no line at all
         assert "(pid 11) (+1 like it)" in out and "(pid 12)" not in out, (name, out)
+        assert "more (hostdiag" not in out and "more: `hostdiag" not in out, (name, out)   # folded is not "+1 more"
         assert out.count("ls /proc/13/fd | wc -l") == 1, name
 
 
