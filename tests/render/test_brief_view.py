@@ -110,3 +110,23 @@ def test_one_screen_holds_the_most_urgent_findings_at_any_height():
             shown = sum(f"fault {i}:" in out for i in range(8))
             assert f"+{8 - shown} more" in out and "fault 7:" not in out, (height, out)
             assert "Blind spots" in out or "BLIND SPOTS" in out, (height, out)
+
+
+def test_a_memory_cgroup_check_under_a_long_path_is_printed_whole():
+    """Seen: a v1 cgroup 52 characters deep printed "verify: long command: see --full" on one screen."""
+    from hostdiag.core import shell
+
+    cg = "/sys/fs/cgroup/memory/process_api/8198346f2c0174a408ab3b19c4e4054b/zr-leak"
+    verify = (f"(cd {shell.quote(cg)} && head memory.usage_in_bytes memory.limit_in_bytes memory.failcnt "
+              "memory.oom_control)")
+
+    def cgroup(sec, th):
+        return [Finding("memory.cgroup_near_limit", "memory", "critical", "a", verify="free -m"),
+                Finding("memory.cgroup_near_limit", "memory", "critical", "cgroup near its limit", verify=verify)]
+
+    snap = Snapshot(schema_version=SCHEMA_VERSION, host=Host("vm", "6.1", "Debian", 2, None, None, 0, "test"),
+                    collected_at="2026-11-29T08:20:00+00:00", window_s=5.0, interval_s=1.0,
+                    sections={"memory": Section("memory", "ok", data={})}, series={})
+    rep = analysis.build(snap, [types.SimpleNamespace(NAME="memory", findings=cgroup)], Thresholds({}))
+    out = render(rep, "plain", full=False)
+    assert "long command" not in out and "memory.oom_control)" in out, out
