@@ -56,6 +56,9 @@ def _need(blind: list[BlindSpot]) -> str:
     parts = []
     if root:
         parts.append("run as root to see " + ", ".join(dict.fromkeys(root)) + " fully")
-    other = [b for b in blind if b.collector not in root]
-    parts += [f"{b.collector}: {b.status}" for b in other]
+    by_status: dict[str, list[str]] = {}
+    for b in blind:
+        if b.collector not in root:
+            by_status.setdefault(b.status, []).append(b.collector)
+    parts += [f"{', '.join(names)}: {status}" for status, names in by_status.items()]
     return "; ".join(parts) + " (see Blind spots)."

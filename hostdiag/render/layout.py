@@ -122,8 +122,17 @@ def layout(report: Report, top: int = 5, full: bool = True, brief_findings: int 
     if report.shapes:
         blocks.append(Shapes([shape_row(report, m) for m in report.shapes]))
     blocks.append(Evidence([_section(report, s, top) for s in snap.sections.values() if s.status != "unavailable"]))
-    blocks.append(BlindSpots(report.blind_spots))
+    blocks.append(BlindSpots(_grouped(report.blind_spots)))
     return blocks
+
+
+def _grouped(spots: list[BlindSpot]) -> list[BlindSpot]:
+    """Collectors blind for the same reason on one line ("cpu, memory, io (partial): process scan
+    stopped at the 4s bound..."): a cut-short process scan printed the same reason eight times."""
+    seen: dict[tuple[str, str], list[str]] = {}
+    for s in spots:
+        seen.setdefault((s.status, s.reason), []).append(s.collector)
+    return [BlindSpot(", ".join(names), status, reason) for (status, reason), names in seen.items()]
 
 
 # What fit() gives up, in order, until the view fits: findings down to three, then the changes

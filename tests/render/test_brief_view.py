@@ -130,3 +130,20 @@ def test_a_memory_cgroup_check_under_a_long_path_is_printed_whole():
     rep = analysis.build(snap, [types.SimpleNamespace(NAME="memory", findings=cgroup)], Thresholds({}))
     out = render(rep, "plain", full=False)
     assert "long command" not in out and "memory.oom_control)" in out, out
+
+
+def test_one_reason_is_printed_once_for_all_the_collectors_it_blinds():
+    """Seen with ~5,000 processes on the host: the process scan stopped at its bound, and eight
+    collectors each printed the same reason in --full and a three-line Need."""
+    why = "process scan stopped at the 4s bound after 1100 processes: per-process data is incomplete"
+    names = ["cpu", "memory", "io", "files"]
+    snap = Snapshot(schema_version=SCHEMA_VERSION, host=Host("vm", "6.1", "Debian", 2, None, None, 0, "test"),
+                    collected_at="2026-11-29T08:20:00+00:00", window_s=5.0, interval_s=1.0,
+                    sections={n: Section(n, "partial", reason=why, data={}) for n in names}
+                    | {"journal": Section("journal", "partial", reason="no journal", data={})}, series={})
+    rep = analysis.build(snap, [], Thresholds({}))
+    assert rep.headline.need == "cpu, memory, io, files, journal: partial (see Blind spots)."
+    full = render(rep, "plain", full=True)
+    flat = " ".join(full.split())
+    assert flat.count("process scan stopped") == 1 and "- cpu, memory, io, files (partial): process scan" in flat
+    assert "- journal (partial): no journal" in flat
