@@ -48,11 +48,14 @@ def _table(t: common.Table) -> list[str]:
 
 def _header(b: layout.Header) -> list[str]:
     h = b.headline
+    tail = f" Verify: {h.verify}"
+    split = bool(h.verify) and h.action.endswith(tail)   # the command as a code span, not escaped prose
     return [f"## hostdiag: {h.severity.upper()} on {md(b.hostname)}", "",
             f"_{md(b.host_line)}_", "",
             f"- **Condition:** {md(h.condition)}",
             *([f"- **Impact:** {md(b.impact)}"] if b.impact else []),
-            f"- **Action:** {md(h.action)}",
+            f"- **Action:** {md(h.action[: -len(tail)] if split else h.action)}",
+            *([f"- **Verify:** {code(h.verify)}"] if split else []),
             f"- **Need:** {md(h.need)}", ""]
 
 

@@ -178,7 +178,7 @@ def extract(view: str, text: str) -> list[str]:
         cmds += [c for m in doc.get("shapes", []) for c in m.get("first_checks", [])]
         return [c for c in cmds if c]
     if view.startswith("markdown"):
-        return [m.group("c") for m in re.finditer(r"(?:Verify|Check)s?: (?P<f>`+) ?(?P<c>.*?) ?(?P=f)", text)]
+        return [m.group("c") for m in re.finditer(r"(?:Verify|Check)s?:(?:\*\*)? (?P<f>`+) ?(?P<c>.*?) ?(?P=f)", text)]
     text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text)
     lines = text.split("\n")
     cmds, i = [], 0

@@ -58,6 +58,12 @@ def test_impact_of_the_worst_finding_is_on_screen():
         assert "Impact" in out and "the killed process lost its work" in out, name
 
 
+def test_markdown_prints_the_headline_command_as_code_not_escaped_prose():
+    out = render(_report(), "markdown", full=False)
+    assert "- **Verify:** `dmesg -T | grep -iE 'killed process|oom-kill'   # or: dmesg -T | grep -i oom`" in out, out
+    assert "\\|" not in out.split("- **Verify:**")[0].split("- **Action:**")[1], out
+
+
 def test_a_command_is_printed_once_and_its_repeats_are_one_entry():
     for name, out in _views(_report()).items():
         assert out.count("grep -iE 'killed process|oom-kill'") == 1, (name, out)
