@@ -106,7 +106,7 @@ def layout(report: Report, top: int = 5, full: bool = True, brief_findings: int 
         shown, titles, folded = _brief_findings(report, brief_findings)
         blocks.append(Findings(shown, serious, len(report.findings) - serious, True,
                                len(report.findings) - len(shown) - folded, _brief_commands(report, shown), titles))
-        relevant = [r for r in rows if r.get("kind") in CAUSE_KINDS]   # not every process start or login
+        relevant = _one_per_moment([r for r in rows if r.get("kind") in CAUSE_KINDS])   # not every process start
         if relevant and extras:
             blocks.append(Changes(relevant[:BRIEF_CHANGES], total, True))
         # a match whose finding is listed already says nothing new (that finding has its rate and advice)
@@ -166,6 +166,18 @@ def _brief_findings(report: Report, limit: int = BRIEF_FINDINGS) -> tuple[list[F
             shown.append(f)
             alike.append(0)
     return shown, [common.brief_line(f) + (f" (+{n} like it)" if n else "") for f, n in zip(shown, alike)], sum(alike)
+
+
+def _one_per_moment(rows: list[dict]) -> list[dict]:
+    """One row per timestamp: one `apt-get purge` is an apt line and two dpkg lines in the same
+    second, and took all three places on one screen."""
+    out: list[dict] = []
+    for r in rows:
+        if out and r.get("time") == out[-1]["time"]:
+            out[-1]["also"] += 1
+        else:
+            out.append({**r, "also": 0})
+    return [{**r, "what": f"{r.get('what', '')} (+{r['also']} at once)"} if r["also"] else r for r in out]
 
 
 def _brief_why(m: ShapeMatch) -> ShapeMatch:

@@ -153,3 +153,19 @@ def test_one_reason_is_printed_once_for_all_the_collectors_it_blinds():
     flat = " ".join(full.split())
     assert flat.count("process scan stopped") == 1 and "- cpu, memory, io, files (partial): process scan" in flat
     assert "- journal (partial): no journal" in flat
+
+
+def test_one_moment_of_change_is_one_line():
+    """Seen: `apt-get purge hostdiag` was three rows (apt, dpkg remove, dpkg purge) in one second,
+    all three places of the block."""
+    t = "2026-11-29T08:16:08+00:00"
+    timeline = [{"time": t, "kind": "package", "what": "remove hostdiag 0.1.0", "source": "/var/log/dpkg.log"},
+                {"time": t, "kind": "package", "what": "purge hostdiag 0.1.0", "source": "/var/log/dpkg.log"},
+                {"time": t, "kind": "apt", "what": "apt-get purge -y -q hostdiag", "source": "apt history"},
+                {"time": "2026-11-29T08:11:19+00:00", "kind": "config", "what": "/etc/app.conf", "source": "mtime"}]
+    snap = Snapshot(schema_version=SCHEMA_VERSION, host=Host("vm", "6.1", "Debian", 2, None, None, 0, "test"),
+                    collected_at="2026-11-29T08:20:00+00:00", window_s=5.0, interval_s=1.0,
+                    sections={"changes": Section("changes", "ok", data={"timeline": timeline})}, series={})
+    out = render(analysis.build(snap, [], Thresholds({})), "plain", full=False)
+    assert "remove hostdiag 0.1.0 (+2 at once)" in out and "purge hostdiag 0.1.0" not in out, out
+    assert "/etc/app.conf" in out, out
