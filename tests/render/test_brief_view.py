@@ -169,3 +169,14 @@ def test_one_moment_of_change_is_one_line():
     out = render(analysis.build(snap, [], Thresholds({})), "plain", full=False)
     assert "remove hostdiag 0.1.0 (+2 at once)" in out and "purge hostdiag 0.1.0" not in out, out
     assert "/etc/app.conf" in out, out
+
+
+def test_plain_on_a_narrow_terminal_uses_its_width_and_a_pipe_gets_80():
+    """NO_COLOR (or TERM=dumb) on a 60-column terminal printed 80-column lines: the terminal wrapped
+    them, folded commands included, and the one screen ran past its height."""
+    rep = _report()
+    for full in (False, True):
+        narrow = render(rep, "plain", Env(True, True, 60, 50), full=full)
+        assert max(map(len, narrow.splitlines())) <= 60, narrow
+        piped = render(rep, "plain", Env(False, True, 60, 50), full=full)
+        assert max(map(len, piped.splitlines())) > 60 and max(map(len, piped.splitlines())) <= 80
