@@ -1,5 +1,6 @@
-"""--plain: no colour, no box drawing, ASCII sparklines, 80 columns (a narrower terminal: its width). For SSH sessions, pagers,
-pipes and `NO_COLOR`. Also the layout the markdown renderer mirrors."""
+"""--plain: no colour, no box drawing, ASCII sparklines, 80 columns (a narrower terminal: its
+width). For SSH sessions, pagers, pipes and `NO_COLOR`. Also the layout the markdown renderer
+mirrors."""
 from __future__ import annotations
 
 import contextvars

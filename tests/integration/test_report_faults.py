@@ -135,27 +135,34 @@ def shell_tokens(cmdline: str) -> list[str]:
     return list(lex)
 
 
-def command_words(cmd: str) -> list[tuple[str, list[str]]]:
-    """(command, its arguments) for each simple command of a line (after ;, |, &&, ||, (, do...)."""
-    body = cmd.split("\n#", 1)[0]
-    body = re.sub(r"\s+#[^'\"]*$", "", body)   # a trailing comment (no quotes after it)
-    out, cur = [], []
+def command_words(cmd: str) -> tuple[list[tuple[str, list[str]]], list[str]]:
+    """(command, its arguments) for each simple command of a line (after ;, |, &&, ||, (, do...),
+    and the targets of its output redirections."""
     # shlex does not know bash's $'...' (where \' does not close the quote): one opaque word each
-    flat = re.sub(r"\$'(?:\\.|[^'\\])*'", "ANSI_C_WORD", body.replace("\\\n", ""))
-    for t in shell_tokens(flat):
-        if t in (";", "|", "&&", "||", "(", ")", "&", ";;") or set(t) <= set(";&|()"):
+    flat = re.sub(r"\$'(?:\\.|[^'\\])*'", "ANSI_C_WORD", cmd.replace("\\\n", ""))
+    out, cur, writes = [], [], []
+    tokens = shell_tokens(flat)
+    for i, t in enumerate(tokens):
+        if t.startswith("#"):                      # a word starting with # begins a comment
+            break
+        if set(t) <= set(";&|()<>"):
+            if ">" in t:                           # > >> 2> &> >&: where the output goes
+                writes.append(tokens[i + 1] if i + 1 < len(tokens) else "")
+                continue
+            if "<" in t:
+                continue
             if cur:
                 out.append((cur[0], cur[1:]))
             cur = []
+        elif writes and tokens[i - 1] and set(tokens[i - 1]) <= set("&<>") and ">" in tokens[i - 1]:
+            continue                               # the redirection's target, not an argument
         elif t in ("do", "then", "else") and not cur:
             continue
-        elif set(t) <= set("<>") or (cur and cur[-1] and set(cur[-1]) <= set("<>")):
-            cur.append(t)
         else:
             cur.append(t)
     if cur:
         out.append((cur[0], cur[1:]))
-    return out
+    return out, writes
 
 
 def _folded(lines: list[str], i: int, first: str, cont) -> tuple[str, int]:
@@ -228,17 +235,19 @@ def test_the_report_on_a_host_with_several_faults(tmp_path):
     by_id: dict[str, list[dict]] = {}
     for f in rep["findings"]:
         by_id.setdefault(f["id"], []).append(f)
+    subjects = [(f["id"], f["subject"]) for f in rep["findings"]]
     shown_mount = sanitize.clean(made["mount"])        # host text is escaped in the report (not in commands)
     disk = [f for f in by_id.get("disk.nearly_full", []) if f["subject"].get("mount") == shown_mount]
-    assert disk and disk[0]["eta_s"] and "/s" in disk[0]["title"], ([f["subject"] for f in rep["findings"]], shown_mount)
+    assert disk and disk[0]["eta_s"] and "/s" in disk[0]["title"], (subjects, shown_mount)
     fds = [f for f in by_id.get("files.process_fd_exhaustion", []) if f["subject"].get("pid") == made["pids"][1]]
-    assert fds and fds[0]["eta_s"] and "/s" in fds[0]["title"], ([(f["subject"], f["title"]) for f in rep["findings"] if f["category"] == "files"], made["pids"])
+    assert fds and fds[0]["eta_s"] and "/s" in fds[0]["title"], (subjects, made["pids"])
     cw = [f for f in by_id.get("sockets.close_wait_leak", []) if f["subject"].get("port") == made["port"]]
-    assert cw and "30 sockets in CLOSE_WAIT" in cw[0]["title"], rep["findings"]
+    assert cw and "30 sockets in CLOSE_WAIT" in cw[0]["title"], subjects
     if made["cgroup"]:
         rel = made["cgroup"][len("/sys/fs/cgroup/memory"):]
-        mem = [f for f in by_id.get("memory.cgroup_near_limit", []) if f["subject"].get("cgroup") == sanitize.clean(rel)]
-        assert mem and mem[0]["eta_s"] and "/s" in mem[0]["title"], rep["findings"]
+        mem = [f for f in by_id.get("memory.cgroup_near_limit", [])
+               if f["subject"].get("cgroup") == sanitize.clean(rel)]
+        assert mem and mem[0]["eta_s"] and "/s" in mem[0]["title"], subjects
     # a filling filesystem: stop its writer first (no deleted-but-open files to look for here)
     assert disk[0]["stabilize"][0].startswith("If one writer is growing it fast")
 
@@ -255,7 +264,9 @@ def test_the_report_on_a_host_with_several_faults(tmp_path):
     assert len(cmds) >= 5, cmds
     for cmd, (rc, out, err) in zip(cmds, results):
         assert not PLACEHOLDER.search(cmd), cmd
-        for word, args in command_words(cmd):
+        words, writes = command_words(cmd)
+        assert all(w == "/dev/null" or w.isdigit() for w in writes), (writes, cmd)   # no file written
+        for word, args in words:
             assert word in READ_ONLY, (word, cmd)
             assert not any(a.startswith(bad) or bad in a for bad in NEVER_WITH.get(word, ()) for a in args
                            if bad != "=" or word == "sysctl"), (word, args, cmd)

@@ -1,9 +1,10 @@
 """The one-screen view, as read by an on-call responder with several faults at once (seen on this
-host: a tmpfs filling, a cgroup leaking toward its limit, a process leaking fds, two OOM kills):
-the impact of the worst thing is on screen, no command is printed twice (findings one command
+host: a tmpfs filling, a cgroup leaking toward its limit, a process leaking fds, OOM kills): the
+impact of the worst thing is on screen, no command is printed twice (findings one command
 verifies are one entry), a title's own ETA is not repeated (the repeat pushed the rate past the
-two-line cut), a shape whose finding is listed is not listed again, and a change tied to a shape by time alone is not cut to "began 3 min after
-<package>…" (the "unrelated" was the part cut off)."""
+two-line cut), a shape whose finding is listed is not listed again, a change tied to a shape by
+time alone is not cut to "began 3 min after <package>…" (the "unrelated" was the part cut off),
+and the whole fits the screen."""
 from __future__ import annotations
 
 import re
