@@ -97,3 +97,18 @@ def test_every_catalog_check_is_a_command_not_prose():
             assert p.returncode == 0, (e.id, cmd, p.stderr)
             first = shlex.split(cmd, comments=True)[0].lstrip("(")
             assert first in ABSENT_HERE or first in ("for", "cd") or shutil.which(first), (e.id, cmd)
+
+
+def test_a_device_name_from_a_proc_tree_is_one_word():
+    """/proc/diskstats under --proc-root is host text like any other: the io verify printed it bare."""
+    from hostdiag.collectors import io
+    from hostdiag.commands.snapshot import thresholds_for
+    from hostdiag.core.model import Section
+
+    dev = {"device": "sda;id>PWNED", "util_pct": 99.0, "aqu_sz": 9.0, "r_await_ms": 90.0, "w_await_ms": 90.0}
+    fs = [f for f in io.findings(Section("io", "ok", data={"devices": [dev], "window_s": 5.0}), thresholds_for([io]))
+          if f.id == "io.saturation"]
+    assert fs, "a 99 % busy device must be a finding"
+    lex = shlex.shlex(fs[0].verify, posix=True, punctuation_chars=";&|()<>")   # ; and > split as bash does
+    lex.whitespace_split, lex.commenters = True, "#"
+    assert list(lex) == ["iostat", "-x", "sda;id>PWNED", "1", "5"], fs[0].verify
