@@ -391,7 +391,8 @@ def _pinned_findings(d: dict, th, pct: dict) -> list[Finding]:
             bound = " (bound to it alone)" if r.get("bound") else ""
             what = f"by {r['name']} (pid {r['pid']}) at {r['proc_cpu_pct']}% of one CPU{bound}"
             subject = {"cpu": cpu, "pid": r["pid"], "name": r["name"]}
-            verify = f"top -H -p {r['pid']}   # or: pidstat -u -t -p {r['pid']} 1 5"
+            # -b -n 1: one batch page that exits, also without a terminal (plain top waits for a key)
+            verify = f"top -H -p {r['pid']} -b -n 1 | head -20   # or: pidstat -u -t -p {r['pid']} 1 5"
             stab = ["A single thread is the bottleneck: the process cannot go faster by adding CPUs; "
                     "check whether it is expected (a batch job) or a runaway loop",
                     "Capture a stack (py-spy dump / jstack / gdb -p) before restarting it",

@@ -534,6 +534,27 @@ def _ttf_level(row: dict, th) -> str | None:
     return worst_severity((level, th.level("disk.eta_s", ttf)))
 
 
+def _full_options(d: dict, writer: dict | None, ttf) -> list[str]:
+    """A filling filesystem's options, the likeliest first: the headline's Action is the first.
+    The deleted-but-open check goes when the fd scan found none (it would print nothing); a
+    filesystem filling now puts its writer first."""
+    who = f" ({writer['name']}, pid {writer['pid']})" if writer else ""
+    stop = f"If one writer is growing it fast, throttle or stop that writer{who}"
+    opts = ["Check deleted-but-open files first (disk.deleted_open_space): lsof -nP +L1",
+            "Free space that is safe to lose: rotated/compressed logs, package caches "
+            "(apt-get clean), old core dumps, container images (docker system prune)",
+            stop,
+            "Extend the volume/filesystem if the platform allows it online",
+            "Do not delete files a process still holds open (the space is not freed), "
+            "and do not rm database or journal files to make room"]
+    if d.get("deleted_open_bytes") == 0:
+        opts.pop(0)
+    if ttf is not None or writer:
+        opts.remove(stop)
+        opts.insert(0, stop)
+    return opts
+
+
 def findings(section, th):
     d = section.data
     out: list[Finding] = []
@@ -546,8 +567,8 @@ def findings(section, th):
         if level:
             nearly_full[mp] = level
             ttf = r.get("time_to_full_s")
-            ttf_txt = (f", full in ~{human_duration(ttf)} at {human_bytes(r['growth_bps'])}/s" if ttf is not None
-                       else "")
+            ttf_txt = ("" if ttf is None else f", written at {human_bytes(r['growth_bps'])}/s until full" if ttf < 1
+                       else f", full in ~{human_duration(ttf)} at {human_bytes(r['growth_bps'])}/s")
             writer = next((w for w in d.get("writers") or [] if w["mount"] == mp), None)
             if writer:
                 ttf_txt += f"; writer: {writer['name']} (pid {writer['pid']}) {human_bytes(writer['write_bps'])}/s"
@@ -564,13 +585,7 @@ def findings(section, th):
                 impact="writes fail with ENOSPC when it fills: databases stop, logs are lost, services crash",
                 verify=f"{shell.cmd('df', '-h', mp)}; {shell.cmd('du', '-xh', '--max-depth=2', mp)} 2>/dev/null "
                        "| sort -h | tail -20",
-                stabilize=["Check deleted-but-open files first (disk.deleted_open_space): lsof -nP +L1",
-                           "Free space that is safe to lose: rotated/compressed logs, package caches "
-                           "(apt-get clean), old core dumps, container images (docker system prune)",
-                           "If one writer is growing it fast, throttle or stop that writer",
-                           "Extend the volume/filesystem if the platform allows it online",
-                           "Do not delete files a process still holds open (the space is not freed), "
-                           "and do not rm database or journal files to make room"],
+                stabilize=_full_options(d, writer, ttf),
                 score=max(r.get("used_pct") or 0, 100 - min(100, (ttf or 1e9) / 3600))))
         ieta = r.get("inodes_eta_s")
         l_ieta = th.level("disk.eta_s", ieta) if not r.get("ro") else None

@@ -7,7 +7,7 @@ import os
 import re
 from collections import Counter
 
-from hostdiag.core import tree
+from hostdiag.core import shell, tree
 from hostdiag.core.context import Unavailable
 from hostdiag.core.model import Finding
 from hostdiag.core.procfs import read_psi
@@ -345,7 +345,7 @@ def findings(section, th):
                                                  "w_per_s", "read_bps", "write_bps", "in_flight")},
                       **({"top_process": who} if who else {})},
             impact="every read and fsync on this device waits in its queue: requests stall, load average rises",
-            verify=f"iostat -x {name} 1 5   # %util, r_await/w_await, aqu-sz",
+            verify=f"{shell.cmd('iostat', '-x', name, '1', '5')}   # %util, r_await/w_await, aqu-sz",
             stabilize=["Find who is doing the I/O: the top I/O processes below, or iotop -oPa",
                        "Pause or throttle batch work on this device (backups, reindexing, log shipping): "
                        "ionice -c3 -p PID, or a cgroup io.max / blkio throttle",

@@ -408,6 +408,7 @@ def collect(job):
     elif unreadable:
         job.blind_spot(f"fd tables of {unreadable} processes not readable: socket owners of their "
                        f"processes unknown: run as root")
+    data["fd_tables_unreadable"] = unreadable
     listener_owner = {}
     for (_laddr, lport, inode) in listeners:
         if owner.get(inode) is not None:
@@ -614,7 +615,9 @@ def _f_close_wait(d, th):
             continue
         port, pid, name = row["port"], row.get("pid"), row.get("name")
         server = row.get("side") == "server"
-        who = f"{name} (pid {pid})" if pid is not None else "an unknown process (owner not visible: run as root)"
+        # "run as root" only when unreadable fd tables are why (not a scan cut short, or a fixture tree)
+        why = "owner not visible: run as root" if d.get("fd_tables_unreadable") else "owner not seen: see blind spots"
+        who = f"{name} (pid {pid})" if pid is not None else f"an unknown process ({why})"
         subject = {"pid": pid, "name": name, "port": port} if pid is not None else {"port": port}
         flt = f"sport = :{port}" if server else f"dport = :{port}"
         head = ""

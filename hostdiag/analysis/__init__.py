@@ -79,7 +79,7 @@ def build(snap: Snapshot, modules, thresholds, *, catalog=None, debug: bool = Fa
     has_journal = journal is None or journal.data.get("backend") != "text"
     findings = commands(findings, has_journal)
     shapes = shape_checks(shapes, has_journal)
-    findings = rank(findings)
+    findings = rank(findings, snap_time(snap))
     clean = replace(snap, sections={n: _clean_section(s) for n, s in sections.items()}, series=dict(snap.series),
                     host=replace(snap.host, **{k: sanitize.clean(v) for k, v in vars(snap.host).items()
                                                if isinstance(v, str)}))

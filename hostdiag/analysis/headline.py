@@ -31,7 +31,11 @@ def headline(findings: list[Finding], blind: list[BlindSpot], sections: dict[str
                         f"unavailable (first: {down[0].name}: {why})",
                         "Fix what hostdiag can read (see Need), then run it again.", need)
     if not serious:
-        return Headline("ok", partial + "No warning or critical condition found.",
+        # "no condition found" is only as good as what was seen: say how much was not
+        part = [s.name for s in (sections or {}).values() if s.status != "ok"]
+        seen = (f" in what could be read ({len(part)} of {len(sections)} collectors partial or unavailable: "
+                f"{', '.join(part)})" if part else "")
+        return Headline("ok", partial + f"No warning or critical condition found{seen}.",
                         "Nothing to stabilize on this host from what hostdiag can see.", need)
     top = serious[0]
     n_crit = sum(f.severity == "critical" for f in serious)
@@ -52,6 +56,9 @@ def _need(blind: list[BlindSpot]) -> str:
     parts = []
     if root:
         parts.append("run as root to see " + ", ".join(dict.fromkeys(root)) + " fully")
-    other = [b for b in blind if b.collector not in root]
-    parts += [f"{b.collector}: {b.status}" for b in other]
+    by_status: dict[str, list[str]] = {}
+    for b in blind:
+        if b.collector not in root:
+            by_status.setdefault(b.status, []).append(b.collector)
+    parts += [f"{', '.join(names)}: {status}" for status, names in by_status.items()]
     return "; ".join(parts) + " (see Blind spots)."

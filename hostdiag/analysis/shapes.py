@@ -131,6 +131,24 @@ def match_isolated(series: dict[str, Series], cat, timeout_s: float = MATCH_TIME
     raise RuntimeError(why)
 
 
+def finding_for(findings: list[Finding], category: str, labels: dict) -> int | None:
+    """The finding a match belongs to: one about the same thing (a pid, mount, cgroup... in both),
+    its own category first; a series of no one thing (host-wide), the first of its category. A
+    process's fd ramp must not hand its advice to another process's RSS finding."""
+    from hostdiag.analysis.urgency import NARROW_KEYS
+
+    keys = [k for k in NARROW_KEYS if k in labels]
+    if not keys:
+        return next((i for i, f in enumerate(findings) if f.category == category), None)
+
+    def same(f: Finding) -> bool:
+        shared = [k for k in keys if f.subject.get(k) is not None]
+        return bool(shared) and all(str(f.subject[k]) == str(labels[k]) for k in shared)
+
+    hits = [i for i, f in enumerate(findings) if same(f)]
+    return next((i for i in hits if findings[i].category == category), hits[0] if hits else None)
+
+
 def attach(findings: list[Finding], shapes: list[ShapeMatch]) -> list[Finding]:
     """Findings enriched by (or added for) metric-specific archetype matches."""
     out = list(findings)
@@ -139,7 +157,7 @@ def attach(findings: list[Finding], shapes: list[ShapeMatch]) -> list[Finding]:
             continue
         category = sh.metric.split(".", 1)[0]
         note = {"signature": sh.signature, "series": sh.series, "why": sh.why}
-        i = next((i for i, f in enumerate(out) if f.category == category), None)
+        i = finding_for(out, category, sh.labels)
         if i is not None:
             f = out[i]
             extra = [x for x in sh.stabilize if x not in f.stabilize]

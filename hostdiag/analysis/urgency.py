@@ -4,8 +4,10 @@ Raw scores are in each collector's own unit (sockets, percent, kills), so they n
 across findings. The key, most urgent first:
 
   1. severity                      critical > warning > info
-  2. pinned                        within criticals: an OOM kill in the window, a read-only
-                                   remount, a full filesystem (nothing left to lose)
+  2. pinned                        within criticals: a recent OOM kill (its last kill at most
+                                   RECENT_OOM_S before the snapshot; an older one is history and
+                                   ranks like any critical), a read-only remount, a full
+                                   filesystem (nothing left to lose)
   3. imminence band                exhausted now > under 10 min > under 1 h > unknown or under
                                    a day > later  (from eta_s or evidence time_to_*_s; a limit
                                    100 % used is exhausted now)
@@ -36,6 +38,8 @@ NARROW_KEYS = ("pid", "cgroup", "port", "unit", "device", "mount", "iface", "use
 PINNED_IDS = ("disk.readonly_remount", "kernel.fs_readonly")
 OOM_IDS = ("memory.oom_kills", "kernel.oom_kill", "journal.oom_kill")
 EXHAUSTED = 0.999      # of the limit: nothing left, whatever the rate
+# A kill 28 minutes old headed a report above a tmpfs 2 s from full: past this it is history.
+RECENT_OOM_S = 600.0
 BANDS = ((0.0, 4), (600.0, 3), (3600.0, 2), (86400.0, 1))
 
 
@@ -84,11 +88,25 @@ def host_wide(f: Finding) -> bool:
     return not any(k in f.subject for k in NARROW_KEYS)
 
 
-def pinned(f: Finding) -> bool:
-    """Top of criticals: the damage is done or the resource is gone."""
+def _last_kill(f: Finding) -> float | None:
+    """Epoch seconds of a log-read OOM kill finding's latest kill (evidence last/first, else since)."""
+    from hostdiag.core.units import parse_rfc3339
+
+    for v in (f.evidence.get("last"), f.evidence.get("first"), f.since):
+        t = parse_rfc3339(v) if isinstance(v, str) else None
+        if t is not None:
+            return t
+    return None
+
+
+def pinned(f: Finding, now: float | None = None) -> bool:
+    """Top of criticals: the damage is done (recently) or the resource is gone."""
     if f.severity != "critical":
         return False
-    if f.id in PINNED_IDS or f.id in OOM_IDS:
+    if f.id in OOM_IDS:
+        t = _last_kill(f)
+        return now is None or t is None or now - t <= RECENT_OOM_S
+    if f.id in PINNED_IDS:
         return True
     fr = limit_fraction(f)
     return f.id in ("disk.nearly_full", "disk.inodes_exhausted") and fr is not None and fr >= 0.995
@@ -100,18 +118,19 @@ def band(eta: float | None) -> int:
     return next((b for limit, b in BANDS if eta <= limit), 0)
 
 
-def urgency(f: Finding) -> tuple:
-    """The sort key (bigger is more urgent); see the module docstring."""
+def urgency(f: Finding, now: float | None = None) -> tuple:
+    """The sort key (bigger is more urgent); see the module docstring. `now`: the snapshot's
+    time (None: every OOM kill counts as recent)."""
     eta = eta_s(f)
     fr = limit_fraction(f)
-    return (SEVERITY_RANK[f.severity], pinned(f), band(eta), round(fr, 2) if fr is not None else -1.0,
+    return (SEVERITY_RANK[f.severity], pinned(f, now), band(eta), round(fr, 2) if fr is not None else -1.0,
             host_wide(f), -eta if eta is not None else -math.inf)
 
 
-def rank(findings: list[Finding]) -> list[Finding]:
+def rank(findings: list[Finding], now: float | None = None) -> list[Finding]:
     """Most urgent first (stable), each with its derived eta_s, limit_fraction (of a hard limit only)
     and host_wide filled: ranking the result again gives the same order."""
     # keys from the findings as given: the derived fields must not feed back (a busy CPU's 1.0 is no hard limit)
-    keyed = sorted(((urgency(f), i) for i, f in enumerate(findings)), key=lambda x: x[0], reverse=True)
+    keyed = sorted(((urgency(f, now), i) for i, f in enumerate(findings)), key=lambda x: x[0], reverse=True)
     return [replace(f, eta_s=eta_s(f), limit_fraction=_hard_fraction(f), host_wide=host_wide(f))
             for f in (findings[i] for _, i in keyed)]

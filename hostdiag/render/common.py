@@ -35,12 +35,39 @@ def eta_text(f) -> str:
     return "exhausted now" if eta <= 0 else f"exhausted in {human_duration(eta)}"
 
 
+def _units(cmd: str) -> list[tuple[str, str]]:
+    """The command cut into pieces a fold must not split (a character, a backslash escape, `$'`),
+    each with the quoting in force after it: '' outside, "'", '"' or "$'" (bash's ANSI-C quote,
+    where `\'` does not close the quote and `\x0a` is one character)."""
+    out, quote, i, n = [], "", 0, len(cmd)
+    while i < n:
+        ch, j = cmd[i], i + 1
+        if quote == "'":
+            quote = "" if ch == "'" else quote
+        elif ch == "\\" and i + 1 < n:
+            j = i + 2
+            if quote == "$'":   # \xHH, \uHHHH, \UHHHHHHHH, \nnn, \cX stay whole
+                m = re.match(r"x[0-9a-fA-F]{1,2}|u[0-9a-fA-F]{1,4}|U[0-9a-fA-F]{1,8}|[0-7]{1,3}|c.", cmd[i + 1:])
+                j = i + 1 + (m.end() if m else 1)
+        elif quote == "":
+            if cmd.startswith("$'", i):
+                j, quote = i + 2, "$'"
+            elif ch in "'\"":
+                quote = ch
+        elif ch == quote[-1]:   # the closing ' of $'...' or " of "..."
+            quote = ""
+        out.append((cmd[i:j], quote))
+        i = j
+    return out
+
+
 def split_comment(cmd: str) -> tuple[str, str]:
     """(command, trailing '# comment' or '') of a printed command."""
-    for m in re.finditer(r"\s+#", cmd):
-        before = cmd[: m.start()]
-        if before.count("'") % 2 == 0 and before.count('"') % 2 == 0:   # not inside quotes
-            return before.strip(), cmd[m.start():].strip()
+    pos, quote = 0, ""
+    for unit, after in _units(cmd):
+        if unit == "#" and quote == "" and pos and cmd[pos - 1].isspace():
+            return cmd[:pos].strip(), cmd[pos:].strip()
+        pos, quote = pos + len(unit), after
     return cmd.strip(), ""
 
 
@@ -49,25 +76,23 @@ def brief_command(cmd: str) -> str:
     return split_comment(cmd)[0]
 
 
+# How a line break continues inside each quoting: (end of the line, start of the next). Inside
+# '...' and $'...' a backslash-newline is kept literally, so the quote is closed and reopened.
+_BREAK = {"": ("\\\n", ""), '"': ("\\\n", ""), "'": ("'\\\n", "'"), "$'": ("'\\\n", "$'")}
+
+
 def _split_word(word: str, width: int) -> list[str]:
-    """A word longer than `width`, cut into pieces that the shell joins back: a backslash-newline
-    outside single quotes; inside them, close the quote first and reopen it on the next line."""
+    """A word longer than `width`, cut into pieces that the shell joins back (see _BREAK)."""
     if len(word) <= width:
         return [word]
-    out, cur, quote = [], "", None
-    for i, ch in enumerate(word):
-        cur += ch
-        if quote:
-            quote = None if ch == quote else quote
-        elif ch in "'\"":
-            quote = ch
-        if len(cur) >= width - 2 and i < len(word) - 1 and ch != "\\":
-            if quote == "'":
-                out.append(cur + "'\\\n")
-                cur = "'"
-            else:
-                out.append(cur + "\\\n")
-                cur = ""
+    out, cur, quote = [], "", ""
+    for unit, after in _units(word):
+        if len(cur) + len(unit) + 2 > width and cur not in ("", "'", "$'"):   # 2: the widest line end
+            end, start = _BREAK[quote]
+            out.append(cur + end)
+            cur = start
+        cur += unit
+        quote = after
     return out + [cur]
 
 
@@ -76,18 +101,15 @@ def command_lines(cmd: str, width: int) -> list[str]:
     outside quotes, each continued line ending in ' \\'; a trailing comment goes on lines of
     its own (a continuation inside a comment would turn the next line into a command)."""
     body, comment = split_comment(cmd)
-    words, cur, quote = [], "", None
-    for ch in body:
-        if quote:
-            quote = None if ch == quote else quote
-        elif ch in "'\"":
-            quote = ch
-        elif ch == " ":
+    words, cur, quote = [], "", ""
+    for unit, after in _units(body):
+        if unit == " " and quote == "":
             if cur:
                 words.append(cur)
             cur = ""
-            continue
-        cur += ch
+        else:
+            cur += unit
+        quote = after
     if cur:
         words.append(cur)
     lines, line = [], ""
@@ -112,7 +134,10 @@ def brief_line(f) -> str:
     """One finding's title with its subject and ETA, for the one-screen view."""
     # subject parts the title already names ("python (pid 1588)") are not repeated
     subj = {k: v for k, v in (f.subject or {}).items() if str(v) not in f.title}
-    extra = "; ".join(x for x in (clip(subject_text(subj), 60) if subj else "", eta_text(f)) if x)
+    eta = getattr(f, "eta_s", None)
+    # nor an ETA the title gives already ("limit reached in ~63 s at this rate"): the repeat cut the rate off
+    said = isinstance(eta, (int, float)) and math.isfinite(eta) and f"~{human_duration(eta)}" in f.title
+    extra = "; ".join(x for x in (clip(subject_text(subj), 60) if subj else "", "" if said else eta_text(f)) if x)
     return f"{f.title} ({extra})" if extra else f.title
 
 
@@ -132,7 +157,7 @@ def fmt_value(key: str, v) -> str:
             return human_bytes(v) + "/s"
         if k.endswith("_pct") or k.endswith("pct"):
             return f"{v:.1f}%"
-        if k.endswith("_per_s"):
+        if k.endswith("_per_s") or k == "per_s":   # before "_s": a rate is not a duration
             return f"{v:.1f}/s"
         if k.endswith("_ms"):
             return f"{v:.1f} ms"
@@ -149,7 +174,7 @@ def fmt_value(key: str, v) -> str:
     return clip(str(v))
 
 
-_UNITS = ("_bytes", "_bps", "_pct", "_per_s", "_ms", "_s", "_seconds")
+_UNITS = ("_bytes", "_bps", "_pct", "per_s", "_ms", "_s", "_seconds")
 
 
 def _has_unit(key: str) -> bool:

@@ -48,20 +48,24 @@ def _table(t: common.Table) -> list[str]:
 
 def _header(b: layout.Header) -> list[str]:
     h = b.headline
+    tail = f" Verify: {h.verify}"
+    split = bool(h.verify) and h.action.endswith(tail)   # the command as a code span, not escaped prose
     return [f"## hostdiag: {h.severity.upper()} on {md(b.hostname)}", "",
             f"_{md(b.host_line)}_", "",
             f"- **Condition:** {md(h.condition)}",
-            f"- **Action:** {md(h.action)}",
+            *([f"- **Impact:** {md(b.impact)}"] if b.impact else []),
+            f"- **Action:** {md(h.action[: -len(tail)] if split else h.action)}",
+            *([f"- **Verify:** {code(h.verify)}"] if split else []),
             f"- **Need:** {md(h.need)}", ""]
 
 
 def _findings(b: layout.Findings) -> list[str]:
     if b.brief:
         out = [f"### Findings ({b.serious} to act on, {b.info} informational; most urgent first)", ""]
-        for i, f in enumerate(b.findings, 1):
-            out.append(f"{i}. **{f.severity.upper()}** {md(common.brief_line(f))}")
-            if f.verify:
-                out.append(f"   - Verify: {code(common.brief_command(f.verify))}")
+        for i, (f, verify, title) in enumerate(zip(b.findings, b.verify, b.titles), 1):
+            out.append(f"{i}. **{f.severity.upper()}** {md(title)}")
+            if verify:
+                out.append(f"   - Verify: {md(verify) if verify == layout.AS_ABOVE else code(verify)}")
         if b.hidden:
             out.append(f"\n_+{b.hidden} more: `hostdiag snapshot --full`_")
         return out or ["None to act on."]

@@ -46,7 +46,7 @@ def _header(con, b: layout.Header, env) -> None:
     con.print(Text(b.host_line, style="dim"))
     tail = f" Verify: {h.verify}"
     action = h.action[: -len(tail)] if h.verify and h.action.endswith(tail) else h.action
-    rows = [("Condition", h.condition), ("Action", action)]
+    rows = [("Condition", h.condition), *([("Impact", b.impact)] if b.impact else []), ("Action", action)]
     if action != h.action:
         rows.append(("Verify", _command(h.verify, env.width - 16)))
     con.print(Panel(_grid([*rows, ("Need", h.need)], indent=0),
@@ -60,16 +60,16 @@ def _findings(con, b: layout.Findings, env) -> None:
                        style="bold underline"))
         if not b.findings:
             con.print(Text("  none to act on", style="green"))
-        for i, f in enumerate(b.findings, 1):
+        for i, (f, verify, title) in enumerate(zip(b.findings, b.verify, b.titles), 1):
             head = Table.grid(padding=(0, 1))
             head.add_column(no_wrap=True)
             head.add_column(ratio=1, overflow="fold")
             head.add_row(Text.assemble(f"{i}.", " ", (f"{f.severity.upper()[:4]}", STYLE[f.severity])),
-                         Text(common.brief_line(f), style="bold"))
+                         Text(title, style="bold"))
             con.print(head)
-            if f.verify:
-                con.print(_grid([("verify", _command(common.brief_command(f.verify), env.width - 12))],
-                                indent=3, label_w=6))
+            if verify:
+                shown = Text(verify, style="dim") if verify == layout.AS_ABOVE else _command(verify, env.width - 12)
+                con.print(_grid([("verify", shown)], indent=3, label_w=6))
         if b.hidden:
             con.print(Text(f"   +{b.hidden} more (hostdiag snapshot --full)", style="dim"))
         con.print()
@@ -192,9 +192,11 @@ def _table(t, width: int):
 def _blind_spots(con, b: layout.BlindSpots, env) -> None:
     if b.brief:
         seen = "; ".join(f"{s.collector} {s.status}" for s in b.spots)
-        con.print(_grid([("Blind spots", Text(seen or "none: every collector saw its resource",
-                                               style="yellow" if seen else "green"))], indent=0, label_w=11))
-        con.print(Text("(hostdiag snapshot --full: evidence, tables, reasons)", style="dim"))
+        con.print(_grid([("Blind spots", Text.assemble((seen or "none: every collector saw its resource",
+                                                         "yellow" if seen else "green"),
+                                                        ("  (reasons: hostdiag snapshot --full)" if seen else "",
+                                                         "dim")))],
+                        indent=0, label_w=11))
         return
     con.print(Text("Blind spots", style="bold underline"))
     if not b.spots:
@@ -215,10 +217,13 @@ def _console(env) -> tuple[Console, io.StringIO]:
 
 
 def render(report, env, *, top: int = 5, full: bool = True) -> str:
-    con, buf = _console(env)
-    for b in layout.layout(report, top, full):
-        STYLERS[type(b)](con, b, env)
-    return buf.getvalue()
+    def draw(n: int = layout.BRIEF_FINDINGS, extras: bool = True) -> str:
+        con, buf = _console(env)
+        for b in layout.layout(report, top, full, n, extras):
+            STYLERS[type(b)](con, b, env)
+        return buf.getvalue()
+
+    return draw() if full else layout.fit(draw, env.height)
 
 
 def status_block(report, env) -> str:

@@ -113,7 +113,7 @@ def test_need_asks_for_root_only_when_root_would_help():
         == "run as root to see files fully (see Blind spots)."
     assert _need([BlindSpot("sockets", "partial", "listen backlogs ... unknown for a --proc-root"),
                   BlindSpot("io", "partial", "/proc/PID/io of 2 processes not readable even as root: gone")]) \
-        == "sockets: partial; io: partial (see Blind spots)."
+        == "sockets, io: partial (see Blind spots)."
 
 
 def test_generic_shapes_are_listed_only_beside_trouble_of_their_category():

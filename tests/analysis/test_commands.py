@@ -73,3 +73,42 @@ def test_hostile_subject_is_one_argument(value):
     else:
         assert shlex.split(out) == ["systemctl", "status", value, "--no-pager"]
     assert fill("ls /proc/{pid}/fd", {"pid": value}) in (None, f"ls /proc/{value}/fd")
+
+
+# Tools a check may name that this test machine lacks (hardware and systemd helpers).
+ABSENT_HERE = {"smartctl", "ras-mc-ctl", "edac-util", "ipmitool", "coredumpctl", "conntrack", "tune2fs",
+               "systemctl", "journalctl", "mpstat", "pidstat", "iostat", "nstat", "ethtool", "lsof", "hostdiag"}
+
+
+def test_every_catalog_check_is_a_command_not_prose():
+    """A check is pasted into a root shell: "compare with the deploy and change log: hostdiag ..."
+    ran `compare` (not found), and "hostdiag snapshot --only changes (what changed just before)"
+    was a syntax error. Words for the reader go in a trailing `# comment`."""
+    import shutil
+
+    from hostdiag import catalog
+
+    for e in catalog.load().entries.values():
+        m = ShapeMatch(series="x", metric="x", labels={k: str(v) for k, v in SUBJECT.items()}, shape="ramp",
+                       signature=e.id, score=1, start=0, end=1, why="", start_epoch=0, end_epoch=1,
+                       first_checks=list(e.data.get("first_checks", [])))
+        for cmd in shape_checks([m], has_journal=True)[0].first_checks:
+            p = subprocess.run(["bash", "-n", "-c", cmd], capture_output=True, text=True, timeout=10)
+            assert p.returncode == 0, (e.id, cmd, p.stderr)
+            first = shlex.split(cmd, comments=True)[0].lstrip("(")
+            assert first in ABSENT_HERE or first in ("for", "cd") or shutil.which(first), (e.id, cmd)
+
+
+def test_a_device_name_from_a_proc_tree_is_one_word():
+    """/proc/diskstats under --proc-root is host text like any other: the io verify printed it bare."""
+    from hostdiag.collectors import io
+    from hostdiag.commands.snapshot import thresholds_for
+    from hostdiag.core.model import Section
+
+    dev = {"device": "sda;id>PWNED", "util_pct": 99.0, "aqu_sz": 9.0, "r_await_ms": 90.0, "w_await_ms": 90.0}
+    fs = [f for f in io.findings(Section("io", "ok", data={"devices": [dev], "window_s": 5.0}), thresholds_for([io]))
+          if f.id == "io.saturation"]
+    assert fs, "a 99 % busy device must be a finding"
+    lex = shlex.shlex(fs[0].verify, posix=True, punctuation_chars=";&|()<>")   # ; and > split as bash does
+    lex.whitespace_split, lex.commenters = True, "#"
+    assert list(lex) == ["iostat", "-x", "sda;id>PWNED", "1", "5"], fs[0].verify

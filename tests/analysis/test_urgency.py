@@ -75,3 +75,18 @@ def test_ranking_is_idempotent():
            F("files.process_fd_exhaustion", "critical", subject={"pid": 7}, evidence={"pct": 100.0})]
     once = rank(mix)
     assert [f.id for f in rank(once)] == [f.id for f in once] == ["files.process_fd_exhaustion", "cpu.saturation"]
+
+
+def test_an_old_oom_kill_is_history_and_a_fresh_one_is_pinned():
+    """Seen: a kill 28 minutes old headed the report above a tmpfs two seconds from full."""
+    from hostdiag.core.units import parse_rfc3339
+
+    now = parse_rfc3339("2026-11-29T08:52:00+00:00")
+    old = F("kernel.oom_kill", "critical", subject={"pid": 1}, since="2026-11-29T08:23:49+00:00",
+            evidence={"first": "2026-11-29T08:23:49+00:00", "last": "2026-11-29T08:23:49+00:00"})
+    fresh = F("journal.oom_kill", "critical", subject={"pid": 2}, evidence={"last": "2026-11-29T08:49:30+00:00"})
+    disk = F("disk.nearly_full", "critical", subject={"mount": "/m"}, evidence={"used_pct": 97.0, "eta_s": 2.0})
+    fds = F("files.process_fd_exhaustion", "critical", subject={"pid": 3}, evidence={"pct": 23.0, "eta_s": 79.0})
+    assert [f.id for f in rank([old, disk, fds, fresh], now)] == [
+        "journal.oom_kill", "disk.nearly_full", "files.process_fd_exhaustion", "kernel.oom_kill"]
+    assert [f.id for f in rank([old, disk], None)] == ["kernel.oom_kill", "disk.nearly_full"]   # no clock: pinned
