@@ -39,10 +39,13 @@ def match_series(series: dict[str, Series], cat) -> list[ShapeMatch]:
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
     from hostdiag.matcher import match
+    from hostdiag.matcher.metrics import rule_for
 
     out = []
     for key, s in candidates:
-        ms = match(s.t, s.v, metric=key, counter=s.counter, catalog=cat)
+        short = rule_for(key, s.unit).min_flat_s
+        ms = [m for m in match(s.t, s.v, metric=key, counter=s.counter, catalog=cat)
+              if not (m.shape == "flatline" and m.end - m.start < short)]
         if not ms:
             continue
         m = ms[0]

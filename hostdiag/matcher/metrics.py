@@ -25,6 +25,7 @@ PSI_EWMA = "psi_ewma"              # PSI avg10/60/300 are exponential averages: 
 FLAT_ZERO_OK = "flat_zero_ok"      # idle counters sit at exactly 0: not a flatline
 BOUNDED_PCT = "bounded_0_100"      # a percentage pins at 100: plateau is its natural ceiling
 QUANTIZED = "quantized"            # integer counts: steps of 1 are the sampling, not a shape
+WRITEBACK = "writeback_bursts"     # block writes land in flushes (every 5 s, expiry 30 s): zero between
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class MetricRule:
     match: bool = True             # False: its shapes are its mechanics; do not match it
     source: str | None = None      # the series to match instead, when match is False
     min_relative: float = 0.05     # and at least this share of its level (|max| or |min|)
+    min_flat_s: float = 0.0        # a flatline shorter than this is the metric's cadence, not a stop
 
 
 # by unit, for metrics without a rule of their own
@@ -81,9 +83,10 @@ _RULES = {
     # per-second rates that an idle host's page cache and journal flushes move by this much
     "memory.major_faults": MetricRule(100.0, 1.0, frozenset({FLAT_ZERO_OK})),
     "io.reads": MetricRule(50.0, 1.0, frozenset({FLAT_ZERO_OK})),
-    "io.writes": MetricRule(50.0, 1.0, frozenset({FLAT_ZERO_OK})),
+    "io.writes": MetricRule(50.0, 1.0, frozenset({FLAT_ZERO_OK, WRITEBACK}), min_flat_s=30.0),
     "io.read_bytes": MetricRule(float(8 << 20), float(1 << 20), frozenset({FLAT_ZERO_OK})),
-    "io.write_bytes": MetricRule(float(8 << 20), float(1 << 20), frozenset({FLAT_ZERO_OK})),
+    "io.write_bytes": MetricRule(float(8 << 20), float(1 << 20), frozenset({FLAT_ZERO_OK, WRITEBACK}),
+                                 min_flat_s=30.0),
     "memory.swap_pages_per_s": MetricRule(64.0, 1.0, frozenset({FLAT_ZERO_OK})),
     "memory.oom_kills": MetricRule(1.0, 1.0, frozenset({FLAT_ZERO_OK, QUANTIZED})),
 }
