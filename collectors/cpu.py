@@ -285,7 +285,7 @@ def findings(section, th):
                       "iowait_pct": pct.get("iowait"), "psi_some_avg10": (d.get("psi") or {}).get("some_avg10")},
             impact="every request waits for a CPU: latency rises across all services on the host",
             verify="top -b -n1 -o %CPU | head -20   # or: mpstat -P ALL 1 5",
-            stabilize=["Find the top consumer (above) and decide whether it is expected load or a runaway",
+            stabilize=["Find the top consumer (the verify command lists it) and decide whether it is expected load or a runaway",
                        "Shed or reroute load away from this host (drain it in the load balancer)",
                        "Cap a runaway batch job with a cgroup CPU quota (systemctl set-property UNIT CPUQuota=50%)",
                        "Do not kill -9 the top process blindly: if it is the service itself you turn slow into down"],

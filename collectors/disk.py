@@ -534,15 +534,20 @@ def _ttf_level(row: dict, th) -> str | None:
     return worst_severity((level, th.level("disk.eta_s", ttf)))
 
 
-def _full_options(d: dict, writer: dict | None, ttf) -> list[str]:
+def _full_options(d: dict, fs: dict, writer: dict | None, ttf) -> list[str]:
     """A filling filesystem's options, the likeliest first: the headline's Action is the first.
     The deleted-but-open check goes when the fd scan found none (it would print nothing); a
-    filesystem filling now puts its writer first."""
+    filesystem filling now puts its writer first. A tmpfs is memory: package caches and
+    container images are not on it."""
     who = f" ({writer['name']}, pid {writer['pid']})" if writer else ""
     stop = f"If one writer is growing it fast, throttle or stop that writer{who}"
-    opts = ["Check deleted-but-open files first (disk.deleted_open_space): lsof -nP +L1",
+    free = ("Free space that is safe to lose: this is a tmpfs (RAM), so only files written to it "
+            "count: stale files under it, /dev/shm segments of dead processes"
+            if fs.get("fstype") == "tmpfs" else
             "Free space that is safe to lose: rotated/compressed logs, package caches "
-            "(apt-get clean), old core dumps, container images (docker system prune)",
+            "(apt-get clean), old core dumps, container images (docker system prune)")
+    opts = ["Check deleted-but-open files first (disk.deleted_open_space): lsof -nP +L1",
+            free,
             stop,
             "Extend the volume/filesystem if the platform allows it online",
             "Do not delete files a process still holds open (the space is not freed), "
@@ -585,7 +590,7 @@ def findings(section, th):
                 impact="writes fail with ENOSPC when it fills: databases stop, logs are lost, services crash",
                 verify=f"{shell.cmd('df', '-h', mp)}; {shell.cmd('du', '-xh', '--max-depth=2', mp)} 2>/dev/null "
                        "| sort -h | tail -20",
-                stabilize=_full_options(d, writer, ttf),
+                stabilize=_full_options(d, r, writer, ttf),
                 score=max(r.get("used_pct") or 0, 100 - min(100, (ttf or 1e9) / 3600))))
         ieta = r.get("inodes_eta_s")
         l_ieta = th.level("disk.eta_s", ieta) if not r.get("ro") else None

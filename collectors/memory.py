@@ -351,7 +351,7 @@ def findings(section, th):
                 "limit_fraction": round(1 - pct / 100, 4) if pct is not None else None}),
             impact="the kernel is about to reclaim hard or OOM-kill: the biggest process (often the service) dies first",
             verify="free -m; ps -eo pid,rss,etime,comm --sort=-rss | head",
-            stabilize=["Identify the top RSS process (above): expected size or a leak? Capture a heap profile if you can",
+            stabilize=["Identify the top RSS process (the verify command lists it): expected size or a leak? Capture a heap profile if you can",
                        "Restart the leaking holder in a controlled way (drain it first) before the OOM killer picks for you",
                        "Stop or pause non-essential memory users (batch jobs, caches) on this host",
                        "Do not add swap or raise overcommit to 'buy time': it turns a clean OOM into hours of thrashing",

@@ -139,6 +139,9 @@ def test_nearly_full_tmpfs_is_the_top_disk_finding(tmp_path):
     assert top["id"] == "disk.nearly_full" and top["subject"] == {"mount": str(d)}
     assert top["severity"] == "critical" and top["evidence"]["used_pct"] >= 95
     assert docs[0]["sections"]["disk"]["status"] in ("ok", "partial")
+    # a tmpfs is RAM: package caches and container images are not on it
+    opts = " ".join(top["stabilize"])
+    assert "tmpfs (RAM)" in opts and "apt-get clean" not in opts and "docker" not in opts, opts
 
 
 @needs_unshare
