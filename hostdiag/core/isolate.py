@@ -112,9 +112,11 @@ class Prober:
         pid = os.fork()
         if pid == 0:  # pragma: no cover - child
             try:
-                os.closerange(0, lo)
-                os.closerange(lo + 1, hi)
-                os.closerange(hi + 1, maxfd)
+                # never an empty range: os.closerange(0, 0) closes fd 0 (3.11 falls back to a
+                # close loop when close_range fails), and fd 0 is our pipe when stdin was closed
+                for a, b in ((0, lo), (lo + 1, hi), (hi + 1, maxfd)):
+                    if a < b:
+                        os.closerange(a, b)
                 _child_loop(req_r, rep_w)
             finally:
                 os._exit(0)
