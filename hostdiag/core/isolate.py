@@ -151,8 +151,10 @@ class Prober:
             data = marshal.dumps((op, arg))
             try:
                 os.write(self._req, _HDR.pack(len(data)) + data)
-                r, _, _ = select.select([self._rep], [], [], timeout_s)
-                if not r:
+                # poll, not select: pipes past fd 1023 (a parent that leaked fds) made select raise
+                poller = select.poll()
+                poller.register(self._rep, select.POLLIN)
+                if not poller.poll(max(0, int(timeout_s * 1000))):
                     self._abandon()
                     path = arg[0] if isinstance(arg, tuple) else arg
                     raise TimeoutError(f"{op} {path} did not answer within {timeout_s:g}s "

@@ -24,3 +24,19 @@ def test_snapshot_with_stdin_closed_measures_disks():
     disk = json.loads(p.stdout)["sections"]["disk"]
     assert "probe child died" not in (disk["reason"] or ""), disk["reason"]
     assert any(r["mount"] == "/" and r["size_bytes"] for r in disk["data"]["filesystems"])
+
+
+
+def test_prober_works_when_started_with_1100_inherited_fds():
+    """A parent that leaks fds (a supervisor, a shell with many open files) makes the prober's
+    pipes fd >= 1024, where select.select raised "filedescriptor out of range": every statvfs
+    (and every --proc-root read) then failed as a hostdiag bug."""
+    code = ("import os, sys\n"
+            "for _ in range(1100): os.set_inheritable(os.open('/dev/null', os.O_RDONLY), True)\n"
+            "os.execv(sys.executable, [sys.executable, '-m', 'hostdiag', 'snapshot', '--json', '--only', 'disk',"
+            " '--window', '0'])\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                       env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"))
+    disk = json.loads(p.stdout)["sections"]["disk"]
+    assert "out of range" not in json.dumps(disk), disk["reason"]
+    assert any(r["mount"] == "/" and r["size_bytes"] for r in disk["data"]["filesystems"]), disk["reason"]
