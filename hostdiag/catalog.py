@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
+from hostdiag.core import isolate
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - 3.10
@@ -505,6 +507,9 @@ def read_files(paths=(), *, shipped: bool = True, budget: _Budget | None = None)
         for t in _shipped_files():
             out.append(File(str(t), t.read_bytes().decode("utf-8", "replace"), None, True))
     for p in map(Path, paths):
+        if why := isolate.answers(str(p)):
+            out.append(File(str(p), None, f"{p}:1: {why}", False))
+            continue
         try:
             names = _toml_in(p) if p.is_dir() else [str(p)]
         except OSError as e:

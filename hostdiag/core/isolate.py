@@ -220,3 +220,21 @@ def read(path: str, limit: int, timeout_s: float) -> bytes:
     """Up to `limit` bytes of a regular file, read in the prober (O_NONBLOCK, S_ISREG checked:
     a FIFO or device is refused with EINVAL, a hung FUSE read costs the child)."""
     return prober().call("read", (path, limit), timeout_s)
+
+
+# A path the user named (--catalog, --journal-dir, --store, -o, --pcap-in) is touched here first.
+PATH_PROBE_S = 1.0     # under the default 2 s collector bound, so the reason names the path
+
+
+def answers(path: str, timeout_s: float = PATH_PROBE_S) -> str | None:
+    """None when stat(path) returns or fails within timeout_s, else why not: a named path on a
+    dead NFS/FUSE mount then costs seconds and a sentence, not the run (a thread stuck in its
+    lookup would keep hostdiag alive until the server answers)."""
+    try:
+        stat(path, timeout_s)
+    except TimeoutError:
+        return f"{path} did not answer within {timeout_s:g}s (hung NFS/FUSE mount?)"
+    except OSError:
+        pass
+    return None
+
