@@ -25,6 +25,9 @@ CASES = {
     "bundle": ("bundle --window 0 --only cpu -o $MNT/b.tar.gz", (2,)),
     "pcap-in": ("packets --pcap-in $MNT/x.pcap", (0, 2, 3)),
     "signatures": ("signatures list --catalog $MNT/sigs", (0, 1, 2, 3)),
+    # a whole tree on the dead mount: every collector would wait in os.listdir/os.path.exists
+    "root": ("snapshot --json --window 0 --timeout 1 --root $MNT", (0, 1, 2, 3)),
+    "proc-root": ("snapshot --json --window 0 --timeout 1 --proc-root $MNT/proc", (0, 1, 2, 3)),
 }
 
 
