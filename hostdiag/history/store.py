@@ -127,9 +127,11 @@ def _check_header(path: str) -> int:
         raise StoreRefused(f"store {path}: not a regular file (or a link); not touching it")
     if st.st_size == 0:
         return 0
-    try:
-        with open(path, "rb") as f:
-            head = f.read(100)
+    try:   # in the prober: a read on a dead NFS/FUSE mount would never return
+        head = isolate.read(path, 100, isolate.PATH_PROBE_S)
+    except TimeoutError:
+        raise StoreError(f"store {path} did not answer within {isolate.PATH_PROBE_S:g}s "
+                         "(hung NFS/FUSE mount?)") from None
     except OSError as e:
         raise StoreError(f"store {path}: cannot read: {e.strerror}") from None
     if not head.startswith(_MAGIC):

@@ -51,6 +51,12 @@ def read_pcap(path: str, budget: int):
     for a 14-byte Ethernet header with the same protocol."""
     if why := isolate.answers(path):
         raise PcapError(why)
+    try:   # the header, in the prober: a file whose reads hang (dead NFS/FUSE) is named, not waited on
+        isolate.read(path, 24, isolate.PATH_PROBE_S)
+    except TimeoutError:
+        raise PcapError(f"{path} did not answer within {isolate.PATH_PROBE_S:g}s (hung NFS/FUSE mount?)") from None
+    except OSError:
+        pass     # the open below says what is wrong
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
     with os.fdopen(fd, "rb") as f:
         if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):

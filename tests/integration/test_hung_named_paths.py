@@ -52,3 +52,21 @@ def test_named_path_on_a_dead_mount_is_refused_not_waited_on(tmp_path, name):
     assert rc in codes, f"rc={rc} (137: waited for the dead server until killed) {said[-1500:]}"
     assert "Traceback" not in said
     assert "did not answer" in said, said[-1500:]
+
+
+@pytest.mark.parametrize("args", ["history --store $MNT/f", "packets --pcap-in $MNT/f"])
+def test_named_file_whose_reads_hang_is_refused_not_waited_on(tmp_path, args):
+    """The server still answers lookups, but reads of $MNT/f never return (a half-dead NFS server)."""
+    why = fuse_unavailable()
+    if why:
+        pytest.skip(why)
+    body = f"""
+        exec </dev/null
+        timeout -s KILL {GUARD} {sys.executable} -m hostdiag {args} >"$MNT/../out" 2>"$MNT/../err"
+        echo $? >"$MNT/../rc"
+    """
+    run_with_hung_mount(tmp_path, body, timeout=GUARD + 40)
+    rc = int((tmp_path / "rc").read_text())
+    said = (tmp_path / "out").read_text() + (tmp_path / "err").read_text()
+    assert rc in (0, 2, 3), f"rc={rc} (137: waited for the dead server until killed) {said[-1500:]}"
+    assert "Traceback" not in said and "did not answer" in said, said[-1500:]
