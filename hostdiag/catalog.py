@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
+from hostdiag.core import isolate
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - 3.10
@@ -254,11 +256,102 @@ def _parse(pattern: str):
     return (tree.data if hasattr(tree, "data") else tree), C
 
 
+# \d, \s, \w as sets for overlap tests: ASCII, plus one stand-in each for their non-ASCII members
+# (-1 a non-ASCII digit, also a word character; -2 a non-ASCII letter; -3 a non-ASCII space).
+_DIGITS = set(range(48, 58)) | {-1}
+_SPACES = {9, 10, 11, 12, 13, 28, 29, 30, 31, 32, -3}
+_WORD = _DIGITS | set(range(65, 91)) | set(range(97, 123)) | {95, -2}
+
+
+def _categories() -> dict:
+    try:
+        from re import _constants as C
+    except ImportError:  # pragma: no cover - 3.10
+        import sre_constants as C  # type: ignore[no-redef]
+    return {C.CATEGORY_DIGIT: _DIGITS, C.CATEGORY_SPACE: _SPACES, C.CATEGORY_WORD: _WORD}
+
+
+_CATEGORIES = _categories()
+
+
+def _first(items, C) -> set | None:
+    """Characters the sequence can start with; None = any or unknown (treated as overlapping)."""
+    for op, av in items:
+        if op in (C.AT,) or op in (C.ASSERT, C.ASSERT_NOT):
+            continue
+        if op == C.LITERAL:
+            return {av}
+        if op == C.IN:
+            out: set = set()
+            for iop, iav in av:
+                if iop == C.LITERAL:
+                    out.add(iav)
+                elif iop == C.RANGE and iav[1] - iav[0] < 512:
+                    out.update(range(iav[0], iav[1] + 1))
+                elif iop == C.CATEGORY and iav in _CATEGORIES:
+                    out |= _CATEGORIES[iav]
+                else:
+                    return None
+            return out
+        if op == C.SUBPATTERN:
+            return _first(av[-1], C)
+        if op in (C.MAX_REPEAT, C.MIN_REPEAT):
+            return _first(av[2], C) if av[0] > 0 else None
+        if op == C.BRANCH:
+            out = set()
+            for alt in av[1]:
+                f = _first(alt, C)
+                if f is None:
+                    return None
+                out |= f
+            return out
+        return None
+    return None   # empty: matches the empty string
+
+
+def _empty(items, C) -> bool:
+    """The sequence can match the empty string (unknown counts as not)."""
+    for op, av in items:
+        if op in (C.AT, C.ASSERT, C.ASSERT_NOT) or (op in (C.MAX_REPEAT, C.MIN_REPEAT) and av[0] == 0):
+            continue
+        if op == C.SUBPATTERN and _empty(av[-1], C):
+            continue
+        if op == C.BRANCH and any(_empty(alt, C) for alt in av[1]):
+            continue
+        return False
+    return True
+
+
+def _side_by_side(items, C) -> bool:
+    """Two repeats, with only optional items between them, that can match the same characters
+    (\\w{0,500}\\s{0,2}\\w{0,500}): the engine tries every split of a run between them at every
+    start position, n^2 or n^3 steps per line although every repeat is small. Groups are inlined."""
+    def flat(items):
+        for op, av in items:
+            yield from flat(av[-1]) if op == C.SUBPATTERN else [(op, av)]
+
+    open_: list = []    # earlier repeats that only optional items separate from here
+    for op, av in flat(items):
+        inner = (av[2] if op in (C.MAX_REPEAT, C.MIN_REPEAT) else av[1] if op in (C.ASSERT, C.ASSERT_NOT)
+                 else None)
+        if inner is not None and _side_by_side(inner, C) or \
+                op == C.BRANCH and any(_side_by_side(alt, C) for alt in av[1]):
+            return True
+        if op in (C.MAX_REPEAT, C.MIN_REPEAT) and av[1] > 1:
+            b = _first(av[2], C)
+            if any(a is None or b is None or a & b for a in map(lambda r: _first(r[2], C), open_)):
+                return True
+            open_ = [*open_, av] if av[0] == 0 else [av]
+        elif not _empty([(op, av)], C):
+            open_ = []
+    return False
+
+
 def bounded(pattern: str) -> bool:
     """Every repeat has a small upper bound ({0,64}, not * or +) and the pattern has no
     backtracking trap: the work per start position is bounded, so the stdlib engine is safe."""
     items, C = _parse(pattern)
-    if items is None or pattern_problem(pattern):
+    if items is None or pattern_problem(pattern) or _side_by_side(items, C):
         return False
 
     def ok(items) -> bool:
@@ -289,38 +382,6 @@ def pattern_problem(pattern: str) -> str | None:
 
     repeats = (C.MAX_REPEAT, C.MIN_REPEAT)
 
-    def first(items) -> set | None:
-        """Characters the sequence can start with; None = any or unknown (treated as overlapping)."""
-        for op, av in items:
-            if op in (C.AT,) or op in (C.ASSERT, C.ASSERT_NOT):
-                continue
-            if op == C.LITERAL:
-                return {av}
-            if op == C.IN:
-                out: set = set()
-                for iop, iav in av:
-                    if iop == C.LITERAL:
-                        out.add(iav)
-                    elif iop == C.RANGE and iav[1] - iav[0] < 512:
-                        out.update(range(iav[0], iav[1] + 1))
-                    else:
-                        return None
-                return out
-            if op == C.SUBPATTERN:
-                return first(av[-1])
-            if op in repeats:
-                return first(av[2]) if av[0] > 0 else None
-            if op == C.BRANCH:
-                out = set()
-                for alt in av[1]:
-                    f = first(alt)
-                    if f is None:
-                        return None
-                    out |= f
-                return out
-            return None
-        return None   # empty: matches the empty string
-
     def walk(items, star: bool) -> str | None:
         for op, av in items:
             if op in repeats:
@@ -335,7 +396,7 @@ def pattern_problem(pattern: str) -> str | None:
                 if star:
                     seen: set = set()
                     for alt in av[1]:
-                        f = first(alt)
+                        f = _first(alt, C)
                         if f is None or f & seen:
                             return "alternatives under a repeat that can start with the same character (like (a|ab)*)"
                         seen |= f
@@ -446,6 +507,9 @@ def read_files(paths=(), *, shipped: bool = True, budget: _Budget | None = None)
         for t in _shipped_files():
             out.append(File(str(t), t.read_bytes().decode("utf-8", "replace"), None, True))
     for p in map(Path, paths):
+        if why := isolate.answers(str(p)):
+            out.append(File(str(p), None, f"{p}:1: {why}", False))
+            continue
         try:
             names = _toml_in(p) if p.is_dir() else [str(p)]
         except OSError as e:

@@ -127,16 +127,17 @@ def fuse_unavailable() -> str | None:
 
 def run_with_hung_mount(tmp_path, body: str, timeout: float = 60) -> subprocess.CompletedProcess:
     """Run `body` (bash, with $MNT a mounted hanging FUSE fs) in a private mount namespace;
-    the FUSE server is SIGKILLed afterwards, which releases anything stuck on it."""
+    the FUSE server is SIGKILLed afterwards, which releases anything stuck on it. `touch $DEAD`
+    makes every later call on the mount hang too (lookup, getattr, open), like a dead NFS server."""
     mnt = tmp_path / "mnt"
     mnt.mkdir()
     pidfile = tmp_path / "fs.pid"
     script = textwrap.dedent(f"""
         set -u
-        {sys.executable} {HANGFS} {mnt} --hang-read </dev/null >/dev/null 2>&1 &
+        {sys.executable} {HANGFS} {mnt} --hang-read --hang-all-after {tmp_path / "dead"} </dev/null >/dev/null 2>&1 &
         echo $! > {pidfile}
         for i in $(seq 100); do grep -q ' {mnt} ' /proc/self/mountinfo && break; sleep 0.05; done
-        export MNT={mnt}
+        export MNT={mnt} DEAD={tmp_path / "dead"}
         {body}
     """)
     try:

@@ -112,9 +112,11 @@ class Prober:
         pid = os.fork()
         if pid == 0:  # pragma: no cover - child
             try:
-                os.closerange(0, lo)
-                os.closerange(lo + 1, hi)
-                os.closerange(hi + 1, maxfd)
+                # never an empty range: os.closerange(0, 0) closes fd 0 (3.11 falls back to a
+                # close loop when close_range fails), and fd 0 is our pipe when stdin was closed
+                for a, b in ((0, lo), (lo + 1, hi), (hi + 1, maxfd)):
+                    if a < b:
+                        os.closerange(a, b)
                 _child_loop(req_r, rep_w)
             finally:
                 os._exit(0)
@@ -149,8 +151,10 @@ class Prober:
             data = marshal.dumps((op, arg))
             try:
                 os.write(self._req, _HDR.pack(len(data)) + data)
-                r, _, _ = select.select([self._rep], [], [], timeout_s)
-                if not r:
+                # poll, not select: pipes past fd 1023 (a parent that leaked fds) made select raise
+                poller = select.poll()
+                poller.register(self._rep, select.POLLIN)
+                if not poller.poll(max(0, int(timeout_s * 1000))):
                     self._abandon()
                     path = arg[0] if isinstance(arg, tuple) else arg
                     raise TimeoutError(f"{op} {path} did not answer within {timeout_s:g}s "
@@ -216,3 +220,21 @@ def read(path: str, limit: int, timeout_s: float) -> bytes:
     """Up to `limit` bytes of a regular file, read in the prober (O_NONBLOCK, S_ISREG checked:
     a FIFO or device is refused with EINVAL, a hung FUSE read costs the child)."""
     return prober().call("read", (path, limit), timeout_s)
+
+
+# A path the user named (--catalog, --journal-dir, --store, -o, --pcap-in) is touched here first.
+PATH_PROBE_S = 1.0     # under the default 2 s collector bound, so the reason names the path
+
+
+def answers(path: str, timeout_s: float = PATH_PROBE_S) -> str | None:
+    """None when stat(path) returns or fails within timeout_s, else why not: a named path on a
+    dead NFS/FUSE mount then costs seconds and a sentence, not the run (a thread stuck in its
+    lookup would keep hostdiag alive until the server answers)."""
+    try:
+        stat(path, timeout_s)
+    except TimeoutError:
+        return f"{path} did not answer within {timeout_s:g}s (hung NFS/FUSE mount?)"
+    except OSError:
+        pass
+    return None
+

@@ -22,6 +22,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 
+from hostdiag.core import isolate
 from hostdiag.core.context import Context, Deadline
 
 _ATTRS = ["ppid", "name", "status", "uids", "num_threads", "memory_info",
@@ -83,6 +84,7 @@ class Scan:
     socket_owner: dict[int, int] = field(default_factory=dict)   # socket inode -> pid
     deleted_open: list[DeletedOpen] = field(default_factory=list)
     fd_unreadable: int = 0          # processes whose fd table we could not read
+    hung_stats: int = 0             # deleted-file stats that did not return (hung mount)
     io_unreadable: int = 0
     fds_scanned: bool = False
     truncated: bool = False         # the deadline cut the scan short
@@ -96,11 +98,14 @@ class Scan:
 
     def blind_spot(self) -> str | None:
         """One line for the files that were missing or unreadable per process (not permissions)."""
+        hung = (f"stat of {self.hung_stats} open deleted file(s) did not return (hung NFS/FUSE mount?): "
+                "space they hold is not counted") if self.hung_stats else None
         if not self.missing_pids:
-            return None
+            return hung
         files = ", ".join(sorted(self.missing, key=lambda f: (-self.missing[f], f)))
         n = self.missing_pids
-        return f"{n} process{'es' if n != 1 else ''} had unreadable files: {files} (those fields are absent)"
+        line = f"{n} process{'es' if n != 1 else ''} had unreadable files: {files} (those fields are absent)"
+        return f"{line}; {hung}" if hung else line
 
     def cmdline(self, pid: int, limit: int = 4096) -> str | None:
         """Command line of one process (read lazily: only for processes a report names)."""
@@ -431,13 +436,18 @@ def _scan_fds(ctx: Context, pr: Proc, result: Scan) -> None:
             continue
         if target.startswith("socket:["):
             result.socket_owner.setdefault(int(target[8:-1]), pr.pid)
-        elif target.endswith(" (deleted)") and target.startswith("/"):
+        elif target.endswith(" (deleted)") and target.startswith("/") and result.hung_stats < isolate.MAX_ABANDONED // 2:
             try:
-                st = os.stat(os.path.join(d, n))  # follows the magic link to the unlinked inode
+                # follows the magic link to the inode: on a dead NFS/FUSE mount that stat never
+                # returns (and any file can be *named* "x (deleted)"), so only the prober waits
+                mode, _, _, size, _ = isolate.stat(os.path.join(d, n), max(0.05, ctx.timeout_s / 4))
+            except TimeoutError:
+                result.hung_stats += 1
+                continue
             except OSError:
                 continue
-            if st.st_size and (st.st_mode & 0o170000) == 0o100000:  # regular files only
-                result.deleted_open.append(DeletedOpen(pr.pid, int(n), target[:-10], st.st_size))
+            if size and (mode & 0o170000) == 0o100000:  # regular files only
+                result.deleted_open.append(DeletedOpen(pr.pid, int(n), target[:-10], size))
 
 
 def _read_limits(ctx: Context, pr: Proc) -> None:

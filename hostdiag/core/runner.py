@@ -21,7 +21,7 @@ import traceback
 from dataclasses import dataclass, field
 
 from hostdiag import __version__
-from hostdiag.core import procscan
+from hostdiag.core import isolate, procscan
 from hostdiag.core.context import Context, Deadline, Unavailable, bounded
 from hostdiag.core.model import SCHEMA_VERSION, Host, Section, Series, Snapshot
 from hostdiag.core.units import rfc3339
@@ -99,6 +99,17 @@ def _failure(e: BaseException, debug: bool) -> tuple[str, str]:
     return "unavailable", f"hostdiag bug: {type(e).__name__}: {e} (run with --debug for a traceback)"
 
 
+def _dead_tree(ctx: Context) -> str | None:
+    """Why --proc-root/--sys-root/--root cannot be read at all: on a mount whose server died,
+    every collector's os.listdir/os.path.exists would wait in the kernel, and a thread stuck there
+    keeps hostdiag alive until the server answers. Asked once, in the prober."""
+    for flag, path, live in (("--proc-root", ctx.proc, "/proc"), ("--sys-root", ctx.sys, "/sys"),
+                             ("--root", ctx.root, "/")):
+        if os.path.normpath(path) != live and (why := isolate.answers(path)):
+            return f"{flag} {why}: nothing under it was read"
+    return None
+
+
 def run(ctx: Context, modules, *, window_s: float, interval_s: float, debug: bool = False,
         clock=time.monotonic, sleep=time.sleep, progress=None) -> Snapshot:
     """`progress(elapsed_s, window_s, what)`, if given, is called before each reading (the CLI's
@@ -108,10 +119,12 @@ def run(ctx: Context, modules, *, window_s: float, interval_s: float, debug: boo
     interrupted = False
     epoch_start = time.time()
     series: dict[str, Series] = {}
-    failed: dict[str, tuple[str, str]] = {}     # name -> (status, reason): skipped from then on
+    dead = _dead_tree(ctx)
+    # name -> (status, reason): skipped from then on
+    failed: dict[str, tuple[str, str]] = {m.NAME: ("unavailable", dead) for m in modules} if dead else {}
     states: dict[str, dict] = {m.NAME: {"window_s": window_s} for m in modules}
     samplers = [m for m in modules if hasattr(m, "sample")]
-    need_procs = any("procs" in getattr(m, "NEEDS", ()) for m in modules)
+    need_procs = not dead and any("procs" in getattr(m, "NEEDS", ()) for m in modules)
     need_fds = any("fds" in getattr(m, "NEEDS", ()) for m in modules)
 
     ticks = 1 if window_s <= 0 else int(round(window_s / interval_s)) + 1
@@ -225,7 +238,7 @@ def host_info(ctx: Context) -> Host:
     """Who the host is, read through the Context: a fixture tree or /host/proc describes
     itself, never the machine hostdiag runs on. Live-host calls (uname, cpu_count) are only
     the fallback for the default /proc."""
-    live = os.path.realpath(ctx.proc) == "/proc"
+    live = os.path.normpath(ctx.proc) == "/proc"     # not realpath: it would lstat a dead --proc-root
     os_name = "?"
     for line in (_read(ctx, ctx.root_path("/etc/os-release")) or "").splitlines():
         if line.startswith("PRETTY_NAME="):

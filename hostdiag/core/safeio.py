@@ -13,6 +13,8 @@ from __future__ import annotations
 import os
 import stat
 
+from hostdiag.core import isolate
+
 FORBIDDEN = ("/proc", "/sys", "/dev")
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -64,6 +66,8 @@ def check_target(path: str | os.PathLike, *, force: bool = False) -> str:
         raise UnsafePath(f"{raw!r}: not a file name")
     absolute = os.path.abspath(raw)
     parent = os.path.dirname(absolute)
+    if why := isolate.answers(parent):
+        raise UnsafePath(f"{raw}: directory {why}")
     real_parent = os.path.realpath(parent)
     _refuse_place(raw, absolute, real_parent)
     try:

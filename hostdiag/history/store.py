@@ -28,6 +28,7 @@ import time
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
+from hostdiag.core import isolate
 from hostdiag.core.model import Series
 from hostdiag.core.safeio import UnsafePath, check_target, private_dir
 from hostdiag.history.paths import default_path  # noqa: F401 - re-exported
@@ -126,9 +127,11 @@ def _check_header(path: str) -> int:
         raise StoreRefused(f"store {path}: not a regular file (or a link); not touching it")
     if st.st_size == 0:
         return 0
-    try:
-        with open(path, "rb") as f:
-            head = f.read(100)
+    try:   # in the prober: a read on a dead NFS/FUSE mount would never return
+        head = isolate.read(path, 100, isolate.PATH_PROBE_S)
+    except TimeoutError:
+        raise StoreError(f"store {path} did not answer within {isolate.PATH_PROBE_S:g}s "
+                         "(hung NFS/FUSE mount?)") from None
     except OSError as e:
         raise StoreError(f"store {path}: cannot read: {e.strerror}") from None
     if not head.startswith(_MAGIC):
@@ -194,6 +197,8 @@ class History:
     def open_ro(cls, path: str) -> "History":
         """Open read-only (immutable, no -wal/-shm created). StoreError if absent or unusable."""
         path = os.path.abspath(os.fspath(path))
+        if why := isolate.answers(path):
+            raise StoreError(f"store {why}")
         size = _check_header(path)
         if size < 0:
             raise StoreError(f"no history store at {path} (turn on `hostdiag capture`: see packaging/README.md)")
@@ -488,6 +493,8 @@ class Store(History):
     def open(cls, path: str, *, max_age_s: float = MAX_AGE_S, max_bytes: int = MAX_BYTES,
              lock_timeout_s: float = LOCK_TIMEOUT_S) -> "Store":
         path = os.path.abspath(os.fspath(path))
+        if why := isolate.answers(os.path.dirname(path)):
+            raise StoreError(f"store {why}")
         try:
             private_dir(os.path.dirname(path))
             check_target(path, force=True)      # no /proc,/sys,/dev; not a link, FIFO, device or dir

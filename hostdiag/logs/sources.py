@@ -5,6 +5,7 @@ import os
 import stat
 from typing import NamedTuple
 
+from hostdiag.core import isolate
 from hostdiag.core.context import Unavailable
 
 
@@ -23,6 +24,8 @@ def find_source(ctx) -> Source | None:
     """The journal to read, or None when there are no journal files (fall back to text logs)."""
     if ctx.journal_path:
         jp = ctx.journal_path
+        if why := isolate.answers(jp):
+            raise Unavailable(why)
         if os.path.isdir(jp):
             found = _journal_files(jp)
             if not found:

@@ -9,6 +9,7 @@ import os
 import stat
 import struct
 
+from hostdiag.core import isolate
 from hostdiag.core.safeio import ExclusiveFile
 
 LINKTYPE_ETHERNET, LINKTYPE_RAW, LINKTYPE_SLL, LINKTYPE_IPV4, LINKTYPE_IPV6, LINKTYPE_SLL2 = 1, 101, 113, 228, 229, 276
@@ -48,6 +49,14 @@ def read_pcap(path: str, budget: int):
 
     Frames are returned Ethernet-framed or raw IP: Linux cooked (SLL/SLL2) headers are swapped
     for a 14-byte Ethernet header with the same protocol."""
+    if why := isolate.answers(path):
+        raise PcapError(why)
+    try:   # the header, in the prober: a file whose reads hang (dead NFS/FUSE) is named, not waited on
+        isolate.read(path, 24, isolate.PATH_PROBE_S)
+    except TimeoutError:
+        raise PcapError(f"{path} did not answer within {isolate.PATH_PROBE_S:g}s (hung NFS/FUSE mount?)") from None
+    except OSError:
+        pass     # the open below says what is wrong
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
     with os.fdopen(fd, "rb") as f:
         if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
