@@ -11,6 +11,7 @@ import os
 import re
 import sys
 from pathlib import Path
+from stat import S_ISREG
 from typing import Optional
 
 import typer
@@ -28,6 +29,20 @@ def parse_size(text: str) -> int:
     if not m or m.group(2).lower() not in _UNITS:
         raise typer.BadParameter(f"cannot read size {text!r}: use e.g. 50MB, 500KB, 2GiB")
     return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+
+
+def _not_a_file(path: str) -> str | None:
+    """Why PATH cannot be read as a config file, or None; bounded on a dead mount."""
+    from hostdiag.core import isolate
+
+    why = isolate.answers(path)
+    if why:
+        return why
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        return f"{path}: {e.strerror}"
+    return None if S_ISREG(st.st_mode) else f"{path}: not a regular file"
 
 
 def _open_input(file: str):
@@ -49,13 +64,13 @@ def bundle(
     output: Optional[str] = typer.Option(None, "--output", "-o", help="New file (0600, never overwrites) or directory for it; '-' streams to stdout and writes nothing on disk. Default: ./hostdiag-bundle_HOST_INCIDENT_UTCTIME.tar.gz"),
     max_size: str = typer.Option("50MB", "--max-size", help="Bound on the members' bytes; trims oldest journal lines first (recorded in the manifest)."),
     no_redact: bool = typer.Option(False, "--no-redact", help="Keep secrets as found (says so loudly in the manifest and on stderr)."),
-    redact_config: Optional[Path] = typer.Option(None, "--redact-config", help="Extra redaction patterns (TOML [[pattern]] name/regex); default /etc/hostdiag/redact.toml if present."),
+    redact_config: Optional[str] = typer.Option(None, "--redact-config", help="Extra redaction patterns (TOML [[pattern]] name/regex); default /etc/hostdiag/redact.toml if present."),
     zstd: bool = typer.Option(False, "--zstd", help="Write .tar.zst (needs the zstandard package)."),
     window: float = typer.Option(5.0, "--window", "-w", min=0, help="Sampling window of the snapshot, seconds."),
     interval: float = typer.Option(1.0, "--interval", min=0.05, help="Seconds between samples."),
     timeout: float = typer.Option(2.0, "--timeout", min=0.05, help="Time bound per collector call, seconds."),
-    journal_dir: Optional[Path] = typer.Option(None, "--journal-dir", help="Read journal files from this directory."),
-    journal_file: Optional[Path] = typer.Option(None, "--journal-file", help="Read this one journal file."),
+    journal_dir: Optional[str] = typer.Option(None, "--journal-dir", help="Read journal files from this directory."),
+    journal_file: Optional[str] = typer.Option(None, "--journal-file", help="Read this one journal file."),
     only: Optional[str] = typer.Option(None, "--only", help="Run only these collectors (comma-separated)."),
     proc_root: str = typer.Option("/proc", "--proc-root", help="Read procfs from here."),
     sys_root: str = typer.Option("/sys", "--sys-root", help="Read sysfs from here."),
@@ -68,6 +83,7 @@ def bundle(
 
     from hostdiag.bundle import contents
     from hostdiag.bundle.archive import safe_component, zstd_available
+    from hostdiag.core import isolate
     from hostdiag.core.context import Context
     from hostdiag.core.exit import ExitStatus
     from hostdiag.core.safeio import ExclusiveFile, UnsafePath, check_target
@@ -84,8 +100,8 @@ def bundle(
     if zstd and not zstd_available():
         typer.echo("hostdiag: --zstd needs the zstandard package (pip install zstandard); use .tar.gz", err=True)
         raise typer.Exit(2)
-    if redact_config is not None and not redact_config.is_file():
-        typer.echo(f"hostdiag: --redact-config {redact_config}: no such file", err=True)
+    if redact_config is not None and (why := _not_a_file(redact_config)):
+        typer.echo(f"hostdiag: --redact-config {why}", err=True)
         raise typer.Exit(2)
     only_list = [x.strip() for x in (only or "").split(",") if x.strip()] or None
     if only_list:
@@ -104,6 +120,9 @@ def bundle(
         import socket
 
         stem = contents.bundle_name(safe_component(socket.gethostname()), incident, time.time())
+        if output and (why := isolate.answers(output)):
+            typer.echo(f"hostdiag: --output {why}", err=True)
+            raise typer.Exit(2)
         p = Path(output) if output else Path(stem + ext)
         if output and p.is_dir() and not p.is_symlink():
             p = p / (stem + ext)
