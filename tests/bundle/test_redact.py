@@ -235,3 +235,14 @@ def test_ordinary_string_ends_untouched(s):
 def test_dotted_names_and_blank_lines(text, secret, keep):
     out = redact.make().text(text)
     assert secret not in out and keep in out, out
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet="ab%3D=&? ,[]\"'x%41\t", max_size=60))
+def test_percent_runs_anchored_at_separators_match_the_plain_pattern(s):
+    """_PCT starts a run only after a separator (the unanchored form was quadratic): it must
+    find exactly the spans the unanchored pattern finds."""
+    import re
+
+    plain = re.compile(r"[^\s\[\],=\"'&?]*%[0-9A-Fa-f]{2}[^\s\[\],\"'&?]*")
+    assert [m.span() for m in redact._PCT.finditer(s)] == [m.span() for m in plain.finditer(s)]
