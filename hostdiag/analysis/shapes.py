@@ -105,17 +105,21 @@ def match_isolated(series: dict[str, Series], cat, timeout_s: float = MATCH_TIME
     chunks, errs = [], []
     deadline = time.monotonic() + timeout_s
     open_fds = {out_r, err_r}
+    # poll, not select: pipes past fd 1023 (inherited from a parent that leaked fds) made select raise
+    poller = select.poll()
+    for fd in open_fds:
+        poller.register(fd, select.POLLIN)
     try:
         while open_fds:
             left = deadline - time.monotonic()
             if left <= 0:
                 os.kill(pid, signal.SIGKILL)
                 raise RuntimeError(f"shape matching overran its {timeout_s:g}s bound")
-            ready, _, _ = select.select(list(open_fds), [], [], left)
-            for fd in ready:
+            for fd, _ in poller.poll(max(1, int(left * 1000))):
                 b = os.read(fd, 1 << 16)
                 if not b:
                     open_fds.discard(fd)
+                    poller.unregister(fd)
                 elif fd == out_r:
                     chunks.append(b)
                 elif sum(map(len, errs)) < 4096:

@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import subprocess
 import sys
+
+import pytest
 
 
 def test_prober_works_when_started_with_stdin_closed():
@@ -31,7 +34,11 @@ def test_prober_works_when_started_with_1100_inherited_fds():
     """A parent that leaks fds (a supervisor, a shell with many open files) makes the prober's
     pipes fd >= 1024, where select.select raised "filedescriptor out of range": every statvfs
     (and every --proc-root read) then failed as a hostdiag bug."""
-    code = ("import os, sys\n"
+    if resource.getrlimit(resource.RLIMIT_NOFILE)[1] < 1200:
+        pytest.skip("the hard fd limit is below 1200 here")
+    code = ("import os, resource, sys\n"
+            "hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]\n"
+            "resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4096), hard))\n"
             "for _ in range(1100): os.set_inheritable(os.open('/dev/null', os.O_RDONLY), True)\n"
             "os.execv(sys.executable, [sys.executable, '-m', 'hostdiag', 'snapshot', '--json', '--only', 'disk',"
             " '--window', '0'])\n")
