@@ -272,7 +272,7 @@ def _trim(lines: list[bytes], over: int) -> tuple[list[bytes], int]:
 def write(opts: Options, ctx, out, *, report=None, collect=None, since: float, until: float, err=None) -> dict:
     """Collect (`collect()` -> Report, unless `report` is given), redact, and stream the bundle
     into `out`. The command passes `collect`, so this layer never imports the commands.
-    Returns a summary: name, manifest_sha256, bytes, members, redactions, trimmed."""
+    Returns a summary: name, manifest_sha256, bytes, members, redactions, trimmed, interrupted."""
     from hostdiag.render import Env, render
 
     err = err or (lambda msg: print(msg, file=sys.stderr))
@@ -381,4 +381,4 @@ def write(opts: Options, ctx, out, *, report=None, collect=None, since: float, u
     digest = w.finish(manifest)
     return {"name": name, "manifest_sha256": digest, "bytes": w.compressed_bytes,
             "members": len(w.members) + 2, "redactions": counts, "trimmed": trimmed,
-            "uncompressed": sum(m["size"] for m in w.members)}
+            "uncompressed": sum(m["size"] for m in w.members), "interrupted": report.snapshot.interrupted}

@@ -181,6 +181,10 @@ def bundle(
                f"{summary['members']} members; redactions: {red}; trimmed: {trim}", err=True)
     typer.echo(f"hostdiag: manifest SHA-256 {summary['manifest_sha256']} "
                f"(check later: hostdiag bundle verify FILE --expect {summary['manifest_sha256']})", err=True)
+    if summary.get("interrupted"):    # Ctrl-C cut the window: the evidence is kept, the exit says so
+        typer.echo("hostdiag: interrupted: the sampling window was cut short; the bundle holds what was sampled",
+                   err=True)
+        raise typer.Exit(int(ExitStatus.INTERRUPTED))
 
 
 @app.command()

@@ -80,6 +80,8 @@ def capture_cmd(
     except (StoreError, OSError, ValueError) as e:
         typer.echo(f"hostdiag capture: {e}", err=True)
         raise typer.Exit(3) from None
+    if stats["interrupted"]:    # Ctrl-C (or a stop) cut the window: what was sampled is stored, marked short
+        typer.echo("hostdiag capture: interrupted: the sampling window was cut short (stored as sampled)", err=True)
     if verbose and path is None:
         typer.echo(f"wrote {stats['textfile']} ({stats['findings']} findings); no local history kept")
     elif verbose:
@@ -89,6 +91,10 @@ def capture_cmd(
                    f"{stats['mounts']} mounts, {stats['findings']} findings; {stats['expired']} old captures "
                    f"expired; store {human_bytes(stats['bytes'])} ({stats['captures']} captures, "
                    f"cap {human_bytes(size)}, {max_age})")
+    if stats["interrupted"]:
+        from hostdiag.core.exit import ExitStatus
+
+        raise typer.Exit(int(ExitStatus.INTERRUPTED))
 
 
 def run(path: str, *, window_s: float = 1.0, interval_s: float = 1.0, timeout_s: float = 2.0, top: int = 20,
@@ -120,6 +126,7 @@ def run(path: str, *, window_s: float = 1.0, interval_s: float = 1.0, timeout_s:
             from hostdiag.export import textfile as tf
 
             stats["textfile"] = tf.write(textfile, doc, redact=redact.make().text)
+        stats["interrupted"] = report.snapshot.interrupted
         return stats
     finally:
         if st is not None:

@@ -148,3 +148,21 @@ def test_on_a_tty_progress_shows_and_a_long_full_report_repeats_the_status(tmp_p
     body = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text)
     assert body.count("Condition") == 2 and body.rstrip().rfind("Need") > body.rfind("Blind spots")
     assert p.returncode in (0, 1, 2)
+
+
+@pytest.mark.parametrize("cmd", ["bundle", "capture"])
+def test_ctrl_c_mid_window_keeps_what_was_sampled_and_exits_130(tmp_path, cmd):
+    """bundle and capture cut short by Ctrl-C exited 0, as if the full window had been sampled."""
+    out = tmp_path / ("b.tgz" if cmd == "bundle" else "h.db")
+    args = ["-o", str(out)] if cmd == "bundle" else ["--store", str(out)]
+    p = subprocess.Popen([*HOSTDIAG, cmd, "--window", "30", "--interval", "0.5", *(["--only", "cpu"] if cmd == "bundle" else []),
+                          *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    time.sleep(3)                      # inside the 30 s window
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 130, err
+    assert "interrupted: the sampling window was cut short" in err and "Traceback" not in err, err
+    assert out.exists() and out.stat().st_size > 0
+    if cmd == "bundle":
+        v = subprocess.run([*HOSTDIAG, "bundle", "verify", str(out)], capture_output=True, text=True, env=ENV)
+        assert v.returncode == 0, v.stdout + v.stderr
