@@ -119,7 +119,7 @@ def run(path: str, *, window_s: float = 1.0, interval_s: float = 1.0, timeout_s:
         if st is not None:
             scan = getattr(report.snapshot, "scan", None)
             rec = record.from_report(doc, t, record.procs_from_scan(scan) if scan else None, top)
-            stats = st.append(rec)
+            stats = st.append(rec, next_free="HOSTDIAG_NOW" not in os.environ)
             stats["captures"] = st.span()[2]
         if textfile:
             from hostdiag.bundle import redact

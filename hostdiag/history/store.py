@@ -574,8 +574,10 @@ class Store(History):
             self.conn.execute("ROLLBACK")
             raise
 
-    def append(self, rec: dict) -> dict:
+    def append(self, rec: dict, next_free: bool = False) -> dict:
         """Store one capture record (record.from_report), enforcing age and size bounds first.
+        A capture already stored at the same millisecond is an error, or with `next_free` (a live
+        clock: a timer's capture and one by hand started together) the next free millisecond.
         Returns what happened: rows written, captures expired, store bytes."""
         t = int(round(rec["t"] * 1000))
         stats = {"t": rec["t"], "procs": len(rec.get("procs") or []), "findings": len(rec.get("findings") or []),
@@ -583,7 +585,11 @@ class Store(History):
         self._begin()
         try:
             if self.conn.execute("SELECT 1 FROM capture WHERE t = ?", (t,)).fetchone():
-                raise StoreError(f"store {self.path}: a capture at {t / 1000:.3f} is already stored")
+                if not next_free:
+                    raise StoreError(f"store {self.path}: a capture at {t / 1000:.3f} is already stored")
+                t = self.conn.execute("SELECT min(t) + 1 FROM capture c WHERE t >= ? AND NOT EXISTS "
+                                      "(SELECT 1 FROM capture WHERE t = c.t + 1)", (t,)).fetchone()[0]
+                stats["t"] = t / 1000
             stats["expired"] = self._expire(t)
             self._insert(t, rec)
             self.conn.execute("COMMIT")

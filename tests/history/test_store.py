@@ -216,6 +216,16 @@ def test_duplicate_capture_time_refused_cleanly(tmp_path):
     st.close()
 
 
+def test_live_captures_in_one_millisecond_take_the_next_free_one(tmp_path):
+    """A timer's capture and one by hand, started together, can read the same millisecond."""
+    st = Store.open(str(tmp_path / "h.db"))
+    st.append(record(T0, 0))
+    st.append(record(T0 + 0.001, 1))
+    assert st.append(record(T0, 2), next_free=True)["t"] == pytest.approx(T0 + 0.002)
+    assert st.span()[2] == 3
+    st.close()
+
+
 def test_read_only_open_creates_nothing(tmp_path):
     path = tmp_path / "h.db"
     st = Store.open(str(path))
