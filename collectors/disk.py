@@ -541,8 +541,8 @@ def _full_options(d: dict, fs: dict, writer: dict | None, ttf) -> list[str]:
     container images are not on it."""
     who = f" ({writer['name']}, pid {writer['pid']})" if writer else ""
     stop = f"If one writer is growing it fast, throttle or stop that writer{who}"
-    free = ("Free space that is safe to lose: this is a tmpfs (RAM), so only files written to it "
-            "count: stale files under it, /dev/shm segments of dead processes"
+    free = ("Remove what is safe to lose from this tmpfs (it is RAM; only files under it free it): "
+            "stale temp files, /dev/shm segments of dead processes"
             if fs.get("fstype") == "tmpfs" else
             "Free space that is safe to lose: rotated/compressed logs, package caches "
             "(apt-get clean), old core dumps, container images (docker system prune)")

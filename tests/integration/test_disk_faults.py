@@ -141,7 +141,7 @@ def test_nearly_full_tmpfs_is_the_top_disk_finding(tmp_path):
     assert docs[0]["sections"]["disk"]["status"] in ("ok", "partial")
     # a tmpfs is RAM: package caches and container images are not on it
     opts = " ".join(top["stabilize"])
-    assert "tmpfs (RAM)" in opts and "apt-get clean" not in opts and "docker" not in opts, opts
+    assert "this tmpfs (it is RAM" in opts and "apt-get clean" not in opts and "docker" not in opts, opts
 
 
 @needs_unshare
