@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tarfile
 import textwrap
+import time
 
 import pytest
 
@@ -17,8 +18,9 @@ GROWER = textwrap.dedent("""
     import sys, time
     hold = []
     print("ready", flush=True)
-    for _ in range(5):            # +400 MiB every 2 s, touched (b'x' * n memsets), never freed
-        time.sleep(2.0)
+    sys.stdin.readline()          # the window has started: every step falls inside it
+    for _ in range(5):            # +400 MiB every 1.5 s, touched (b'x' * n memsets), never freed
+        time.sleep(1.5)
         hold.append(b"x" * (400 << 20))
     time.sleep(60)
 """)
@@ -81,7 +83,7 @@ def test_refuses_a_tampered_bundle(tmp_path):
 
 @pytest.fixture
 def grower():
-    p = subprocess.Popen([sys.executable, "-c", GROWER], stdout=subprocess.PIPE, text=True)
+    p = subprocess.Popen([sys.executable, "-c", GROWER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert p.stdout.readline().strip() == "ready"
     yield p
     p.kill()
@@ -92,14 +94,23 @@ def test_stair_step_incident_round_trip(tmp_path, grower):
     """A real stair-step (a child growing RSS by 400 MiB every 2 s during a 10 s window), bundled,
     turned into an archetype that lints, tests, and matches the same series in `signatures match`."""
     bundle = tmp_path / "inc.tar.gz"
-    p = run("bundle", "--incident", "INC-STAIR", "--window", "10", "--interval", "0.5", "--only", "memory",
-            "--since", "5m", "-o", str(bundle))
-    assert p.returncode == 0, p.stderr
+    b = subprocess.Popen([*HOSTDIAG, "bundle", "--incident", "INC-STAIR", "--window", "12", "--interval", "0.5",
+                          "--only", "memory", "--since", "5m", "-o", str(bundle)], stderr=subprocess.PIPE,
+                         env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1", NO_COLOR="1"))
+    time.sleep(2.0)                   # past start-up (slow on a loaded machine): the window is open
+    grower.stdin.write("go\n")
+    grower.stdin.flush()
+    _, err = b.communicate(timeout=120)
+    assert b.returncode == 0, err.decode()
     cat = tmp_path / "cat"
     cat.mkdir()
     p = run("signatures", "new", "memory.inc_stair", "--from-bundle", str(bundle), "--series", "memory.available_bytes",
             "--dir", str(cat))
-    assert p.returncode == 0, p.stderr
+    if p.returncode:                  # say what the series looked like: steps in MiB
+        from hostdiag.bundle.verify import verify
+        v = json.loads(verify(open(bundle, "rb"), keep=lambda n: n == "snapshot.json").members["snapshot.json"]
+                       )["series"]["memory.available_bytes"]["v"]
+        pytest.fail(f"{p.stderr} diffs MiB: {[round((y - x) / 2**20) for x, y in zip(v, v[1:])]}")
     f = cat / "memory.inc_stair.toml"
     text = f.read_text()
     assert 'incident = "INC-STAIR"' in text and "memory.available_bytes" in text

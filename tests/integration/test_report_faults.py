@@ -264,7 +264,10 @@ def test_the_report_on_a_host_with_several_faults(tmp_path):
     assert len(cmds) >= 5, cmds
     for cmd, (rc, out, err) in zip(cmds, results):
         assert not PLACEHOLDER.search(cmd), cmd
-        words, writes = command_words(cmd)
+        try:
+            words, writes = command_words(cmd)
+        except ValueError as e:             # shlex: an unclosed quote, a printed command cut short
+            raise AssertionError(f"{e}: {cmd!r} (bash said: rc={rc} {err!r})") from None
         assert all(w == "/dev/null" or w.isdigit() for w in writes), (writes, cmd)   # no file written
         for word, args in words:
             assert word in READ_ONLY, (word, cmd)
