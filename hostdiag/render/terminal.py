@@ -37,7 +37,7 @@ def _grid(rows: list[tuple[Text | str, Text | str]], indent: int = 3, label_w: i
 
 def _command(cmd: str, width: int) -> Text:
     """A command folded so it runs when pasted (common.command_lines), as one Text."""
-    lines = common.command_lines(cmd, max(30, width))
+    lines = common.command_lines(cmd, max(12, width))   # wider than its column, rich would crop it
     return Text("\n".join(lines), style="cyan", no_wrap=True, overflow="ignore")
 
 

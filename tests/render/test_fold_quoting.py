@@ -42,3 +42,38 @@ def test_a_hash_inside_ansi_c_quotes_is_not_a_comment():
     word = shell.quote("a \\' #b\n")
     assert split_comment(f"ls {word}") == (f"ls {word}", "")
     assert brief_command(f"ls {word}  # note") == f"ls {word}"
+
+
+def test_terminal_full_view_on_a_40_column_terminal_prints_whole_commands():
+    """The terminal folded commands to at least 30 columns; on a 40-column terminal the verify
+    column is 24 wide and rich cropped the rest: `df -h $'/tmp/…$(touch` with the quote open."""
+    import re
+    import types
+
+    from hostdiag import analysis
+    from hostdiag.core.model import SCHEMA_VERSION, Finding, Host, Section, Snapshot
+    from hostdiag.core.thresholds import Thresholds
+    from hostdiag.render import Env, render
+
+    verify = "df -h '/srv/a rather long mount point/with spaces'; du -xh --max-depth=2 /srv/data/x | sort -h"
+
+    def findings(sec, th):
+        return [Finding("disk.nearly_full", "disk", "critical", "/srv is full", subject={"mount": "/srv"}, verify=verify)]
+
+    snap = Snapshot(schema_version=SCHEMA_VERSION, host=Host("vm", "6.1", "Debian", 2, None, None, 0, "test"),
+                    collected_at="2026-11-29T08:20:00+00:00", window_s=5.0, interval_s=1.0,
+                    sections={"disk": Section("disk", "ok", data={})}, series={})
+    rep = analysis.build(snap, [types.SimpleNamespace(NAME="disk", findings=findings)], Thresholds({}))
+    out = re.sub(r"\x1b\[[0-9;]*m", "", render(rep, "terminal", Env(True, False, 40, 50), full=True))
+    lines = out.split("\n")
+    i = next(n for n, x in enumerate(lines) if x.lstrip().startswith("verify"))
+    col = lines[i].index("df -h")
+    cmd = [lines[i][col:].rstrip()]
+    while cmd[-1].endswith("\\"):
+        i += 1
+        cmd.append(lines[i][col:].rstrip())
+    import shlex
+
+    def words(text):        # bash drops a backslash-newline anywhere outside single quotes
+        return shlex.split(text.replace("\\\n", ""))
+    assert words("\n".join(cmd)) == words(verify), cmd
