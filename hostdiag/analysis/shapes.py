@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import replace
+from urllib.parse import unquote
 
 from hostdiag.core.model import Finding, Series, ShapeMatch
 from hostdiag.core.units import MIN_POINTS
@@ -164,7 +165,10 @@ def attach(findings: list[Finding], shapes: list[ShapeMatch]) -> list[Finding]:
             continue
         category = sh.metric.split(".", 1)[0]
         note = {"signature": sh.signature, "series": sh.series, "why": sh.why}
-        i = finding_for(out, category, sh.labels)
+        # disk series keys percent-encode their mount (collectors/disk._label): the finding and
+        # the responder know it by its real path
+        labels = {k: unquote(v) if k == "mount" else v for k, v in sh.labels.items()}
+        i = finding_for(out, category, labels)
         if i is not None:
             f = out[i]
             extra = [x for x in sh.stabilize if x not in f.stabilize]
@@ -173,7 +177,7 @@ def attach(findings: list[Finding], shapes: list[ShapeMatch]) -> list[Finding]:
         out.append(Finding(
             id=sh.signature, category=category, severity="info",
             title=f"{sh.title or sh.shape}: {sh.why}",
-            subject=dict(sh.labels), evidence=note,
+            subject=labels, evidence=note,
             verify=(sh.first_checks or [""])[0],
             stabilize=[*sh.stabilize, *(f"Do not: {a}" for a in sh.avoid)],
             score=sh.score))

@@ -4,6 +4,8 @@ processes.fds[pid=A], archetype files.fd_leak) gave B's RSS finding the advice "
 off-peak after capturing what its fds point at" and "raise the fd limit only as a stopgap"."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 from hostdiag.analysis.shapes import attach
 from hostdiag.core.model import Finding, ShapeMatch
 
@@ -39,3 +41,17 @@ def test_a_host_wide_match_still_enriches_its_category():
     host = _match("files.file_handles", "files.file_handles", {}, "files.fd_leak", ["x"])
     (fds,) = attach([FDS], [host])
     assert fds.evidence["shape"]["series"] == "files.file_handles"
+
+
+def test_a_mount_with_special_characters_is_matched_by_its_real_path():
+    """Disk series keys percent-encode the mount; the disk finding names the real path. A hostile
+    mount's filling shape became a second finding with '%24%28touch' in its subject."""
+    mount = "/srv/m $(touch X) 'q"
+    full = Finding("disk.nearly_full", "disk", "critical", "full", subject={"mount": mount})
+    sh = _match("disk.used_bytes[mount=/srv/m %24%28touch X%29 %27q]", "disk.used_bytes",
+                {"mount": "/srv/m %24%28touch X%29 %27q"}, "disk.filling", ["rotate logs"])
+    (f,) = attach([full], [sh])
+    assert f.evidence["shape"]["signature"] == "disk.filling" and f.subject == {"mount": mount}
+    other = replace(full, subject={"mount": "/elsewhere"})
+    out = attach([other], [sh])
+    assert out[1].subject == {"mount": mount}
