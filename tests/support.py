@@ -27,6 +27,12 @@ def cli(*args, env=None, timeout=60, **kw) -> subprocess.CompletedProcess:
     return subprocess.run([*HOSTDIAG, *args], capture_output=True, text=True, env=e, timeout=timeout, **kw)
 
 
+def bash_argv(text: str) -> list[str]:
+    """The argv bash makes of `text` (one command's arguments, possibly folded over lines)."""
+    out = subprocess.run(["bash", "-c", "printf '%s\\0' " + text], capture_output=True, timeout=10).stdout
+    return out.decode("utf-8", "surrogateescape").split("\0")[:-1]
+
+
 def cli_json(*args, **kw) -> tuple[dict, int]:
     p = cli("snapshot", "--json", *args, **kw)
     assert p.returncode in (0, 1, 2), p.stderr

@@ -3,18 +3,13 @@ by bash itself), and no line is longer than the width."""
 from __future__ import annotations
 
 import shlex
-import subprocess
 
 from hypothesis import given, settings, strategies as st
 
 from hostdiag.render.common import brief_command, command_lines, split_comment
+from support import bash_argv
 
 ARG = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1, max_size=150)
-
-
-def _bash_argv(text: str) -> list[str]:
-    out = subprocess.run(["bash", "-c", "printf '%s\\0' " + text], capture_output=True, timeout=10).stdout
-    return out.decode("utf-8", "surrogateescape").split("\0")[:-1]
 
 
 @settings(max_examples=60, deadline=None)
@@ -23,7 +18,7 @@ def test_folded_command_has_the_same_argv_in_bash(argv, width):
     cmd = shlex.join(argv)
     lines = command_lines(cmd, width)
     assert all(len(x) <= width for x in lines), lines
-    assert _bash_argv("\n".join(lines)) == argv
+    assert bash_argv("\n".join(lines)) == argv
 
 
 def test_comment_goes_on_its_own_lines_and_brief_drops_it():
